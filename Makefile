@@ -1,0 +1,39 @@
+# The kit's two commands (see README):  make demo   and   make test
+# Both create the project's virtual environment (.venv) on first use and reinstall it when
+# requirements.txt or pyproject.toml change.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# Quiet CI logs; a progress bar refreshed every few seconds is plenty in a log file.
+export TQDM_MININTERVAL ?= 5
+
+.PHONY: install demo test test-fast clean-outputs
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	# sam2 builds against the torch above (no build isolation: no second torch download);
+	# SAM2_BUILD_CUDA=0 skips its optional CUDA extension (the kit does not need it).
+	SAM2_BUILD_CUDA=0 $(PY) -m pip install --quiet --no-build-isolation sam2==1.1.0
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	# a `python3` Jupyter kernel that runs inside this environment
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fvos kit)"
+	touch $(STAMP)
+
+# The main job: the FVOS pipeline on the embedded default (synthetic mini-MOSE, CPU).
+demo: $(STAMP)
+	$(PY) -m fvos_utils.pipeline params/demo.yaml
+
+# All tests (unit, property, notebooks through papermill); .ci/run calls exactly this.
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not notebook"
+
+clean-outputs:
+	find outputs -mindepth 1 ! -name .gitkeep -delete
