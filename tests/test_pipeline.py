@@ -1,0 +1,119 @@
+"""The papermill chain: params checking, skipping current chapters, failure handling, the manifest.
+
+Runs against a throw-away project (``$FVOS_ROOT``) holding two tiny chapter notebooks, so that it
+tests the runner and not the kit's chapters (those are executed by tests/test_notebooks.py).
+"""
+import json
+
+import nbformat
+import pytest
+
+from fvos_utils import pipeline
+
+pytestmark = pytest.mark.notebook
+
+
+def _notebook(params_src: str, body_src: str):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell(params_src)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(body_src)]
+    return nb
+
+
+WRITE_VALUE = """
+import json, pathlib, os
+out = pathlib.Path(os.environ["FVOS_ROOT"]) / "outputs" / run
+out.mkdir(parents=True, exist_ok=True)
+(out / "value.json").write_text(json.dumps({"value": value, "seed": seed}))
+"""
+READ_VALUE = """
+import json, pathlib, os
+got = json.loads((pathlib.Path(os.environ["FVOS_ROOT"]) / "outputs" / run / "value.json").read_text())
+assert not fail, "asked to fail"
+(pathlib.Path(os.environ["FVOS_ROOT"]) / "outputs" / run / "doubled.json").write_text(json.dumps(2 * got["value"]))
+"""
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(_notebook('run: str = "x"  # run name\nvalue: int = 1  # a number\nseed: int = 0  # seed',
+                             WRITE_VALUE), tmp_path / "notebooks" / "00_data_and_metrics.ipynb")
+    nbformat.write(_notebook('run: str = "x"  # run name\nfail: bool = False  # raise in the body',
+                             READ_VALUE), tmp_path / "notebooks" / "01_sam2_inference.ipynb")
+    monkeypatch.setenv("FVOS_ROOT", str(tmp_path))
+    return tmp_path
+
+
+def _params(project, text):
+    path = project / "p.yaml"
+    path.write_text(text)
+    return path
+
+
+GOOD = """
+run: t
+common: {seed: 3}
+chapters:
+  00_data_and_metrics: {value: 21}
+  01_sam2_inference: {}
+"""
+
+
+def test_chain_passes_results_through_files_and_writes_a_manifest(project):
+    manifest = pipeline.run_pipeline(_params(project, GOOD))
+    out = project / "outputs" / "t"
+    assert json.loads((out / "value.json").read_text()) == {"value": 21, "seed": 3}
+    assert json.loads((out / "doubled.json").read_text()) == 42
+    assert (out / "00_data_and_metrics.ipynb").is_file() and (out / "01_sam2_inference.ipynb").is_file()
+    written = json.loads((out / "manifest.json").read_text())
+    assert written["chapters"]["00_data_and_metrics"]["parameters"] == {"seed": 3, "value": 21, "run": "t"}
+    assert written["environment"]["packages"]["papermill"]
+    assert manifest["chapters"]["01_sam2_inference"]["skipped"] is False
+
+
+def test_current_chapters_are_skipped_and_a_change_reruns_the_rest(project):
+    params = _params(project, GOOD)
+    pipeline.run_pipeline(params)
+    again = pipeline.run_pipeline(params)
+    assert all(c["skipped"] for c in again["chapters"].values())
+    changed = pipeline.run_pipeline(_params(project, GOOD.replace("value: 21", "value: 5")))
+    assert [c["skipped"] for c in changed["chapters"].values()] == [False, False]
+    assert json.loads((project / "outputs" / "t" / "doubled.json").read_text()) == 10
+    forced = pipeline.run_pipeline(params, force=True)
+    assert not any(c["skipped"] for c in forced["chapters"].values())
+
+
+def test_a_failing_chapter_stops_the_chain_names_the_cell_and_keeps_outputs(project):
+    pipeline.run_pipeline(_params(project, GOOD))
+    before = (project / "outputs" / "t" / "value.json").read_text()
+    bad = _params(project, GOOD.replace("01_sam2_inference: {}", "01_sam2_inference: {fail: true}"))
+    with pytest.raises(pipeline.PipelineError, match=r"chapter 01_sam2_inference failed in cell \d+.*"
+                                                     r"AssertionError: asked to fail"):
+        pipeline.run_pipeline(bad)
+    partial = nbformat.read(project / "outputs" / "t" / "01_sam2_inference.ipynb", as_version=4)
+    assert any(o.get("ename") == "AssertionError" for c in partial.cells for o in c.get("outputs", []))
+    assert (project / "outputs" / "t" / "value.json").read_text() == before
+    state = json.loads((project / "outputs" / "t" / "pipeline_state.json").read_text())
+    assert "01_sam2_inference" not in state and "00_data_and_metrics" in state
+
+
+@pytest.mark.parametrize("text, message", [
+    (GOOD.replace("value: 21", "valeu: 21"), r"chapters\.00_data_and_metrics: unknown parameter 'valeu' \(did you mean 'value'\?\)"),
+    (GOOD.replace("seed: 3", "sed: 3"), r"common \(no chapter declares it\): unknown parameter 'sed' \(did you mean 'seed'\?\)"),
+    (GOOD.replace("run: t", "run: t\nchapter: {}"), r"unknown parameter 'chapter' \(did you mean 'chapters'\?\)"),
+    (GOOD.replace("01_sam2_inference", "01_sam_inference"), r"unknown chapter '01_sam_inference'"),
+    (GOOD.replace("run: t", "run: ../t"), r"'run' must be a plain folder name"),
+    ("run: [", r"p\.yaml: not valid YAML"),
+])
+def test_params_mistakes_are_errors_naming_the_file_and_key(project, text, message):
+    with pytest.raises(pipeline.PipelineError, match=message):
+        pipeline.load_params(_params(project, text))
+    assert not (project / "outputs").exists()  # nothing ran
+
+
+def test_cli_reports_failure_with_exit_code(project, capsys):
+    assert pipeline.main([str(_params(project, GOOD.replace("value: 21", "valeu: 21")))]) == 1
+    assert "unknown parameter 'valeu'" in capsys.readouterr().err
