@@ -1,0 +1,386 @@
+"""Gap filling (FVOS section 2.2): the reference against the spec, the fast path against the reference,
+the alternatives, folders, figure crops, and the real two-object clip."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from fvos_utils import postprocess as pp
+from fvos_utils.io import DataError, read_mask, write_mask
+from fvos_utils.paths import shared_samples_dir
+
+PROPERTY = settings(max_examples=60, deadline=None)
+
+
+# ------------------------------------------------------------------------- independent references
+def numpy_dilate(mask: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """OpenCV's documented dilation, written out: out(y, x) = OR over kernel cells (u, v) set of
+    mask(y + u - ay, x + v - ax), anchor (ay, ax) = (kh // 2, kw // 2), nothing from outside."""
+    h, w = mask.shape
+    kh, kw = kernel.shape
+    padded = np.pad(mask, ((kh, kh), (kw, kw)))
+    out = np.zeros((h, w), bool)
+    for u, v in zip(*np.nonzero(kernel)):
+        dy, dx = u - kh // 2, v - kw // 2
+        out |= padded[kh + dy:kh + dy + h, kw + dx:kw + dx + w]
+    return out
+
+
+def spec_fill(masks: np.ndarray, ids, kernel_size: int, shape: str, *, background_only: bool = False) -> np.ndarray:
+    """Section 2.2 pixel by pixel: a pixel joins object i if it is in mask i, or in D_i and D_j for
+    an adjacent j != i; it takes the highest id it joined. ``background_only``: pixels of some mask
+    keep the plain merge."""
+    n, h, w = masks.shape
+    if kernel_size <= 1:
+        kernel = None
+    elif shape == "square":
+        kernel = np.ones((kernel_size, kernel_size), np.uint8)
+    else:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel_size, kernel_size))
+    dilated = masks if kernel is None else np.array([numpy_dilate(m, kernel) for m in masks]).reshape(masks.shape)
+    adjacent = [[i != j and bool((dilated[i] & dilated[j]).any()) for j in range(n)] for i in range(n)]
+    labels = np.zeros((h, w), np.int64)
+    for y in range(h):
+        for x in range(w):
+            joined = [ids[i] for i in range(n) if masks[i, y, x]]
+            if not (background_only and joined):
+                joined += [ids[i] for i in range(n) for j in range(n)
+                           if adjacent[i][j] and dilated[i, y, x] and dilated[j, y, x]]
+            labels[y, x] = max(joined, default=0)
+    return labels
+
+
+def plain_merge(masks: np.ndarray, ids) -> np.ndarray:
+    """Highest id among the masks at each pixel, 0 where none (step 4 without filling)."""
+    weighted = masks * np.asarray(ids, np.int64)[:, None, None]
+    return weighted.max(axis=0, initial=0)
+
+
+@st.composite
+def objects(draw, max_objects: int = 4, max_side: int = 14, max_id: int = 254):
+    n = draw(st.integers(0, max_objects))
+    h, w = draw(st.integers(1, max_side)), draw(st.integers(1, max_side))
+    masks = draw(hnp.arrays(bool, (n, h, w)))
+    ids = draw(st.lists(st.integers(1, max_id), min_size=n, max_size=n, unique=True))
+    return masks, np.array(ids, np.int64)
+
+
+kernel_sizes = st.integers(0, 9)
+shapes = st.sampled_from(pp.SHAPES)
+
+
+# ---------------------------------------------------------------------------- kernel, hand cases
+def test_structuring_elements_are_the_specified_ones():
+    assert pp.structuring_element(0) is None and pp.structuring_element(1, "circle") is None
+    assert np.array_equal(pp.structuring_element(4), np.ones((4, 4), np.uint8))
+    assert np.array_equal(pp.structuring_element(3, "circle"), [[0, 1, 0], [1, 1, 1], [0, 1, 0]])
+    assert np.array_equal(pp.structuring_element(7, "circle"),
+                          cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
+
+
+def _bars(width: int, gap: int, ids=(1, 2), height: int = 3) -> tuple[np.ndarray, list]:
+    """Two vertical bars of ``width`` columns, ``gap`` background columns apart."""
+    masks = np.zeros((2, height, 2 * width + gap), bool)
+    masks[0, :, :width] = True
+    masks[1, :, width + gap:] = True
+    return masks, list(ids)
+
+
+@pytest.mark.parametrize("fill", [pp.fill_gaps_reference, pp.fill_gaps])
+def test_one_pixel_gap_is_filled_by_the_higher_id_with_k3(fill):
+    masks, ids = _bars(3, 1)
+    assert fill(masks, ids, 3).tolist() == [[1, 1, 1, 2, 2, 2, 2]] * 3
+    masks, ids = _bars(3, 1, ids=(2, 1))
+    assert fill(masks, ids, 3).tolist() == [[2, 2, 2, 2, 1, 1, 1]] * 3
+
+
+@pytest.mark.parametrize("fill", [pp.fill_gaps_reference, pp.fill_gaps])
+def test_three_pixel_gap_with_k5_fills_only_the_middle_column(fill):
+    # reach right a = 2, reach left k - 1 - a = 2: the dilations share the gap's middle column only
+    masks, ids = _bars(2, 3)
+    assert fill(masks, ids, 5).tolist() == [[1, 1, 0, 2, 0, 2, 2]] * 3
+
+
+@pytest.mark.parametrize("fill", [pp.fill_gaps_reference, pp.fill_gaps])
+def test_k2_leaves_straight_gaps_and_fills_a_corner(fill):
+    masks, ids = _bars(2, 1)
+    assert fill(masks, ids, 2).tolist() == plain_merge(masks, ids).tolist()
+    corner = np.zeros((2, 2, 2), bool)
+    corner[0, 0, 1] = True   # object 5 above the empty pixel
+    corner[1, 1, 0] = True   # object 3 left of it
+    assert fill(corner, [5, 3], 2).tolist() == [[0, 5], [3, 5]]
+
+
+@pytest.mark.parametrize("fill", [pp.fill_gaps_reference, pp.fill_gaps])
+def test_touching_objects_higher_id_takes_the_edge(fill):
+    masks, ids = _bars(4, 0)  # touching: the dilations share columns 3 and 4
+    assert fill(masks, ids, 3).tolist() == [[1, 1, 1, 2, 2, 2, 2, 2]] * 3
+
+
+@pytest.mark.parametrize("fill", [pp.fill_gaps_reference, pp.fill_gaps])
+def test_diagonal_neighbours_join_with_the_square_not_the_circle(fill):
+    masks = np.zeros((2, 3, 3), bool)
+    masks[0, 0, 0] = masks[1, 2, 2] = True
+    assert fill(masks, [1, 2], 3).tolist() == [[1, 0, 0], [0, 2, 0], [0, 0, 2]]
+    assert fill(masks, [1, 2], 3, shape="circle").tolist() == [[1, 0, 0], [0, 0, 0], [0, 0, 2]]
+
+
+def test_lone_object_and_empty_input_are_unchanged():
+    lone = np.zeros((1, 6, 6), bool)
+    lone[0, 2:4, 1:3] = True
+    assert np.array_equal(pp.fill_gaps(lone, [7], 9), lone[0] * 7)
+    assert pp.fill_gaps(np.zeros((0, 4, 5), bool), [], 3).tolist() == [[0] * 5] * 4
+
+
+# ---------------------------------------------------------------------------- properties
+@PROPERTY
+@given(objects(), kernel_sizes, shapes)
+def test_reference_follows_the_spec_pixel_by_pixel(case, k, shape):
+    masks, ids = case
+    assert np.array_equal(pp.fill_gaps_reference(masks, ids, k, shape=shape), spec_fill(masks, ids, k, shape))
+
+
+@settings(max_examples=150, deadline=None)
+@given(objects(max_objects=6, max_side=20, max_id=300), kernel_sizes, shapes)
+def test_fast_equals_reference(case, k, shape):
+    masks, ids = case
+    fast, reference = pp.fill_gaps(masks, ids, k, shape=shape), pp.fill_gaps_reference(masks, ids, k, shape=shape)
+    assert fast.dtype == reference.dtype == (np.uint8 if ids.max(initial=0) < 255 else np.uint16)
+    assert np.array_equal(fast, reference)
+
+
+@PROPERTY
+@given(objects(), kernel_sizes, shapes)
+def test_background_method_changes_only_background(case, k, shape):
+    masks, ids = case
+    labels = pp.fill_gaps(masks, ids, k, shape=shape, method="background")
+    assert np.array_equal(labels, spec_fill(masks, ids, k, shape, background_only=True))
+
+
+@PROPERTY
+@given(objects(), st.integers(0, 1), shapes, st.sampled_from(pp.METHODS))
+def test_small_kernels_only_merge(case, k, shape, method):
+    masks, ids = case
+    assert np.array_equal(pp.fill_gaps(masks, ids, k, shape=shape, method=method), plain_merge(masks, ids))
+
+
+@PROPERTY
+@given(objects(), kernel_sizes, shapes, st.sampled_from(pp.METHODS))
+def test_no_object_pixel_becomes_background_and_ids_come_from_inputs(case, k, shape, method):
+    masks, ids = case
+    labels = pp.fill_gaps(masks, ids, k, shape=shape, method=method)
+    assert (labels[masks.any(axis=0)] != 0).all()
+    assert set(np.unique(labels).tolist()) <= set(ids.tolist()) | {0}
+
+
+@PROPERTY
+@given(objects(), kernel_sizes, shapes)
+def test_each_pixel_takes_an_id_whose_dilation_covers_it(case, k, shape):
+    masks, ids = case
+    kernel = pp.structuring_element(k, shape)
+    labels = pp.fill_gaps(masks, ids, k, shape=shape)
+    for mask, object_id in zip(masks, ids):
+        reach = mask if kernel is None else numpy_dilate(mask, kernel)
+        assert not (labels == object_id)[~reach].any()
+
+
+@PROPERTY
+@given(st.integers(2, 9), st.integers(0, 9), st.integers(1, 5), st.integers(1, 5), st.booleans(), st.booleans())
+def test_gap_narrower_than_reach_is_bridged_wider_than_kernel_untouched(k, gap, left, right, vertical, swap):
+    h = 4
+    masks = np.zeros((2, h, left + gap + right), bool)
+    masks[0, :, :left] = True
+    masks[1, :, left + gap:] = True
+    if vertical:
+        masks = masks.transpose(0, 2, 1).copy()
+    ids = [2, 1] if swap else [1, 2]
+    labels = pp.fill_gaps(masks, ids, k)
+    if gap <= (k - 1) // 2:  # every gap pixel is within reach of both objects: no background left
+        assert (labels != 0).all()
+    if gap >= k - 1:         # the dilations do not meet
+        assert np.array_equal(labels, plain_merge(masks, ids))
+
+
+@PROPERTY
+@given(objects(max_objects=2, max_side=12), kernel_sizes, shapes)
+def test_objects_at_chebyshev_distance_k_or_more_are_untouched(case, k, shape):
+    masks, ids = case
+    if len(masks) == 2 and masks[0].any() and masks[1].any():
+        a, b = np.argwhere(masks[0]), np.argwhere(masks[1])
+        distance = np.abs(a[:, None, :] - b[None, :, :]).max(axis=2).min()
+        if distance >= max(k, 1):
+            assert np.array_equal(pp.fill_gaps(masks, ids, k, shape=shape), plain_merge(masks, ids))
+
+
+@PROPERTY
+@given(st.integers(1, 12), st.integers(1, 12), st.integers(0, 9), shapes, st.sampled_from(pp.METHODS), st.data())
+def test_label_map_version_equals_split_masks(h, w, k, shape, method, data):
+    labels = data.draw(hnp.arrays(np.uint8, (h, w), elements=st.sampled_from([0, 0, 3, 7, 200])))
+    ids = [i for i in np.unique(labels) if i]
+    masks = np.stack([labels == i for i in ids]) if ids else np.zeros((0, h, w), bool)
+    out = pp.fill_gaps_labels(labels, k, shape=shape, method=method)
+    assert out.dtype == labels.dtype
+    assert np.array_equal(out, pp.fill_gaps(masks, ids, k, shape=shape, method=method))
+
+
+def test_expand_labels_grows_a_pixel_into_a_euclidean_disc_of_radius_k_half():
+    labels = np.zeros((15, 15), np.uint8)
+    labels[7, 7] = 4
+    for k in (3, 5, 9):
+        yy, xx = np.mgrid[:15, :15]
+        disc = np.hypot(yy - 7, xx - 7) <= k // 2
+        assert np.array_equal(pp.fill_gaps_labels(labels, k, method="expand_labels"), disc * 4)
+
+
+def test_expand_labels_splits_a_gap_between_the_nearest_objects():
+    masks, ids = _bars(2, 4)
+    assert pp.fill_gaps(masks, ids, 5, method="expand_labels").tolist() == [[1, 1, 1, 1, 2, 2, 2, 2]] * 3
+
+
+# ---------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("masks, ids, message", [
+    (np.zeros((1, 4, 4), np.uint8), [1], "bool"),
+    (np.zeros((4, 4), bool), [1], "bool array"),
+    (np.zeros((2, 4, 4), bool), [1], "one id per mask"),
+    (np.zeros((2, 4, 4), bool), [3, 3], "unique"),
+    (np.zeros((1, 4, 4), bool), [0], "1..65534"),
+    (np.zeros((1, 4, 4), bool), [70000], "1..65534"),
+])
+def test_bad_masks_or_ids_are_rejected(masks, ids, message):
+    with pytest.raises(ValueError, match=message):
+        pp.fill_gaps(masks, ids, 3)
+
+
+def test_bad_kernel_shape_method_and_labels_are_rejected():
+    masks = np.zeros((1, 4, 4), bool)
+    with pytest.raises(ValueError, match="kernel_size"):
+        pp.fill_gaps(masks, [1], -1)
+    with pytest.raises(ValueError, match="kernel_size"):
+        pp.fill_gaps(masks, [1], 2.5)
+    with pytest.raises(ValueError, match="shape"):
+        pp.fill_gaps(masks, [1], 3, shape="diamond")
+    with pytest.raises(ValueError, match="method"):
+        pp.fill_gaps(masks, [1], 3, method="close")
+    with pytest.raises(ValueError, match="integer array"):
+        pp.fill_gaps_labels(np.zeros((4, 4), np.float32), 3)
+    with pytest.raises(ValueError, match="0..65534"):
+        pp.fill_gaps_labels(np.full((4, 4), -1, np.int32), 3)
+
+
+# ---------------------------------------------------------------------------- folders
+def _write_predictions(root: Path, videos=("a", "b"), n_frames=3, size=(20, 24), seed=0) -> dict:
+    rng = np.random.default_rng(seed)
+    written = {}
+    for video in videos:
+        for t in range(n_frames):
+            labels = np.zeros(size, np.uint8)
+            labels[2:10, 2:10] = 1
+            labels[2:10, 11 + t % 2:20] = 2  # 1 or 2 px gap from object 1
+            labels[rng.integers(12, 18), rng.integers(0, 20)] = 3
+            write_mask(root / video / f"{t:05d}.png", labels)
+            written[(video, f"{t:05d}")] = labels
+    return written
+
+
+def test_list_predictions(tmp_path):
+    _write_predictions(tmp_path / "pred", videos=("b", "a"), n_frames=2)
+    (tmp_path / "pred" / "empty").mkdir()
+    assert pp.list_predictions(tmp_path / "pred") == {"a": ["00000", "00001"], "b": ["00000", "00001"]}
+    with pytest.raises(DataError, match="not found"):
+        pp.list_predictions(tmp_path / "missing")
+    with pytest.raises(DataError, match="no predictions"):
+        pp.list_predictions(tmp_path / "pred" / "empty")
+
+
+@pytest.mark.parametrize("method", pp.METHODS)
+def test_fill_gaps_folder_matches_frame_by_frame(tmp_path, method):
+    written = _write_predictions(tmp_path / "pred")
+    out = pp.fill_gaps_folder(tmp_path / "pred", tmp_path / "filled", 5, shape="circle", method=method)
+    assert out == tmp_path / "filled"
+    for (video, frame), labels in written.items():
+        expected = pp.fill_gaps_labels(labels, 5, shape="circle", method=method)
+        assert np.array_equal(read_mask(out / video / f"{frame}.png"), expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["filled", "pred"]
+
+
+def test_fill_gaps_folder_refuses_to_overwrite_unless_asked(tmp_path):
+    _write_predictions(tmp_path / "pred", n_frames=1)
+    pp.fill_gaps_folder(tmp_path / "pred", tmp_path / "out", 3)
+    with pytest.raises(FileExistsError):
+        pp.fill_gaps_folder(tmp_path / "pred", tmp_path / "out", 5)
+    pp.fill_gaps_folder(tmp_path / "pred", tmp_path / "out", 5, overwrite=True)
+    labels = read_mask(tmp_path / "pred" / "a" / "00000.png")
+    assert np.array_equal(read_mask(tmp_path / "out" / "a" / "00000.png"), pp.fill_gaps_labels(labels, 5))
+
+
+def test_fill_gaps_folder_leaves_nothing_behind_on_a_bad_frame(tmp_path):
+    _write_predictions(tmp_path / "pred")
+    bad = tmp_path / "pred" / "b" / "00001.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(DataError, match="00001.png"):
+        pp.fill_gaps_folder(tmp_path / "pred", tmp_path / "out", 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pred"]
+
+
+# ---------------------------------------------------------------------------- figure crops
+def test_meeting_crops_find_each_joined_gap_and_ignore_lone_edges():
+    before = np.zeros((100, 200), np.uint8)
+    before[10:30, 10:40] = 1
+    before[10:30, 42:70] = 2      # 2 px gap from 1, around column 40
+    before[70:90, 150:170] = 3
+    before[70:90, 173:190] = 4    # 3 px gap from 3, around column 171
+    before[60:70, 20:40] = 5      # alone
+    after = pp.fill_gaps_labels(before, 7, method="expand_labels")  # also grows object 5's edges
+    crops = pp.meeting_crops(before, after, size=32, max_crops=4)
+    assert len(crops) == 2
+    changed_between = [(slice(10, 30), slice(40, 42)), (slice(70, 90), slice(170, 173))]
+    for rows, cols in crops:
+        assert rows.stop - rows.start == 32 and cols.stop - cols.start == 32
+    for gap in changed_between:  # each gap lies entirely inside one of the crops
+        assert any(r.start <= gap[0].start and gap[0].stop <= r.stop and c.start <= gap[1].start
+                   and gap[1].stop <= c.stop for r, c in crops)
+    assert pp.meeting_crops(before, after, size=32, max_crops=1) == crops[:1]
+
+
+def test_meeting_crops_edge_cases():
+    before = np.zeros((10, 12), np.uint8)
+    before[:, :5], before[:, 6:] = 1, 2
+    after = pp.fill_gaps_labels(before, 3)
+    assert pp.meeting_crops(before, before) == []
+    assert pp.meeting_crops(before, after, size=64) == [(slice(0, 10), slice(0, 12))]  # clipped to the image
+    with pytest.raises(ValueError, match="one shape"):
+        pp.meeting_crops(before, after[:5])
+
+
+# ---------------------------------------------------------------------------- the real clip
+BMX = shared_samples_dir() / "davis_bmx-trees" if shared_samples_dir() else None
+
+
+@pytest.mark.skipif(BMX is None or not BMX.is_dir(), reason="../shared/data/samples/davis_bmx-trees not present")
+def test_real_touching_objects_shrunk_apart_are_rejoined():
+    truth = read_mask(BMX / "Annotations" / "bmx-trees" / "00000.png")
+    union = read_mask(BMX / "Annotations_davis2016_union" / "bmx-trees" / "00000.png") > 0
+    ids = [1, 2]
+    # as if predicted separately: each object 1 px smaller, so a 2 px gap opens where they touched
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    shrunk = np.stack([cv2.erode((truth == i).astype(np.uint8), cross).astype(bool) for i in ids])
+    touching = cv2.dilate((truth == 1).astype(np.uint8), cross).astype(bool) & (truth == 2)
+    assert touching.sum() > 50  # the clip's two objects do meet
+    for k in (2, 3, 5, 9):
+        for shape in pp.SHAPES:
+            assert np.array_equal(pp.fill_gaps(shrunk, ids, k, shape=shape),
+                                  pp.fill_gaps_reference(shrunk, ids, k, shape=shape)), (k, shape)
+    rejoined = {(k, shape): (pp.fill_gaps(shrunk, ids, k, shape=shape)[touching] != 0).mean()
+                for k in (0, 2, 3, 5, 7, 9) for shape in pp.SHAPES}
+    # reach 1 px (k = 3 circle) or one-sided (k = 2) cannot span a 2 px gap; a 3x3 square spans it
+    # diagonally only; from k = 5 (reach 2 px each way) most of the contact is covered again
+    assert rejoined[0, "square"] == rejoined[2, "square"] == rejoined[2, "circle"] == rejoined[3, "circle"] == 0
+    assert 0 < rejoined[3, "square"] < rejoined[5, "square"] <= rejoined[7, "square"] <= rejoined[9, "square"]
+    assert rejoined[5, "square"] > 0.9 and rejoined[5, "circle"] > 0.8
+    iou = [np.sum((m > 0) & union) / np.sum((m > 0) | union) for m in
+           (pp.fill_gaps(shrunk, ids, 0), pp.fill_gaps(shrunk, ids, 5))]
+    assert iou[1] > iou[0]
