@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import colorsys
 import itertools
+import json
 import os
 import sys
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -755,6 +756,53 @@ def generate(out_dir: str | os.PathLike, *, seed: int = 0, config: SyntheticConf
                                           "seed": int(seed), "config": asdict(config), "tags": list(TAGS),
                                           "videos": videos})
     return out
+
+
+def ensure(out_dir: str | os.PathLike, *, seed: int = 0, preset: str = "mini-mose",
+           config: SyntheticConfig | None = None) -> Path:
+    """The dataset for ``(seed, config)`` at ``out_dir``: reused when its ``meta.json`` matches, else
+    (re)generated. ``config`` defaults to ``PRESETS[preset]``. What notebooks call instead of ``generate``.
+    """
+    if config is None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(sorted(PRESETS))}")
+        config = PRESETS[preset]
+    out = paths.resolve(out_dir)
+    if (out / "meta.json").is_file():
+        meta = io.read_json(out / "meta.json")
+        if (meta.get("generator") == GENERATOR and meta.get("format_version") == FORMAT_VERSION
+                and meta.get("seed") == seed and meta.get("config") == json.loads(json.dumps(asdict(config)))):
+            return out
+    return generate(out, seed=seed, config=config, overwrite=out.exists())
+
+
+def hard_case_examples(dataset: str | os.PathLike, *, split: str = "valid_gt") -> list[tuple[str, str]]:
+    """``[(tag, video)]``: for each tag in :data:`TAGS` order, the first video of ``split`` carrying it
+    (``valid_gt`` means the valid videos), preferring videos not already picked for another tag."""
+    meta = io.read_json(Path(dataset) / "meta.json")
+    wanted = "valid" if split == "valid_gt" else split
+    names = [n for n, v in meta["videos"].items() if v["split"] == wanted]
+    picked: list[tuple[str, str]] = []
+    for tag in TAGS:
+        carriers = [n for n in names if tag in meta["videos"][n]["tags"]]
+        fresh = [n for n in carriers if n not in {v for _, v in picked}]
+        if carriers:
+            picked.append((tag, (fresh or carriers)[0]))
+    return picked
+
+
+def load_video(dataset: str | os.PathLike, video: str, *, split: str = "valid_gt") -> list[tuple[np.ndarray, np.ndarray]]:
+    """Frames and masks of one video: ``[(rgb (H, W, 3) uint8, labels (H, W) uint8)]`` per frame.
+
+    ``split="valid_gt"`` pairs ``valid/JPEGImages`` with the kept-apart full ground truth.
+    """
+    dataset = Path(dataset)
+    image_split = "valid" if split == "valid_gt" else split
+    frames = sorted((dataset / image_split / "JPEGImages" / video).glob("*.jpg"))
+    if not frames:
+        raise io.DataError(dataset / image_split / "JPEGImages" / video, "video has no frames (.jpg)")
+    masks = dataset / split / "Annotations" / video
+    return [(io.read_frame(f), io.read_mask(masks / f"{f.stem}.png")) for f in frames]
 
 
 # --------------------------------------------------------------------------------------------- CLI

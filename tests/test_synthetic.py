@@ -406,3 +406,30 @@ def test_cli(tmp_path, capsys):
     with pytest.raises(SystemExit):
         synthetic.main(["--out", str(tmp_path / "bad"), "--frames", "5", "2"])
     assert "invalid SyntheticConfig" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_ensure_reuses_a_matching_dataset_and_regenerates_otherwise(tmp_path):
+    small = synthetic.SyntheticConfig(videos_train=1, videos_valid=2, frames=(3, 3), size=(64, 48), objects=(2, 3))
+    out = synthetic.ensure(tmp_path / "ds", seed=1, config=small)
+    stamp = (out / "meta.json").stat().st_mtime_ns
+    assert synthetic.ensure(tmp_path / "ds", seed=1, config=small) == out
+    assert (out / "meta.json").stat().st_mtime_ns == stamp          # reused, not rewritten
+    synthetic.ensure(tmp_path / "ds", seed=2, config=small)          # another seed: regenerated
+    assert io.read_json(out / "meta.json")["seed"] == 2
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        synthetic.ensure(tmp_path / "x", preset="nope")
+
+
+def test_hard_case_examples_and_load_video(tmp_path):
+    small = synthetic.SyntheticConfig(videos_train=1, videos_valid=4, frames=(4, 4), size=(96, 64), objects=(2, 4))
+    out = synthetic.ensure(tmp_path / "ds", seed=0, config=small)
+    meta = io.read_json(out / "meta.json")
+    examples = synthetic.hard_case_examples(out)
+    assert [t for t, _ in examples] == [t for t in synthetic.TAGS
+                                        if any(t in v["tags"] for v in meta["videos"].values() if v["split"] == "valid")]
+    for tag, name in examples:
+        assert tag in meta["videos"][name]["tags"] and meta["videos"][name]["split"] == "valid"
+    name = examples[0][1] if examples else "syn_valid_0000"
+    frames = synthetic.load_video(out, name)
+    assert len(frames) == 4 and frames[0][0].shape == (64, 96, 3) and frames[3][1].shape == (64, 96)
+    assert (frames[3][1] == io.read_mask(out / "valid_gt" / "Annotations" / name / "00003.png")).all()
