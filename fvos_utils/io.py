@@ -39,6 +39,9 @@ class DataError(ValueError):
         self.problem = problem
         super().__init__(f"{path}: {problem}")
 
+    def __reduce__(self):  # so that it crosses process boundaries (worker pools) intact
+        return type(self), (self.path, self.problem)
+
 
 # ----------------------------------------------------------------------------------------- palette
 def davis_palette() -> np.ndarray:

@@ -230,3 +230,10 @@ def test_list_files(tmp_path):
     (tmp_path / "e.txt").write_text("\n# nothing\n")
     with pytest.raises(io.DataError, match=r"e\.txt: list file names no videos"):
         io.read_list_file(tmp_path / "e.txt")
+
+
+def test_data_error_survives_pickling():
+    import pickle
+
+    err = pickle.loads(pickle.dumps(io.DataError("a/b.png", "broken")))
+    assert isinstance(err, io.DataError) and err.path.name == "b.png" and str(err) == "a/b.png: broken"

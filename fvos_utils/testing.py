@@ -1,0 +1,116 @@
+"""Generated label sequences for tests and benchmarks: moving, touching objects and noisy predictions.
+
+Everything here is deterministic for a given seed, so a test or a benchmark can regenerate the same
+ground truth and predictions anywhere. Label maps are ``(H, W) uint8`` with ids ``1..n_objects``
+(0 is background); files are written as DAVIS-palette PNGs through :func:`fvos_utils.io.write_mask`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from .io import write_json, write_mask
+
+
+def moving_objects(height: int, width: int, n_frames: int, n_objects: int, *, seed: int = 0,
+                   vanish: bool = True) -> Iterator[np.ndarray]:
+    """Yield ``n_frames`` label maps ``(H, W) uint8`` of ``n_objects`` drifting, overlapping ellipses.
+
+    Each object starts beside the previous one and overlaps it (higher ids are drawn on top), so
+    neighbouring objects touch along a shared boundary. Objects bounce off the frame edges. With
+    ``vanish=True`` (and at least 6 frames) the highest id leaves the scene for the frames
+    ``[n_frames // 3, n_frames // 2)`` and comes back, exercising disappearance and reappearance.
+    """
+    rng = np.random.default_rng(seed)
+    short = min(height, width)
+    axes = rng.uniform(0.06, 0.16, size=(n_objects, 2)) * short
+    angles = rng.uniform(0, 180, size=n_objects)
+    velocity = rng.uniform(-0.012, 0.012, size=(n_objects, 2)) * short
+    centres = np.empty((n_objects, 2))
+    centres[0] = rng.uniform(0.3, 0.7, size=2) * (height, width)
+    for k in range(1, n_objects):
+        step = rng.normal(size=2)
+        centres[k] = centres[k - 1] + step / np.linalg.norm(step) * axes[k - 1].min()
+    low, high = np.zeros(2), np.array([height - 1, width - 1], float)
+    hidden = range(n_frames // 3, n_frames // 2) if vanish and n_frames >= 6 else range(0)
+    for t in range(n_frames):
+        labels = np.zeros((height, width), np.uint8)
+        for k in range(n_objects):
+            if k == n_objects - 1 and t in hidden:
+                continue
+            (cy, cx), (ay, ax) = centres[k], axes[k]
+            cv2.ellipse(labels, (int(round(cx)), int(round(cy))), (max(1, int(ax)), max(1, int(ay))),
+                        float(angles[k]), 0, 360, k + 1, thickness=-1)
+        yield labels
+        centres += velocity
+        bounced = (centres < low) | (centres > high)
+        velocity[bounced] *= -1
+        centres = np.clip(centres, low, high)
+
+
+def noisy_prediction(labels: np.ndarray, rng: np.random.Generator, *, n_objects: int) -> np.ndarray:
+    """A plausible tracker output for ``labels (H, W) uint8``: ``(H, W) uint8`` with ids in 0..n_objects.
+
+    Per object: a small random shift, a random erosion or dilation, and now and then a missed
+    object; plus a few spurious blobs carrying random ids. Values stay within ``0..n_objects``.
+    """
+    height, width = labels.shape
+    reach = max(1, min(height, width) // 120)
+    out = np.zeros_like(labels)
+    kernel = np.ones((3, 3), np.uint8)
+    for k in range(1, n_objects + 1):
+        mask = (labels == k).view(np.uint8)
+        if not mask.any() or rng.random() < 0.05:
+            continue
+        dy, dx = rng.integers(-2 * reach, 2 * reach + 1, size=2)
+        shifted = np.zeros_like(mask)
+        ys, xs = slice(max(dy, 0), height + min(dy, 0)), slice(max(dx, 0), width + min(dx, 0))
+        yd, xd = slice(max(-dy, 0), height + min(-dy, 0)), slice(max(-dx, 0), width + min(-dx, 0))
+        shifted[ys, xs] = mask[yd, xd]
+        grow = int(rng.integers(-reach, reach + 1))
+        if grow > 0:
+            shifted = cv2.dilate(shifted, kernel, iterations=grow)
+        elif grow < 0:
+            shifted = cv2.erode(shifted, kernel, iterations=-grow)
+        out[shifted.astype(bool)] = k
+    for _ in range(int(rng.integers(0, 4))):
+        bh, bw = rng.integers(2, 4 * reach + 3, size=2)
+        y, x = rng.integers(0, height - bh), rng.integers(0, width - bw)
+        out[y:y + bh, x:x + bw] = rng.integers(0, n_objects + 1)
+    return out
+
+
+def write_video(gt_root: str | os.PathLike, pred_root: str | os.PathLike, video: str, *, height: int,
+                width: int, n_frames: int, n_objects: int, seed: int = 0, vanish: bool = True) -> None:
+    """Write one generated video: ``gt_root/<video>/<t:05d>.png`` and its noisy ``pred_root`` twin."""
+    rng = np.random.default_rng(seed + 1_000_003)
+    for t, labels in enumerate(moving_objects(height, width, n_frames, n_objects, seed=seed, vanish=vanish)):
+        write_mask(Path(gt_root) / video / f"{t:05d}.png", labels)
+        write_mask(Path(pred_root) / video / f"{t:05d}.png", noisy_prediction(labels, rng, n_objects=n_objects))
+
+
+def write_dataset(root: str | os.PathLike, *, n_videos: int, height: int, width: int, n_frames: int = 30,
+                  objects: tuple[int, int] = (2, 5), seed: int = 0) -> tuple[Path, Path]:
+    """Write ``n_videos`` generated videos under ``root/gt`` and ``root/pred``; returns the two folders.
+
+    Video ``i`` has between ``objects[0]`` and ``objects[1]`` objects (inclusive); every other video
+    has an object that vanishes and comes back. ``root/meta.json`` tags each video
+    (``{"videos": {name: {"tags": [...]}}}``): ``crowded`` (4 or more objects) and ``disappearance``.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    meta = {}
+    for i in range(n_videos):
+        name = f"video{i:03d}"
+        n_objects = int(rng.integers(objects[0], objects[1] + 1))
+        vanish = i % 2 == 0
+        write_video(root / "gt", root / "pred", name, height=height, width=width, n_frames=n_frames,
+                    n_objects=n_objects, seed=seed * 1000 + i, vanish=vanish)
+        tags = (["crowded"] if n_objects >= 4 else []) + (["disappearance"] if vanish else [])
+        meta[name] = {"tags": tags}
+    write_json(root / "meta.json", {"videos": meta})
+    return root / "gt", root / "pred"
