@@ -617,3 +617,13 @@ def test_generated_videos_are_deterministic_touching_and_vanish():
     rng = np.random.default_rng(0)
     assert all(testing.noisy_prediction(f, rng, n_objects=3).max() <= 3 for f in frames)
 
+
+
+def test_worker_pool_reports_a_missing_frame_naming_it(tmp_path):
+    for video in ("a", "b"):
+        for t in range(3):
+            write_mask(tmp_path / "gt" / video / f"{t:05d}.png", np.ones((8, 8), np.uint8))
+            if not (video == "b" and t == 1):
+                write_mask(tmp_path / "pred" / video / f"{t:05d}.png", np.ones((8, 8), np.uint8))
+    with pytest.raises(DataError, match=r"pred/b/00001\.png"):
+        ev.evaluate(tmp_path / "gt", tmp_path / "pred", workers=2, progress=False)
