@@ -1,6 +1,7 @@
 """Every chapter notebook: committed clean, documented parameters, and executed headless by papermill
 with its defaults (the fast CPU setting), leaving its metrics and figures under outputs/<run>/."""
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -22,6 +23,10 @@ def test_notebook_is_committed_clean_with_documented_parameters(notebook):
     assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
     params = papermill.inspect_notebook(str(notebook))
     assert "run" in params
+    # papermill silently drops a line it cannot parse (e.g. a second '=' in the comment): every
+    # assignment in the cell must come back as a parameter
+    assigned = re.findall(r"^([A-Za-z_]\w*)\s*[:=]", tagged[0].source, flags=re.M)
+    assert sorted(assigned) == sorted(params), "parameters papermill cannot see (check their comments)"
     for name, p in params.items():
         assert p["inferred_type_name"] != "None", f"{name}: give it a type annotation"
         assert p["help"], f"{name}: give it a trailing comment (papermill --help-notebook shows it)"
