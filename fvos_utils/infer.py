@@ -1,0 +1,517 @@
+"""SAM 2 inference: propagate first-appearance masks through videos, merge the objects, write labels.
+
+    python -m fvos_utils.infer --data-root ROOT [--split valid] --model fvos_tiny --ckpt PATH|random \\
+        --out DIR [--scale 1.25] [--mode separate|joint] [--merge higher|lower|argmax] [--tta hflip] \\
+        [--save-probs]
+
+writes ``DIR/<video>/<frame>.png`` (DAVIS palette, every frame; ready for :mod:`fvos_utils.evaluate`)
+and, with ``--save-probs``, ``DIR/<video>.npz`` (per-object probabilities, :mod:`fvos_utils.probs`).
+
+Modes:
+    ``separate``  the FVOS paper: each object propagated on its own (SAM 2's tool does this for
+                  datasets whose objects appear late), then merged;
+    ``joint``     all objects in one inference state (SAM 2's default VOS path): the image features
+                  of a frame are computed once for all objects.
+    In sam2 1.1.0 each object keeps its own memory in either mode (objects never see each other's
+    masks), so both give the same per-object logits; ``joint`` is just faster. The tests check this.
+Merge rules (a pixel goes to an object whose logit is > 0):
+    ``higher``  the higher id wins (FVOS paper, section 2.2);
+    ``lower``   the lower id wins (SAM 2's ``tools/vos_inference.py`` writes objects high to low);
+    ``argmax``  the object with the largest logit (= SAM 2's tool with ``non_overlap_masks``, its default).
+Objects first annotated after frame 0 (YouTube-VOS style) are added at that frame and are background
+before it. Test-time transforms (flip, quarter turns) are applied to frames and prompts and inverted
+exactly on the outputs. A re-run skips videos already complete; under ``torchrun`` rank r takes every
+world_size-th video.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm.auto import tqdm
+
+from . import models, transforms
+from . import probs as probs_format
+from .io import DataError, MAX_OBJECT_ID, VOID_LABEL, VOSDataset, Video, atomic_dir, read_frame, read_json, \
+    read_list_file, write_json, write_mask
+from .paths import resolve
+
+MODES = ("separate", "joint")
+MERGE_RULES = ("higher", "lower", "argmax")
+#: Settings of the run that produced a prediction folder (hidden: evaluators skip dot files).
+MANIFEST = ".fvos_infer.json"
+# SAM 2's frame normalisation (sam2.utils.misc.load_video_frames)
+_IMG_MEAN = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+_IMG_STD = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+
+#: object id -> (index of its first annotated frame, (H, W) bool mask there)
+Prompts = dict[int, tuple[int, np.ndarray]]
+#: a video's frames: image files in order, or a ``(T, H, W, 3) uint8`` RGB array
+Frames = Sequence[str | os.PathLike] | np.ndarray
+
+
+# ------------------------------------------------------------------------------------------ merge
+def merge_objects(scores: np.ndarray, object_ids: Sequence[int], *, rule: str = "higher",
+                  threshold: float = 0.0) -> np.ndarray:
+    """One label map from per-object scores.
+
+    Args:
+        scores: ``(N, H, W)`` float, any monotone score (logits with ``threshold=0``, probabilities
+            with ``0.5``, stored uint8 probabilities with ``127.5``); foreground is ``score > threshold``.
+        object_ids: the N ids (1..254), in any order.
+        rule: ``higher`` / ``lower`` (which id wins where foregrounds overlap) or ``argmax`` (the
+            largest score wins, if above the threshold; ties go to the lower id).
+    Returns:
+        ``(H, W) uint8`` labels, 0 where no object is foreground.
+    """
+    if rule not in MERGE_RULES:
+        raise ValueError(f"unknown merge rule {rule!r}; choose from {', '.join(MERGE_RULES)}")
+    scores = np.asarray(scores)
+    ids = np.asarray(object_ids, dtype=np.int64)
+    if scores.ndim != 3 or scores.shape[0] != len(ids):
+        raise ValueError(f"scores must be (N={len(ids)}, H, W), got {scores.shape}")
+    if len(ids) and (ids.min() < 1 or ids.max() > MAX_OBJECT_ID):
+        raise ValueError(f"object ids must lie in 1..{MAX_OBJECT_ID}, got {ids.tolist()}")
+    labels = np.zeros(scores.shape[1:], np.uint8)
+    if not len(ids):
+        return labels
+    order = np.argsort(ids, kind="stable")
+    if rule == "argmax":
+        scores, ids = scores[order], ids[order]
+        best = scores.argmax(axis=0)  # first maximum, i.e. the lower id on ties
+        top = np.take_along_axis(scores, best[None], axis=0)[0]
+        return np.where(top > threshold, ids[best], 0).astype(np.uint8)
+    for k in (order if rule == "higher" else order[::-1]):
+        labels[scores[k] > threshold] = ids[k]  # written last wins
+    return labels
+
+
+# ---------------------------------------------------------------------------------------- prompts
+def video_prompts(dataset: VOSDataset, video: Video) -> Prompts:
+    """Each object's first annotation in ``video``: ``{id: (frame index, (H, W) bool)}``, ids ascending.
+
+    The first frame must be annotated (DataError otherwise); objects first seen in a later
+    annotation file are prompted there. Every annotation read is checked against its frame's size.
+    """
+    dataset.first_annotation(video)  # a missing or wrongly sized first mask fails here, named
+    prompts: Prompts = {}
+    for index, frame in enumerate(video.frame_names):
+        if frame not in video.annotations:
+            continue
+        labels = dataset.read_annotation(video, frame)
+        for object_id in np.unique(labels).tolist():
+            if object_id not in (0, VOID_LABEL) and object_id not in prompts:
+                prompts[object_id] = (index, labels == object_id)
+    if not prompts:
+        raise DataError(dataset.annotation_dir / video.name, "no objects in the annotations (only 0 / 255)")
+    return dict(sorted(prompts.items()))
+
+
+# ----------------------------------------------------------------------------------------- frames
+def model_input(rgb: np.ndarray, image_size: int) -> torch.Tensor:
+    """``(H, W, 3) uint8`` RGB -> ``(3, S, S) float32``, exactly as SAM 2 prepares a JPEG frame
+    (PIL resize to S x S, /255, ImageNet mean and std)."""
+    resized = np.asarray(Image.fromarray(rgb).resize((image_size, image_size)))
+    image = torch.from_numpy(resized / 255.0).permute(2, 0, 1).float()
+    return (image - _IMG_MEAN) / _IMG_STD
+
+
+def _load_frames(frames: Frames, transform: str, image_size: int, *, progress: bool,
+                 desc: str) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
+    """Returns ``(images (T, 3, S, S) float32, transformed frame size (h, w), original size (H, W))``."""
+    if isinstance(frames, np.ndarray) and (frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8):
+        raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
+    if not len(frames):
+        raise ValueError("a video needs at least one frame")
+    images = torch.empty(len(frames), 3, image_size, image_size)
+    size = None
+    for t in tqdm(range(len(frames)), desc=f"{desc}: frames", leave=False, disable=not progress):
+        rgb = frames[t] if isinstance(frames, np.ndarray) else read_frame(frames[t])
+        size = size or rgb.shape[:2]
+        if rgb.shape[:2] != size:
+            raise DataError(frames[t], f"frame size {rgb.shape[1]}x{rgb.shape[0]} (WxH) differs from the "
+                                       f"video's first frame ({size[1]}x{size[0]})")
+        images[t] = model_input(rgb if transform == "identity" else transforms.apply(rgb, transform), image_size)
+    h, w = transforms.apply(np.empty(size, np.uint8), transform).shape
+    return images, (h, w), size
+
+
+@contextlib.contextmanager
+def _sam2_reads(images: torch.Tensor, mask_size: int) -> Iterator[None]:
+    """Let ``init_state`` take frames the kit already decoded (it only reads JPEG folders itself).
+
+    It also declares the video to be ``mask_size`` square (SAM 2's mask resolution, image_size / 4),
+    so SAM 2 hands back its logits unresized; the kit resizes them once, after merging objects. And
+    it silences sam2's own per-call progress bar (the kit shows one per video).
+    """
+    from sam2 import sam2_video_predictor as svp
+
+    loader, bar = svp.load_video_frames, svp.tqdm
+    svp.load_video_frames = lambda **kwargs: (images, mask_size, mask_size)
+    svp.tqdm = lambda iterable, **kwargs: iterable
+    try:
+        yield
+    finally:
+        svp.load_video_frames, svp.tqdm = loader, bar
+
+
+# ------------------------------------------------------------------------------------ propagation
+@dataclass
+class Propagation:
+    """SAM 2's output for one video, before resizing and merging.
+
+    ``logits``: ``(T, N, s, s) float32`` on the CPU, mask logits at SAM 2's mask resolution
+    (s = image_size / 4), in transformed space; -1024 (SAM 2's "no object") before an object appears.
+    That is T * N * s^2 * 4 bytes: 16 KB per object and frame at 256 px, 0.8 MB at 1792 px.
+    """
+
+    logits: torch.Tensor
+    object_ids: list[int]
+    input_size: tuple[int, int]   # (h, w) of the transformed frames
+    frame_size: tuple[int, int]   # (H, W) of the original frames
+    transform: str
+    seconds: float                # wall time of the propagation (frames already loaded)
+
+
+def propagate(predictor, frames: Frames, prompts: Prompts, *, mode: str = "separate",
+              transform: str = "identity", offload_video: bool = False, offload_state: bool = False,
+              progress: bool = True, desc: str = "video") -> Propagation:
+    """Run SAM 2 over one video from each object's first mask.
+
+    Args:
+        predictor: a ``SAM2VideoPredictor`` (:func:`fvos_utils.models.build_predictor`).
+        frames: the video's frames (files, or a ``(T, H, W, 3) uint8`` array).
+        prompts: :func:`video_prompts`; masks ``(H, W) bool`` at the frames' size.
+        mode: ``separate`` or ``joint`` (see the module docstring).
+        transform: a :data:`fvos_utils.transforms.TRANSFORM_NAMES` entry, applied to frames and masks.
+        offload_video, offload_state: keep the frames / SAM 2's memory on the CPU (long videos on a GPU).
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    if transform not in transforms.TRANSFORM_NAMES:
+        raise ValueError(f"unknown transform {transform!r}; choose from {', '.join(transforms.TRANSFORM_NAMES)}")
+    if not prompts:
+        raise ValueError("no objects to propagate (empty prompts)")
+    device = predictor.device
+    images, input_size, frame_size = _load_frames(frames, transform, predictor.image_size,
+                                                  progress=progress, desc=desc)
+    for object_id, (index, mask) in prompts.items():
+        if mask.shape != frame_size or not 0 <= index < len(images):
+            raise ValueError(f"prompt of object {object_id}: mask {mask.shape} at frame {index}, but the "
+                             f"video has {len(images)} frames of size {frame_size}")
+    if not offload_video:
+        images = images.to(device)
+    ids = list(prompts)
+    mask_size = predictor.image_size // 4
+    logits = torch.full((len(images), len(ids), mask_size, mask_size), -1024.0)
+    starts = sorted({index for index, _ in prompts.values()})
+    steps = len(images) - starts[0] if mode == "joint" else sum(len(images) - i for i, _ in prompts.values())
+    start = time.perf_counter()
+    with torch.inference_mode(), models.autocast(device), _sam2_reads(images, mask_size), \
+            tqdm(total=steps, desc=f"{desc}: {mode}", leave=False, disable=not progress) as bar:
+        state = predictor.init_state("kit frames", offload_video_to_cpu=offload_video,
+                                     offload_state_to_cpu=offload_state)
+
+        def add(object_id: int) -> None:
+            index, mask = prompts[object_id]
+            predictor.add_new_mask(state, index, object_id, transforms.apply(mask, transform))
+
+        if mode == "separate":
+            for k, object_id in enumerate(ids):
+                predictor.reset_state(state)
+                add(object_id)
+                for t, _, out in predictor.propagate_in_video(state, start_frame_idx=prompts[object_id][0]):
+                    logits[t, k] = out[0, 0].float().cpu()
+                    bar.update()
+        else:
+            for n, first in enumerate(starts):
+                for object_id in ids:
+                    if prompts[object_id][0] == first:
+                        add(object_id)
+                stop = starts[n + 1] if n + 1 < len(starts) else len(images)
+                # up to the next object's first frame, where that object joins the state
+                for t, state_ids, out in predictor.propagate_in_video(
+                        state, start_frame_idx=first, max_frame_num_to_track=stop - 1 - first):
+                    for j, object_id in enumerate(state_ids):
+                        logits[t, ids.index(object_id)] = out[j, 0].float().cpu()
+                    bar.update()
+    return Propagation(logits, ids, input_size, frame_size, transform, time.perf_counter() - start)
+
+
+def render(prop: Propagation, *, merge: str = "higher", with_probs: bool = False,
+           device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
+    """Resize the logits to the frames (bilinear, as SAM 2 does), undo the transform, merge.
+
+    Returns:
+        ``labels (T, H, W) uint8`` and, with ``with_probs``, ``probs (T, N, H, W) uint8``
+        (sigmoid quantised as in :mod:`fvos_utils.probs`), else None.
+    """
+    if merge not in MERGE_RULES:
+        raise ValueError(f"unknown merge rule {merge!r}; choose from {', '.join(MERGE_RULES)}")
+    frames, n_objects = prop.logits.shape[:2]
+    labels = np.empty((frames, *prop.frame_size), np.uint8)
+    probs = np.empty((frames, n_objects, *prop.frame_size), np.uint8) if with_probs else None
+    for t in range(frames):
+        resized = F.interpolate(prop.logits[t, :, None].to(device), size=prop.input_size, mode="bilinear",
+                                align_corners=False)[:, 0]
+        scores = resized.cpu().numpy()
+        if prop.transform != "identity":
+            scores = transforms.invert_stack(scores, prop.transform)
+        labels[t] = merge_objects(scores, prop.object_ids, rule=merge)
+        if probs is not None:
+            probs[t] = probs_format.quantize(torch.from_numpy(scores).sigmoid_().numpy())
+    return labels, probs
+
+
+@dataclass
+class VideoPrediction:
+    labels: np.ndarray            # (T, H, W) uint8
+    probs: np.ndarray | None      # (T, N, H, W) uint8, p * 255 rounded (with_probs only)
+    object_ids: list[int]
+    seconds: float                # propagation wall time
+
+
+def predict_video(predictor, frames: Frames, prompts: Prompts, *, mode: str = "separate",
+                  merge: str = "higher", transform: str = "identity", with_probs: bool = False,
+                  offload_video: bool = False, offload_state: bool = False, progress: bool = True,
+                  desc: str = "video") -> VideoPrediction:
+    """:func:`propagate` then :func:`render`: labels (and probabilities) for every frame of one video."""
+    if merge not in MERGE_RULES:
+        raise ValueError(f"unknown merge rule {merge!r}; choose from {', '.join(MERGE_RULES)}")
+    prop = propagate(predictor, frames, prompts, mode=mode, transform=transform, offload_video=offload_video,
+                     offload_state=offload_state, progress=progress, desc=desc)
+    labels, probs = render(prop, merge=merge, with_probs=with_probs, device=predictor.device)
+    return VideoPrediction(labels, probs, prop.object_ids, prop.seconds)
+
+
+# -------------------------------------------------------------------------- what "scale" must mean
+def _resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.BICUBIC))
+
+
+def _resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.asarray(Image.fromarray(labels).resize((size[1], size[0]), Image.NEAREST))
+
+
+def resize_experiment(frames: Frames, prompts: Prompts, *, model: str = "fvos_tiny",
+                      ckpt: str | os.PathLike | None = models.RANDOM, factor: float = 1.25, seed: int = 0,
+                      device: str | torch.device | None = None, progress: bool = False) -> dict:
+    """Verify, don't assume: does resizing the frames before SAM 2 change its output?
+
+    Three joint-mode runs of the same weights on one video: (a) the original frames, (b) the frames
+    enlarged ``factor`` x (bicubic) with the model unchanged, outputs resized back (nearest), and
+    (c) the original frames with the model's image size ``factor`` x larger. Returns the model's input
+    and feature sizes for each, how far (b)'s model input is from (a)'s (mean |difference| in grey
+    levels), and for (b) and (c) the fraction of pixels whose label differs from (a) and the mean
+    |probability difference| from (a).
+    """
+    base = models.build_predictor(model, ckpt, seed=seed, device=device)
+    larger = models.build_predictor(model, ckpt, scale=factor, seed=seed, device=device)
+    frames = np.stack([f if isinstance(frames, np.ndarray) else read_frame(f) for f in frames])
+    size = frames.shape[1:3]
+    big_size = (round(size[0] * factor), round(size[1] * factor))
+    big_frames = np.stack([_resize_rgb(f, big_size) for f in frames])
+    big_prompts = {i: (t, _resize_labels(m.astype(np.uint8), big_size).astype(bool))
+                   for i, (t, m) in prompts.items()}
+
+    def run(predictor, video_frames, objects):
+        prop = propagate(predictor, video_frames, objects, mode="joint", progress=progress)
+        return render(prop, merge="higher", with_probs=True, device=predictor.device)
+
+    labels_a, probs_a = run(base, frames, prompts)
+    labels_b, probs_b = run(base, big_frames, big_prompts)
+    labels_c, probs_c = run(larger, frames, prompts)
+    labels_b = np.stack([_resize_labels(lab, size) for lab in labels_b])
+    probs_b = np.stack([[np.asarray(Image.fromarray(p).resize((size[1], size[0]), Image.BILINEAR)) for p in pf]
+                        for pf in probs_b])
+    input_a = torch.stack([model_input(f, base.image_size) for f in frames])
+    input_b = torch.stack([model_input(f, base.image_size) for f in big_frames])
+    grey = ((input_a - input_b) * _IMG_STD).abs().mean().item() * 255  # back to 0..255 pixel units
+
+    def prob_diff(p):
+        return float(np.abs(p.astype(np.int16) - probs_a.astype(np.int16)).mean() / 255)
+
+    return {
+        "factor": factor,
+        "image_size": {"original": base.image_size, "frames_resized": base.image_size,
+                       "model_resized": larger.image_size},
+        "feature_size": {"original": base.sam_image_embedding_size,
+                         "frames_resized": base.sam_image_embedding_size,
+                         "model_resized": larger.sam_image_embedding_size},
+        "frame_size": {"original": list(size), "frames_resized": list(big_size)},
+        "input_mean_abs_diff_grey": grey,
+        "label_disagreement": {"frames_resized": float((labels_b != labels_a).mean()),
+                               "model_resized": float((labels_c != labels_a).mean())},
+        "mean_abs_prob_diff": {"frames_resized": prob_diff(probs_b), "model_resized": prob_diff(probs_c)},
+    }
+
+
+# ------------------------------------------------------------------------------------- batch runs
+@contextlib.contextmanager
+def _process_group() -> Iterator[tuple[int, int]]:
+    """``(rank, world_size)`` under torchrun (starting the process group if needed), else ``(0, 1)``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    started = False
+    if world > 1 and torch.distributed.is_available() and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        started = True
+    try:
+        yield rank, world
+    finally:
+        if started:
+            torch.distributed.destroy_process_group()
+
+
+def _settings(model: str, ckpt, seed: int, predictor, mode: str, merge: str, transform: str) -> dict:
+    return {"model": model, "checkpoint": str(ckpt) if ckpt is not None else "registry", "seed": seed,
+            "image_size": predictor.image_size, "sigmoid_scale": predictor.sigmoid_scale_for_mem_enc,
+            "sigmoid_bias": predictor.sigmoid_bias_for_mem_enc, "mode": mode, "merge": merge,
+            "transform": transform, "device_type": predictor.device.type}
+
+
+def _check_manifest(out_dir: Path, settings: dict, *, overwrite: bool) -> None:
+    path = out_dir / MANIFEST
+    if path.is_file() and not overwrite:
+        previous = read_json(path)
+        changed = {k: (previous.get(k), v) for k, v in settings.items() if previous.get(k) != v}
+        if changed:
+            shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in changed.items())
+            raise DataError(path, f"this folder holds a run with other settings ({shown}); "
+                                  "choose another output folder or pass overwrite")
+    write_json(path, settings)
+
+
+def run_dataset(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str | None = "valid",
+                videos: Sequence[str] | None = None, model: str = "fvos_tiny",
+                ckpt: str | os.PathLike | None = None, scale: float = 1.0, mode: str = "separate",
+                merge: str = "higher", transform: str = "identity", save_probs: bool = False,
+                probs_dir: str | os.PathLike | None = None, device: str | torch.device | None = None,
+                seed: int = 0, sigmoid_scale: float | None = None, sigmoid_bias: float | None = None,
+                offload_video: bool = False, offload_state: bool = False, overwrite: bool = False,
+                predictor=None, progress: bool = True) -> dict:
+    """Predict every video of a split into ``out_dir/<video>/<frame>.png`` (resumable).
+
+    A video counts as done when its folder exists (it appears only once complete) and, with
+    ``save_probs``, its ``<probs_dir>/<video>.npz`` too (``probs_dir`` defaults to ``out_dir``); done
+    videos are skipped unless ``overwrite``. The run's settings are kept in ``out_dir/.fvos_infer.json``;
+    resuming with other settings is an error. ``predictor`` reuses an already built one (then
+    ``scale``, ``sigmoid_*``, ``device`` and ``seed`` are not used for building). Under torchrun,
+    rank r takes videos r, r + world_size, ...
+
+    Returns:
+        ``{"videos", "done", "skipped", "frames", "seconds"}`` for this process, and the same summed
+        over all processes under ``"total"``.
+    """
+    for name, value, allowed in (("mode", mode, MODES), ("merge rule", merge, MERGE_RULES),
+                                 ("transform", transform, transforms.TRANSFORM_NAMES)):
+        if value not in allowed:
+            raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(allowed)}")
+    dataset = VOSDataset(resolve(data_root), split, videos=videos)
+    out_dir = resolve(out_dir)
+    probs_folder = resolve(probs_dir) if probs_dir is not None else out_dir
+    with _process_group() as (rank, world):
+        if predictor is None:
+            if device is None and world > 1 and torch.cuda.is_available():
+                device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
+            predictor = models.build_predictor(model, ckpt, scale=scale, device=device, seed=seed,
+                                               sigmoid_scale=sigmoid_scale, sigmoid_bias=sigmoid_bias)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _check_manifest(out_dir, _settings(model, ckpt, seed, predictor, mode, merge, transform),
+                        overwrite=overwrite)
+        names = dataset.video_names()[rank::world]
+        summary = {"videos": len(names), "done": 0, "skipped": 0, "frames": 0, "seconds": 0.0}
+        show = progress and rank == 0
+        for name in tqdm(names, desc=f"videos ({mode}, {predictor.image_size}px)", disable=not show):
+            probs_file = probs_format.probs_path(probs_folder, name)
+            if not overwrite and (out_dir / name).is_dir() and (not save_probs or probs_file.is_file()):
+                summary["skipped"] += 1
+                continue
+            video = dataset.video(name)
+            prediction = predict_video(predictor, video.frames, video_prompts(dataset, video), mode=mode,
+                                       merge=merge, transform=transform, with_probs=save_probs,
+                                       offload_video=offload_video, offload_state=offload_state,
+                                       progress=show, desc=name)
+            if save_probs:
+                probs_format.save_probs(probs_file, prediction.probs, prediction.object_ids, video.frame_names)
+            with atomic_dir(out_dir / name, overwrite=True) as tmp:
+                for frame, labels in zip(video.frame_names, prediction.labels):
+                    write_mask(tmp / f"{frame}.png", labels)
+            summary["done"] += 1
+            summary["frames"] += len(video)
+            summary["seconds"] += prediction.seconds
+        summary["total"] = dict(summary)
+        if world > 1 and torch.distributed.is_initialized():
+            keys = ("videos", "done", "skipped", "frames", "seconds")
+            counts = torch.tensor([float(summary[k]) for k in keys],
+                                  device=predictor.device if predictor.device.type == "cuda" else "cpu")
+            torch.distributed.all_reduce(counts)
+            summary["total"] = {k: (int(v) if k != "seconds" else v) for k, v in zip(keys, counts.tolist())}
+    return summary
+
+
+# ------------------------------------------------------------------------------------ command line
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fvos_utils.infer", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", required=True, help="dataset folder (JPEGImages/ + Annotations/, "
+                                                            "or MOSE-style split folders)")
+    parser.add_argument("--split", default="valid", help="split folder when the root holds several")
+    parser.add_argument("--video-list", help="text file naming the videos to run (default: all)")
+    parser.add_argument("--model", default="fvos_tiny", help=f"one of: {', '.join(models.MODELS)}")
+    parser.add_argument("--ckpt", help="checkpoint path, or 'random' (tests/benchmarks); default: the "
+                                       "registry's file under data/checkpoints (downloaded if missing)")
+    parser.add_argument("--out", required=True, help="output folder: OUT/<video>/<frame>.png")
+    parser.add_argument("--scale", type=float, default=1.0, help="model image size = scale x base size")
+    parser.add_argument("--mode", choices=MODES, default="separate")
+    parser.add_argument("--merge", choices=MERGE_RULES, default="higher")
+    parser.add_argument("--tta", choices=transforms.TRANSFORM_NAMES, default="identity",
+                        help="test-time transform, inverted on the outputs")
+    parser.add_argument("--save-probs", action="store_true", help="also write <probs-dir>/<video>.npz")
+    parser.add_argument("--probs-dir", help="folder for the probability files (default: --out)")
+    parser.add_argument("--sigmoid-scale", type=float, help="memory-encoder sigmoid scale (config: 20)")
+    parser.add_argument("--sigmoid-bias", type=float, help="memory-encoder sigmoid bias (config: -10)")
+    parser.add_argument("--device", help="cuda, mps or cpu (default: the first available)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --ckpt random")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--offload-video", action="store_true", help="keep frames on the CPU")
+    parser.add_argument("--offload-state", action="store_true", help="keep SAM 2's memory on the CPU")
+    parser.add_argument("--overwrite", action="store_true", help="redo videos already done")
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        summary = run_dataset(
+            args.data_root, args.out, split=args.split,
+            videos=read_list_file(resolve(args.video_list)) if args.video_list else None,
+            model=args.model, ckpt=args.ckpt, scale=args.scale, mode=args.mode, merge=args.merge,
+            transform=args.tta, save_probs=args.save_probs, probs_dir=args.probs_dir, device=args.device,
+            seed=args.seed, sigmoid_scale=args.sigmoid_scale, sigmoid_bias=args.sigmoid_bias,
+            offload_video=args.offload_video, offload_state=args.offload_state, overwrite=args.overwrite,
+            progress=not args.no_progress)
+    except (DataError, ValueError, models.DownloadError) as err:
+        parser.exit(2, f"error: {err}\n")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary["total"]), file=sys.stdout)
+    return summary
+
+
+if __name__ == "__main__":
+    main()
