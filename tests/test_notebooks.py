@@ -55,3 +55,19 @@ def test_chapter_00_runs_and_records_its_numbers():
         assert (chapter / f"{figure}.png").stat().st_size > 10_000 and (chapter / f"{figure}.pdf").is_file()
     if paths.shared_samples_dir() is not None:
         assert 0.0 < metrics["zero_motion_real"]["global"]["J&F"] <= 1.0
+
+
+@pytest.mark.notebook
+def test_chapter_07_gathers_the_run():
+    if not (paths.outputs_dir(RUN) / "00_data_and_metrics" / "metrics.json").is_file():
+        test_chapter_00_runs_and_records_its_numbers()
+    _execute(paths.notebooks_dir() / "07_report.ipynb")
+    chapter = paths.outputs_dir(RUN) / "07_report"
+    metrics = json.loads((chapter / "metrics.json").read_text())
+    zero = json.loads((paths.outputs_dir(RUN) / "00_data_and_metrics" / "metrics.json").read_text())
+    assert "00_data_and_metrics" in metrics["chapters"]
+    assert metrics["steps"][0]["J&F"] == zero["zero_motion"]["global"]["J&F"]  # read back, not recomputed
+    text = (chapter / "report.md").read_text()
+    assert "Table 2: MOSE val" in text and "0.7681" in text and "hard_cases.png" in text
+    for table in ("fvos_steps", "leaderboard_mose_val", "leaderboard_mose_test"):
+        assert {p.suffix for p in chapter.glob(f"{table}.*")} == {".csv", ".md", ".tex"}

@@ -1,0 +1,184 @@
+"""The report: every number read back from a run's chapter files, laid out as the paper's tables.
+
+Chapters write ``outputs/<run>/<chapter>/metrics.json`` (and their own tables); this module reads them
+and builds:
+
+- :func:`steps_table`: the FVOS recipe step by step on this run (baseline, pretrained, best fine-tuned
+  epoch, memory sigmoid, gap filling, fusion), each with the videos it was scored on;
+- :func:`leaderboard_table`: the paper's Tables 2 and 3 (MOSE val / test leaderboards, from
+  ``assets/paper_results.json``) with this run's row beside them, marked as a different dataset;
+- :func:`figure_index`: the run's figures with captions.
+
+Nothing here types a result in: a chapter that has not run is simply absent from the tables.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from . import io, paths
+
+PAPER_RESULTS = Path(__file__).resolve().parent / "assets" / "paper_results.json"
+README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
+
+#: figure file stem -> caption (chapters are looked up in order; unknown figures get their file name)
+FIGURE_CAPTIONS = {
+    "hard_cases": "Synthetic mini-MOSE: one validation video per hard case, ground truth drawn over first, middle and last frames.",
+    "j_and_f_explained": "What J and F measure: region overlap, and boundary pixels matched within the distance tolerance.",
+    "zero_motion_decay": "Zero-motion baseline: mean J per frame; it decays as objects move.",
+    "real_clip": "A real clip with the zero-motion baseline.",
+    "loss_curves": "Training loss per iteration for both fine-tuning stages (from the trainer's own logs).",
+    "jf_per_epoch": "Validation J&F of every epoch of both stages; the chosen epoch is marked.",
+    "sigmoid_heatmap": "J&F over the memory-encoder sigmoid scale and bias grid; the best pair is marked.",
+    "sigmoid_mapping": "What the sigmoid scale and bias do to the mask probability fed to the memory encoder.",
+    "kernel_ablation": "J&F against the gap-filling kernel size, for square and circular kernels.",
+    "kernel2_anchor": "Why a 2x2 kernel barely fills gaps under OpenCV's default anchor.",
+    "meeting_crops": "Where adjacent objects meet: crops before and after gap filling with each kernel (cf. the paper's Figure 2).",
+    "clip_meeting_crops": "The same crops on the real two-object clip bmx-trees.",
+    "fusion_ablation": "Single scales against fused scale sets, hard against soft voting, with and without test-time transforms.",
+    "fill_order": "Gap filling before against after fusion.",
+}
+
+
+def load_metrics(run: str) -> dict[str, dict]:
+    """``{chapter: metrics}`` for every chapter of ``run`` that wrote a ``metrics.json``."""
+    from .pipeline import CHAPTERS
+
+    run_dir = paths.outputs_dir() / run
+    return {chapter: io.read_json(run_dir / chapter / "metrics.json") for chapter in CHAPTERS
+            if (run_dir / chapter / "metrics.json").is_file()}
+
+
+def _row(step: str, chapter: str, scores: dict, videos: str, detail: str = "") -> dict:
+    return {"step": step, "J&F": scores["J&F"], "J": scores.get("J"), "F": scores.get("F"),
+            "scored on": videos, "detail": detail, "chapter": chapter}
+
+
+def steps_table(metrics: dict[str, dict]) -> pd.DataFrame:
+    """The FVOS recipe on this run, one row per step whose chapter ran (J, F, J&F as fractions)."""
+    rows = []
+    if "00_data_and_metrics" in metrics:
+        m = metrics["00_data_and_metrics"]
+        rows.append(_row("zero-motion baseline", "00", m["zero_motion"]["global"], "all valid videos",
+                         "first-frame mask copied to every frame"))
+    if "02_finetune" in metrics:
+        m = metrics["02_finetune"]
+        rows.append(_row("pretrained model (before fine-tuning)", "02", m["start"], "all valid videos",
+                         Path(str(m.get("starting_weights", ""))).name))
+    if "03_epoch_selection" in metrics:
+        best = metrics["03_epoch_selection"]["best"]
+        rows.append(_row("best fine-tuned epoch", "03", best, "all valid videos",
+                         f"stage {best['stage']}, epoch {best['epoch']}"))
+    if "04_sigmoid_search" in metrics:
+        best = metrics["04_sigmoid_search"]["best"]
+        rows.append(_row("+ memory-sigmoid search", "04", best, "all valid videos",
+                         f"scale {best['scale']:g}, bias {best['bias']:g}"))
+    if "05_morphology_ablation" in metrics:
+        m = metrics["05_morphology_ablation"]
+        where, best = f"{len(m['videos'])} valid videos", m["best_paper"]
+        picks = {"paper-square-k0": "single model, no gap filling (chapter 05 subset)",
+                 "paper-square-k2": "+ gap filling, square kernel 2 (the paper's choice)",
+                 f"paper-{best['shape']}-k{best['kernel']}": f"+ gap filling, best here: {best['shape']} kernel {best['kernel']}"}
+        for key, step in picks.items():  # a best kernel of 0 or 2 is listed once
+            if key in m["variants"]:
+                rows.append(_row(step, "05", m["variants"][key], where))
+    if "06_multiscale_fusion" in metrics:
+        m = metrics["06_multiscale_fusion"]
+        n = len(m.get("videos", []))
+        single = m["fused"].get("single-identity-hard-fill_none")
+        if single:
+            rows.append(_row("single scale (chapter 06 subset)", "06", single, f"{n} valid videos", "scale 1.0"))
+        fvos = {k: v for k, v in m["fused"].items() if k.startswith("fvos7-identity-hard")}
+        for key, scores in sorted(fvos.items()):
+            rows.append(_row("+ 7-scale voting (the paper's fusion)", "06", scores, f"{n} valid videos",
+                             key.replace("fvos7-identity-hard-", "gap filling: ").replace("fill_", "")))
+        best = m.get("best_fused")
+        if best:
+            rows.append(_row("best fused variant", "06", m["fused"].get(best["variant"], best), f"{n} valid videos",
+                             best["variant"]))
+    return pd.DataFrame(rows)
+
+
+def paper_results() -> dict:
+    return io.read_json(PAPER_RESULTS)
+
+
+def leaderboard_table(split: str, *, ours: dict | None = None, ours_label: str = "this run") -> pd.DataFrame:
+    """The paper's leaderboard for ``split`` (``mose_val`` or ``mose_test``), best first, with ``ours``
+    (a ``{"J", "F", "J&F"}`` dict) added as its own row."""
+    board = paper_results()[split]
+    table = pd.DataFrame([{"method": name, **scores} for name, scores in board.items()])
+    if ours is not None:
+        table = pd.concat([table, pd.DataFrame([{"method": ours_label, "J": ours["J"], "F": ours["F"],
+                                                 "J&F": ours["J&F"]}])], ignore_index=True)
+    return table.sort_values("J&F", ascending=False).reset_index(drop=True)
+
+
+def figure_index(run: str) -> list[tuple[Path, str]]:
+    """``[(png path, caption)]`` for every figure of ``run``, in chapter order."""
+    from .pipeline import CHAPTERS
+
+    run_dir = paths.outputs_dir() / run
+    figures = []
+    for chapter in CHAPTERS:
+        for png in sorted((run_dir / chapter).glob("*.png")):
+            caption = FIGURE_CAPTIONS.get(png.stem, png.stem.replace("_", " "))
+            figures.append((png, f"{chapter}: {caption}"))
+    return figures
+
+
+def markdown_report(run: str, sections: list[tuple[str, pd.DataFrame]], figures: list[tuple[Path, str]],
+                    path: str | os.PathLike) -> Path:
+    """Write a Markdown report: one table per section, then the figures (linked relative to ``path``)."""
+    path = Path(path)
+    lines = [f"# FVOS kit report: run `{run}`", ""]
+    for title, table in sections:
+        lines += [f"## {title}", "", to_markdown(table), ""]
+    lines += ["## Figures", ""]
+    for png, caption in figures:
+        lines += [f"![{caption}]({os.path.relpath(png, path.parent)})", "", f"*{caption}*", ""]
+    with io.atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines))
+    return path
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A Markdown table with fractions shown to 4 decimals, missing values blank, no index."""
+    shown = table.astype(object).map(lambda v: "" if v is None or (isinstance(v, float) and v != v)
+                                     else f"{v:.4f}" if isinstance(v, float) else v)
+    return shown.to_markdown(index=False, disable_numparse=True)
+
+
+def update_readme(table: pd.DataFrame, *, readme: str | os.PathLike | None = None, note: str = "") -> Path:
+    """Replace the README's results block (between the results markers) with ``table``."""
+    readme = Path(readme) if readme else paths.project_root() / "README.md"
+    text = readme.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise io.DataError(readme, f"no results block ({README_BEGIN} ... {README_END}) to update")
+    block = f"{README_BEGIN}\n{note}\n\n{to_markdown(table)}\n{README_END}"
+    new = re.sub(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), lambda _: block, text, flags=re.S)
+    with io.atomic_path(readme) as tmp:
+        tmp.write_text(new)
+    return readme
+
+
+#: the ablation tables the chapters save, in report order: (title, chapter, table file stem)
+ABLATION_TABLES = (
+    ("Epoch selection: J&F per epoch (both stages)", "03_epoch_selection", "jf_per_epoch"),
+    ("Memory-encoder sigmoid: J&F over scale x bias", "04_sigmoid_search", "sigmoid_grid"),
+    ("Gap filling: kernel size and shape", "05_morphology_ablation", "kernel_ablation"),
+    ("Gap filling: share of gaps bridged by width", "05_morphology_ablation", "bridged_gaps"),
+    ("Fusion: scale sets, transforms, hard against soft voting", "06_multiscale_fusion", "fusion_ablation"),
+    ("Fusion: gap filling before against after fusion", "06_multiscale_fusion", "fill_order"),
+    ("Fusion: cost per frame", "06_multiscale_fusion", "cost"),
+)
+
+
+def ablation_tables(run: str) -> list[tuple[str, pd.DataFrame]]:
+    """``[(title, table)]`` for each of :data:`ABLATION_TABLES` that the run's chapters wrote (CSV)."""
+    run_dir = paths.outputs_dir() / run
+    return [(title, pd.read_csv(run_dir / chapter / f"{stem}.csv"))
+            for title, chapter, stem in ABLATION_TABLES if (run_dir / chapter / f"{stem}.csv").is_file()]

@@ -1,0 +1,83 @@
+"""The report reads every number from chapter files; tables, leaderboards and the README block."""
+import json
+
+import pandas as pd
+import pytest
+
+from fvos_utils import io, report
+
+
+def _scores(jf, j=None, f=None):
+    return {"J&F": jf, "J": j if j is not None else jf - 0.01, "F": f if f is not None else jf + 0.01}
+
+
+@pytest.fixture
+def run_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("FVOS_ROOT", str(tmp_path))
+    run = tmp_path / "outputs" / "r"
+    chapters = {
+        "00_data_and_metrics": {"zero_motion": {"global": _scores(0.2)}},
+        "03_epoch_selection": {"best": {**_scores(0.7), "stage": 2, "epoch": 3}},
+        "05_morphology_ablation": {"videos": ["a", "b"], "best_paper": {"shape": "square", "kernel": 5},
+                                   "variants": {"paper-square-k0": _scores(0.5), "paper-square-k2": _scores(0.51),
+                                                "paper-square-k5": _scores(0.55)}},
+    }
+    for chapter, metrics in chapters.items():
+        io.write_json(run / chapter / "metrics.json", metrics)
+    return run
+
+
+def test_steps_table_reads_each_chapter_and_skips_missing_ones(run_dir):
+    metrics = report.load_metrics("r")
+    assert list(metrics) == ["00_data_and_metrics", "03_epoch_selection", "05_morphology_ablation"]
+    steps = report.steps_table(metrics)
+    assert steps["J&F"].tolist() == [0.2, 0.7, 0.5, 0.51, 0.55]
+    assert steps["chapter"].tolist() == ["00", "03", "05", "05", "05"]
+    assert steps.loc[1, "detail"] == "stage 2, epoch 3" and steps.loc[4, "scored on"] == "2 valid videos"
+    assert "kernel 5" in steps.loc[4, "step"]
+
+
+def test_best_kernel_equal_to_the_papers_is_listed_once(run_dir):
+    metrics = report.load_metrics("r")
+    metrics["05_morphology_ablation"]["best_paper"] = {"shape": "square", "kernel": 2}
+    assert report.steps_table(metrics)["J&F"].tolist() == [0.2, 0.7, 0.5, 0.51]
+
+
+def test_leaderboards_are_the_papers_with_our_row_sorted_in():
+    paper = json.loads(report.PAPER_RESULTS.read_text())
+    val = report.leaderboard_table("mose_val", ours={"J": 0.70, "F": 0.79, "J&F": 0.745}, ours_label="us")
+    assert len(val) == len(paper["mose_val"]) + 1
+    assert val["J&F"].is_monotonic_decreasing
+    assert val.loc[0, "method"] == "Ours (FVOS)" and val.loc[0, "J&F"] == pytest.approx(0.7681)
+    assert val.loc[3, "method"] == "us"  # between xxxxl (0.7451) and civa_lab (0.7286)
+    test = report.leaderboard_table("mose_test")
+    assert test.loc[2, "method"] == "Ours (FVOS)" and test.loc[2, "J&F"] == pytest.approx(0.8392)
+    for split in ("mose_val", "mose_test"):  # the paper's J&F is the mean of its J and F
+        for name, s in paper[split].items():
+            assert s["J&F"] == pytest.approx((s["J"] + s["F"]) / 2, abs=6e-5), name
+
+
+def test_markdown_formats_fractions_and_blanks(tmp_path):
+    md = report.to_markdown(pd.DataFrame([{"a": 1, "b": 0.123456, "c": float("nan"), "d": "x"}]))
+    assert md.splitlines()[2].split("|")[1:-1] == [" 1   ", " 0.1235 ", "     ", " x   "]
+
+
+def test_readme_block_is_replaced_and_the_rest_kept(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.README_BEGIN}\nold\n{report.README_END}\nafter\n")
+    report.update_readme(pd.DataFrame([{"step": "s", "J&F": 0.5}]), readme=readme, note="note")
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("after\n") and "old" not in text
+    assert "| s      | 0.5000 |" in text and "note" in text
+    readme.write_text("no markers")
+    with pytest.raises(io.DataError, match="no results block"):
+        report.update_readme(pd.DataFrame([{"a": 1}]), readme=readme)
+
+
+def test_figure_index_captions(run_dir):
+    (run_dir / "00_data_and_metrics" / "hard_cases.png").write_bytes(b"png")
+    (run_dir / "05_morphology_ablation" / "something_new.png").write_bytes(b"png")
+    index = report.figure_index("r")
+    assert [p.name for p, _ in index] == ["hard_cases.png", "something_new.png"]
+    assert index[0][1].startswith("00_data_and_metrics: Synthetic mini-MOSE")
+    assert index[1][1] == "05_morphology_ablation: something new"
