@@ -1,0 +1,225 @@
+"""Choosing what to submit: the best training epoch, the memory-encoder sigmoid, and the MOSE zip.
+
+- :func:`score_epochs` propagates every epoch's weights of a training stage over a validation split
+  that has full ground truth (the synthetic valid set, or a hold-out of MOSE train), scores J&F, and
+  :func:`select_best` / :func:`record_best` pick the argmax and write it where stage 2
+  (``init: best``) and later notebooks read it (``outputs/<run>/train/stage<k>/best_epoch.json``).
+- :func:`sigmoid_search` scores a grid of the memory encoder's ``sigmoid(logits) * scale + bias``
+  on one loaded predictor (the two are read on every memory encoding, so no rebuild is needed).
+- :func:`check_submission` / :func:`write_submission`: a MOSE server zip
+  (``Annotations/<video>/<frame>.png``), checked against the val folder (every frame, its size, the
+  DAVIS palette) before anything is written.
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from . import evaluate as evaluation
+from . import infer, io, models, paths, train
+
+
+def score_predictor(predictor, *, data_root: str | os.PathLike, split: str, gt_dir: str | os.PathLike,
+                    out_dir: str | os.PathLike, checkpoint: str | os.PathLike, model: str = "fvos_tiny",
+                    videos: Sequence[str] | None = None) -> dict:
+    """Propagate ``predictor`` over ``split`` into ``out_dir`` and score it against ``gt_dir``.
+
+    ``checkpoint`` names the loaded weights in the inference manifest. Returns the evaluator's
+    ``"global"`` dict (``"J&F"``, ``"J"``, ``"F"``, ...).
+    """
+    infer.run_dataset(data_root, out_dir, split=split, videos=videos, model=model, ckpt=checkpoint,
+                      predictor=predictor, overwrite=True, progress=False)
+    return evaluation.evaluate(paths.resolve(gt_dir), out_dir, videos=videos, progress=False)["global"]
+
+
+def score_epochs(stage_folder: str | os.PathLike, *, data_root: str | os.PathLike, split: str = "valid",
+                 gt_dir: str | os.PathLike, out_dir: str | os.PathLike, model: str = "fvos_tiny",
+                 epochs: Sequence[int] | None = None, videos: Sequence[str] | None = None,
+                 device: str | None = None, progress: bool = True) -> list[dict]:
+    """J&F of each epoch's model-only weights of a stage (``weights/epoch_NNN.pt``).
+
+    One predictor is built and each epoch's weights are loaded into it. Predictions go to
+    ``out_dir/epoch_NNN/``. Returns ``[{"epoch", "weights", "J&F", "J", "F"}]`` in epoch order.
+    """
+    available = train.epoch_weights(stage_folder)
+    if not available:
+        raise io.DataError(Path(stage_folder) / "weights", "no per-epoch weights (has this stage trained?)")
+    wanted = sorted(available) if epochs is None else list(epochs)
+    missing = [e for e in wanted if e not in available]
+    if missing:
+        raise io.DataError(Path(stage_folder) / "weights", f"no weights for epoch(s) {missing} "
+                                                           f"(present: {sorted(available)})")
+    predictor = models.build_predictor(model, available[wanted[0]], device=device)
+    scores = []
+    for epoch in tqdm(wanted, desc="epochs", unit="epoch", disable=not progress):
+        models.load_weights(predictor, available[epoch])
+        result = score_predictor(predictor, data_root=data_root, split=split, gt_dir=gt_dir,
+                                 out_dir=Path(out_dir) / f"epoch_{epoch:03d}", checkpoint=available[epoch],
+                                 model=model, videos=videos)
+        scores.append({"epoch": epoch, "weights": str(available[epoch]),
+                       **{key: float(result[key]) for key in ("J&F", "J", "F")}})
+    return scores
+
+
+def select_best(scores: Sequence[dict], *, key: str = "J&F") -> dict:
+    """The entry with the highest ``key``; on a tie the earliest epoch (fewer epochs, same score)."""
+    if not scores:
+        raise ValueError("no epoch scores to choose from")
+    return max(scores, key=lambda s: (s[key], -s["epoch"]))
+
+
+def record_best(run: str, stage: int, scores: Sequence[dict]) -> dict:
+    """Write the best epoch of ``scores`` (and all of them) to :func:`train.best_epoch_file`; returns it."""
+    best = select_best(scores)
+    io.write_json(train.best_epoch_file(run, stage), {**best, "scores": list(scores)})
+    return best
+
+
+def read_best(run: str, stage: int) -> dict:
+    """The recorded best epoch of a stage (DataError if epoch selection has not run)."""
+    return io.read_json(train.best_epoch_file(run, stage))
+
+
+def plot_epoch_scores(ax, scores_by_stage: dict[int, Sequence[dict]], *, baseline: float | None = None,
+                      reference: float | None = None) -> None:
+    """J&F per epoch, stages one after the other on the x axis; best epoch of each stage marked.
+
+    ``baseline``: a horizontal line (e.g. zero motion); ``reference``: another (e.g. the start model).
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    offset = 0
+    for stage, scores in sorted(scores_by_stage.items()):
+        if not scores:
+            continue
+        x = [offset + s["epoch"] for s in scores]
+        y = [s["J&F"] for s in scores]
+        ax.plot(x, y, marker="o", label=f"stage {stage}")
+        best = select_best(scores)
+        ax.scatter([offset + best["epoch"]], [best["J&F"]], s=160, facecolors="none", edgecolors="k",
+                   zorder=3, label=f"best of stage {stage}: epoch {best['epoch']} ({best['J&F']:.3f})")
+        offset = x[-1]
+    if reference is not None:
+        ax.axhline(reference, color="0.4", linestyle="--", label=f"starting model ({reference:.3f})")
+    if baseline is not None:
+        ax.axhline(baseline, color="0.6", linestyle=":", label=f"zero-motion baseline ({baseline:.3f})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch (stage 2 continues after stage 1)")
+    ax.set_ylabel("J&F")
+    ax.legend(fontsize="small")
+
+
+# ------------------------------------------------------------------------------- memory sigmoid
+def sigmoid_search(predictor, *, scales: Sequence[float], biases: Sequence[float],
+                   data_root: str | os.PathLike, split: str = "valid", gt_dir: str | os.PathLike,
+                   out_dir: str | os.PathLike, checkpoint: str | os.PathLike, model: str = "fvos_tiny",
+                   videos: Sequence[str] | None = None, progress: bool = True) -> np.ndarray:
+    """J&F for every ``(scale, bias)`` of the memory-encoder sigmoid, on one loaded predictor.
+
+    Returns ``(len(scales), len(biases)) float64``. The predictor's own values are restored afterwards.
+    """
+    grid = np.full((len(scales), len(biases)), np.nan)
+    original = models.set_memory_sigmoid(predictor)
+    try:
+        cells = [(i, j) for i in range(len(scales)) for j in range(len(biases))]
+        for i, j in tqdm(cells, desc="sigmoid grid", disable=not progress):
+            models.set_memory_sigmoid(predictor, scale=scales[i], bias=biases[j])
+            result = score_predictor(predictor, data_root=data_root, split=split, gt_dir=gt_dir,
+                                     out_dir=Path(out_dir) / f"scale{scales[i]:g}_bias{biases[j]:g}",
+                                     checkpoint=checkpoint, model=model, videos=videos)
+            grid[i, j] = result["J&F"]
+    finally:
+        models.set_memory_sigmoid(predictor, scale=original[0], bias=original[1])
+    return grid
+
+
+def best_sigmoid(grid: np.ndarray, scales: Sequence[float], biases: Sequence[float]) -> dict:
+    """``{"scale", "bias", "J&F"}`` of the grid's maximum (first in row-major order on a tie)."""
+    i, j = np.unravel_index(int(np.nanargmax(grid)), grid.shape)
+    return {"scale": float(scales[i]), "bias": float(biases[j]), "J&F": float(grid[i, j])}
+
+
+def plot_sigmoid_grid(ax, grid: np.ndarray, scales: Sequence[float], biases: Sequence[float]):
+    """Heatmap of J&F over (scale rows, bias columns), every cell labelled, the best one boxed."""
+    from matplotlib.patches import Rectangle
+
+    image = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto")
+    ax.set_xticks(range(len(biases)), [f"{b:g}" for b in biases])
+    ax.set_yticks(range(len(scales)), [f"{s:g}" for s in scales])
+    ax.set_xlabel("memory sigmoid bias")
+    ax.set_ylabel("memory sigmoid scale")
+    middle = np.nanmin(grid) + 0.5 * (np.nanmax(grid) - np.nanmin(grid))
+    for (i, j), value in np.ndenumerate(grid):
+        ax.text(j, i, f"{value:.4f}", ha="center", va="center", fontsize="small",
+                color="k" if value > middle else "w")
+    i, j = np.unravel_index(int(np.nanargmax(grid)), grid.shape)
+    ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="r", linewidth=2))
+    return image
+
+
+# ------------------------------------------------------------------------------- MOSE submission
+def check_submission(pred_dir: str | os.PathLike, val_root: str | os.PathLike, *, split: str | None = "valid") -> list[str]:
+    """Check predictions against the val folder before zipping; returns the video names.
+
+    Every video of ``val_root``'s ``JPEGImages`` must have a folder in ``pred_dir`` with one PNG per
+    frame, named like the frame, of the frame's size, a palette (``P``) image with the DAVIS palette;
+    no other videos or frames. The first problem raises a DataError naming the file.
+    """
+    pred_dir = paths.resolve(pred_dir)
+    dataset = io.VOSDataset(paths.resolve(val_root), split)
+    names = dataset.video_names()
+    if not pred_dir.is_dir():
+        raise io.DataError(pred_dir, "prediction folder not found")
+    extra = sorted(p.name for p in pred_dir.iterdir() if p.is_dir() and p.name not in set(names))
+    if extra:
+        raise io.DataError(pred_dir / extra[0], f"video not in the val folder {dataset.image_dir} "
+                                                f"({len(extra)} such folder(s))")
+    palette = io.davis_palette().reshape(-1).tolist()
+    for name in names:
+        video = dataset.video(name)
+        folder = pred_dir / name
+        if not folder.is_dir():
+            raise io.DataError(folder, "prediction folder missing for this val video")
+        have = {p.name for p in folder.iterdir()}
+        want = {f"{stem}.png" for stem in video.frame_names}
+        if have != want:
+            odd = sorted(have - want)
+            if odd:
+                raise io.DataError(folder / odd[0], "file does not match a frame of the val video "
+                                                    f"(expected names like {sorted(want)[0]})")
+            raise io.DataError(folder / sorted(want - have)[0], "prediction missing for this frame")
+        for frame in video.frames:
+            path = folder / f"{frame.stem}.png"
+            expected = io.mask_size(frame)
+            with Image.open(path) as img:
+                size, mode = (img.size[1], img.size[0]), img.mode
+                used = img.getpalette() or []
+            if size != expected:
+                raise io.DataError(path, f"size {size[1]}x{size[0]} (WxH) differs from the frame "
+                                         f"{frame.name} {expected[1]}x{expected[0]}")
+            if mode != "P":
+                raise io.DataError(path, f"image mode {mode!r}; the server expects palette ('P') PNGs")
+            if used[:len(palette)] != palette[:len(used)]:
+                raise io.DataError(path, "palette differs from the DAVIS palette")
+    return names
+
+
+def write_submission(pred_dir: str | os.PathLike, val_root: str | os.PathLike, zip_path: str | os.PathLike, *,
+                     split: str | None = "valid") -> Path:
+    """Check (:func:`check_submission`), then write ``zip_path`` with ``Annotations/<video>/<frame>.png``
+    (atomically: the zip appears complete or not at all). Returns the zip's path."""
+    pred_dir = paths.resolve(pred_dir)
+    names = check_submission(pred_dir, val_root, split=split)
+    zip_path = paths.resolve(zip_path)
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    with io.atomic_path(zip_path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in names:
+            for png in sorted((pred_dir / name).glob("*.png")):
+                archive.write(png, f"Annotations/{name}/{png.name}")
+    return zip_path

@@ -1,0 +1,462 @@
+"""Fine-tuning SAM 2 with Meta's own trainer (the ``training`` package that ships with ``sam2``).
+
+The paper (section 2.1) fine-tunes SAM2-Large on MOSE in two stages: stage 1 = N1 epochs from the
+released checkpoint, stage 2 = N2 epochs from a chosen stage-1 epoch. Here a ``params/*.yaml`` file
+describes both stages; for each stage the kit
+
+1. checks the inputs (checkpoint, dataset folders, annotations, the video list) and fails before
+   training with an error naming the file;
+2. composes the hydra recipe ``fvos_utils/configs/training/<recipe>.yaml`` with the params' values into
+   one self-contained trainer config, ``<stage dir>/trainer_config.yaml``;
+3. runs Meta's trainer on it in its own subprocess (``python -m fvos_utils.train --launch DIR``), with a
+   progress bar fed by the trainer's log. The trainer's launcher spawns one process per GPU, or
+   submits to SLURM through submitit (``cluster:`` in the params).
+
+Layout of a stage, ``outputs/<run>/train/stage<k>/``::
+
+    trainer_config.yaml   what ran (resume refuses a different one)
+    videos.txt            the training videos, checked
+    train.log             the trainer's output
+    logs/                 the trainer's own logs: log.txt, train_stats.json (one line per epoch)
+    tensorboard/          per-step losses (loss curves: :func:`loss_curve`)
+    checkpoints/checkpoint.pt   full state (model, optimizer, epoch) of the latest epoch only
+    weights/epoch_NNN.pt        model-only ``{"model": state_dict}`` after every epoch
+
+Full state is kept for the latest epoch only, so 50 SAM2-L epochs need 50 x 0.9 GB, not 50 x 2.7 GB.
+Running the same command again resumes from ``checkpoint.pt``: a killed run loses at most the epoch
+in progress. Per-epoch weights are written before the full state, so a finished epoch always has both.
+
+On a CPU the trainer needs three things (``../shared/reference/sam2-notes.md``): the gloo backend,
+amp off, and ``torch.cuda.reset_peak_memory_stats`` (called by the memory meter every step) made a
+no-op; :class:`KitTrainer` does the last when CUDA is absent.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+from collections import deque
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import yaml
+from training.trainer import Trainer
+from training.utils.train_utils import register_omegaconf_resolvers
+
+from . import io, paths
+from .models import CONFIG_DIR, RANDOM, get_spec, resolve_checkpoint, save_checkpoint
+
+#: The kit's trainer recipes (hydra configs composing sam2's or the kit's model configs).
+RECIPE_DIR = CONFIG_DIR / "training"
+STAGES = (1, 2)
+_CONFIG_NAME = "trainer_config"
+_EPOCH_LINE = re.compile(r"Train Epoch: \[(\d+)\]\[\s*(\d+)/(\d+)\]")
+
+
+# ------------------------------------------------------------------------------------- the trainer
+class KitTrainer(Trainer):
+    """Meta's ``Trainer`` plus model-only weights per epoch (``<log dir>/weights/epoch_NNN.pt``).
+
+    Without CUDA, ``torch.cuda.reset_peak_memory_stats`` (the memory meter's one CUDA-only call, made
+    every step) becomes a no-op in this process: the trainer runs in its own subprocess, so nothing
+    else sees the change.
+    """
+
+    def __init__(self, **kwargs):
+        if not torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats = lambda *args, **kw: None
+        super().__init__(**kwargs)
+
+    def save_checkpoint(self, epoch, checkpoint_names=None):
+        if checkpoint_names is None and self.distributed_rank == 0:
+            model = getattr(self.model, "module", self.model)  # unwrap DDP
+            save_checkpoint(model, weights_path(Path(self.checkpoint_conf.save_dir).parent, int(epoch)))
+        super().save_checkpoint(epoch, checkpoint_names)
+
+
+# ------------------------------------------------------------------------------------------ layout
+def stage_dir(run: str, stage: int) -> Path:
+    """``outputs/<run>/train/stage<stage>/`` (created)."""
+    _check_stage(stage)
+    return paths.outputs_dir(f"{run}/train/stage{stage}")
+
+
+def weights_path(stage_folder: Path, epoch: int) -> Path:
+    """The model-only weights of ``epoch`` (1-based: the state after that many epochs)."""
+    return Path(stage_folder) / "weights" / f"epoch_{epoch:03d}.pt"
+
+
+def epoch_weights(stage_folder: str | os.PathLike) -> dict[int, Path]:
+    """``{epoch: weights file}`` of a stage folder, in epoch order."""
+    found = {int(match.group(1)): path for path in (Path(stage_folder) / "weights").glob("epoch_*.pt")
+             if (match := re.fullmatch(r"epoch_(\d+)\.pt", path.name))}
+    return dict(sorted(found.items()))
+
+
+def best_epoch_file(run: str, stage: int) -> Path:
+    """Where epoch selection records a stage's best epoch (read by stage 2 with ``init: best``)."""
+    return stage_dir(run, stage) / "best_epoch.json"
+
+
+def completed_epochs(stage_folder: str | os.PathLike) -> int:
+    """Epochs the latest full checkpoint holds (0 when there is none)."""
+    ckpt = Path(stage_folder) / "checkpoints" / "checkpoint.pt"
+    if not ckpt.is_file():
+        return 0
+    # memory-mapped: only the small "epoch" entry is read, not gigabytes of SAM2-L optimizer state
+    return int(torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["epoch"])
+
+
+def _check_stage(stage: int) -> None:
+    if stage not in STAGES:
+        raise ValueError(f"stage must be 1 or 2, got {stage!r}")
+
+
+# ------------------------------------------------------------------------------------------- params
+@dataclasses.dataclass
+class StagePlan:
+    """One stage, ready to launch: its folder, its composed config, what it starts from."""
+
+    run: str
+    stage: int
+    folder: Path
+    config: Any          # omegaconf DictConfig, unresolved (the trainer resolves it)
+    init: Path | None    # weights the stage starts from (None: random init)
+    videos: list[str]
+    epochs: int
+    device: str
+
+
+def load_params(path: str | os.PathLike) -> dict:
+    """A training params file (see ``params/pretrain_fvos_tiny.yaml`` for every key)."""
+    path = paths.resolve(path)
+    if not path.is_file():
+        raise io.DataError(path, "params file not found")
+    params = yaml.safe_load(path.read_text())
+    if not isinstance(params, dict):
+        raise io.DataError(path, "params file must hold a mapping")
+    for key in ("run", "model", "recipe", "data", "stage1"):
+        if key not in params:
+            raise io.DataError(path, f"missing key {key!r}")
+    params["_path"] = str(path)
+    return params
+
+
+def _device(params: dict) -> str:
+    device = params.get("device", "auto")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available() and not params.get("cluster"):
+        raise ValueError("device cuda requested but CUDA is not available here")
+    return device
+
+
+def _dataset(params: dict) -> tuple[io.VOSDataset, list[str]]:
+    """The training split's folder and its checked video list (generating a synthetic set if asked)."""
+    data = params["data"]
+    if not data.get("root"):
+        raise io.DataError(Path(params["_path"]), "data.root is not set: fill in the dataset folder")
+    root = paths.resolve(data["root"])
+    synthetic_spec = data.get("synthetic")
+    if synthetic_spec:
+        from . import synthetic
+
+        changes = dict(synthetic_spec)
+        preset, seed = changes.pop("preset", "mini-mose"), changes.pop("seed", 0)
+        if preset not in synthetic.PRESETS:
+            raise io.DataError(Path(params["_path"]), f"data.synthetic.preset {preset!r} is not one of "
+                                                      f"{', '.join(synthetic.PRESETS)}")
+        synthetic.ensure(root, seed=seed, config=dataclasses.replace(synthetic.PRESETS[preset], **changes))
+    dataset = io.VOSDataset(root, data.get("split", "train"),
+                            videos=io.read_list_file(paths.resolve(data["videos"])) if data.get("videos") else None)
+    return dataset, dataset.video_names()
+
+
+def check_training_videos(dataset: io.VOSDataset, names: Sequence[str], *, num_frames: int) -> None:
+    """Every video has frames and at least ``num_frames`` annotated ones (the trainer samples that
+    many consecutive annotated frames per clip); else a DataError naming the first bad folder."""
+    if not names:
+        raise io.DataError(dataset.image_dir, "no training videos")
+    if not dataset.annotation_dir.is_dir():
+        raise io.DataError(dataset.annotation_dir, "annotation folder not found (training needs ground truth)")
+    for name in names:
+        video = dataset.video(name)
+        if not video.annotations:
+            raise io.DataError(dataset.annotation_dir / name, "no annotations for this video (training needs "
+                                                              "ground truth on every frame it samples)")
+        if len(video.annotations) < num_frames:
+            raise io.DataError(dataset.annotation_dir / name,
+                               f"{len(video.annotations)} annotated frames, fewer than num_frames={num_frames} "
+                               "(drop the video from the list, or lower num_frames)")
+
+
+def _stage_init(params: dict, stage: int) -> Path | None:
+    """The weights a stage starts from: stage 1 ``init`` (``random``, a path, or null = the model's
+    registry checkpoint); stage 2 ``init`` (``best``: the recorded best stage-1 epoch, an epoch number
+    of stage 1, or a path)."""
+    spec = get_spec(params["model"])
+    init = params.get(f"stage{stage}", {}).get("init", RANDOM if stage == 1 else "best")
+    if stage == 1:
+        return resolve_checkpoint(spec, init)
+    if init == "best":
+        record = best_epoch_file(params["run"], 1)
+        if not record.is_file():
+            raise io.DataError(record, "no best stage-1 epoch recorded yet: run epoch selection on stage 1 "
+                                       "(notebook 03 / fvos_utils.selection), or set stage2.init to an epoch number")
+        init = int(io.read_json(record)["epoch"])
+    if isinstance(init, int) and not isinstance(init, bool):
+        path = weights_path(stage_dir(params["run"], 1), init)
+        if not path.is_file():
+            have = sorted(epoch_weights(stage_dir(params["run"], 1)))
+            raise io.DataError(path, f"stage-1 epoch {init} has no weights (epochs present: {have or 'none'})")
+        return path
+    return resolve_checkpoint(spec, init)
+
+
+def _overrides(params: dict, stage: int, *, folder: Path, init: Path | None, image_dir: Path, gt_dir: Path,
+               list_file: Path, device: str) -> list[str]:
+    """Hydra overrides: the params' values, then the per-run paths and device settings."""
+    stage_params = params.get(f"stage{stage}", {})
+    if "epochs" not in stage_params:
+        raise io.DataError(Path(params["_path"]), f"stage{stage}.epochs is missing")
+    scratch = {**params.get("scratch", {}), **stage_params.get("scratch", {}), "num_epochs": stage_params["epochs"]}
+    out = [f"scratch.{key}={_hydra_value(value)}" for key, value in scratch.items()]
+    cluster = params.get("cluster")
+    on_cuda = device == "cuda"
+    out += [
+        f"dataset.img_folder={_hydra_value(str(image_dir))}",
+        f"dataset.gt_folder={_hydra_value(str(gt_dir))}",
+        f"dataset.file_list_txt={_hydra_value(str(list_file))}",
+        f"launcher.experiment_log_dir={_hydra_value(str(folder))}",
+        f"launcher.gpus_per_node={int(params.get('gpus', 1))}",
+        f"launcher.num_nodes={int(params.get('nodes', 1))}",
+        f"trainer.accelerator={device}",
+        f"trainer.distributed.backend={'nccl' if on_cuda else 'gloo'}",
+        f"trainer.optim.amp.enabled={str(on_cuda).lower()}",  # bf16 on CUDA; CPU autocast is not what Meta ran
+        f"trainer.data.train.pin_memory={str(on_cuda).lower()}",
+        f"trainer.seed_value={int(params.get('seed', 123))}",
+        f"submitit.use_cluster={str(bool(cluster)).lower()}",
+    ]
+    for key, value in (cluster or {}).items():
+        out.append(f"++submitit.{key}={_hydra_value(value)}")
+    if init is None:
+        out.append("trainer.checkpoint.model_weight_initializer=null")
+    else:
+        out.append("trainer.checkpoint.model_weight_initializer.state_dict.checkpoint_path="
+                   f"{_hydra_value(str(init))}")
+    return out + list(params.get("overrides", [])) + list(stage_params.get("overrides", []))
+
+
+def _hydra_value(value) -> str:
+    """A value as a hydra override literal (strings quoted, so paths with odd characters survive)."""
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def compose_recipe(recipe: str, overrides: Sequence[str] = ()):
+    """The recipe ``fvos_utils/configs/training/<recipe>.yaml`` composed with ``overrides`` (unresolved).
+
+    Searches the kit's configs and sam2's package (for the released models' configs) without touching
+    the global hydra state that ``import sam2`` set up.
+    """
+    from hydra import compose, initialize_config_dir, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    if not (RECIPE_DIR / f"{recipe}.yaml").is_file():
+        known = sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
+        raise io.DataError(RECIPE_DIR / f"{recipe}.yaml", f"no such training recipe (known: {', '.join(known)})")
+    try:
+        register_omegaconf_resolvers()
+    except ValueError:  # already registered in this process
+        pass
+    had_sam2 = GlobalHydra.instance().is_initialized()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.2"):
+            cfg = compose(f"training/{recipe}", overrides=["hydra.searchpath=[pkg://sam2]", *overrides])
+    finally:
+        GlobalHydra.instance().clear()
+        if had_sam2:
+            initialize_config_module("sam2", version_base="1.2")
+    OmegaConf.set_struct(cfg, False)
+    cfg.pop("hydra", None)
+    return cfg
+
+
+def plan_stage(params: dict, stage: int) -> StagePlan:
+    """Check everything a stage needs and compose its config (nothing is launched or written)."""
+    _check_stage(stage)
+    if f"stage{stage}" not in params:
+        raise io.DataError(Path(params["_path"]), f"no stage{stage} section")
+    device = _device(params)
+    init = _stage_init(params, stage)
+    dataset, names = _dataset(params)
+    num_frames = int({**params.get("scratch", {}), **params[f"stage{stage}"].get("scratch", {})}
+                     .get("num_frames", 8))
+    check_training_videos(dataset, names, num_frames=num_frames)
+    folder = stage_dir(params["run"], stage)
+    overrides = _overrides(params, stage, folder=folder, init=init, image_dir=dataset.image_dir,
+                           gt_dir=dataset.annotation_dir, list_file=folder / "videos.txt", device=device)
+    config = compose_recipe(params["recipe"], overrides)
+    return StagePlan(params["run"], stage, folder, config, init, names, int(params[f"stage{stage}"]["epochs"]),
+                     device)
+
+
+def resolved(config) -> dict:
+    """A composed config as plain values, interpolations resolved (to show what a stage will run)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(config, resolve=True)
+
+
+def _write_plan(plan: StagePlan) -> None:
+    """Write the stage's config and video list; a stage with a checkpoint must match what it ran."""
+    from omegaconf import OmegaConf
+
+    text = OmegaConf.to_yaml(plan.config)
+    config_path = plan.folder / f"{_CONFIG_NAME}.yaml"
+    if completed_epochs(plan.folder) and config_path.is_file() and config_path.read_text() != text:
+        raise io.DataError(config_path, "this stage already trained with a different configuration; resuming "
+                                        "would mix the two. Use a new run name, or delete the stage folder")
+    with io.atomic_path(config_path) as tmp:
+        tmp.write_text(text)
+    io.write_list_file(plan.folder / "videos.txt", plan.videos)
+
+
+# ------------------------------------------------------------------------------------------- launch
+def train_stage(params: dict | str | os.PathLike, stage: int, *, threads: int | None = None,
+                progress: bool = True) -> Path:
+    """Run (or resume, or find finished) one stage; returns its folder.
+
+    Args:
+        params: a params dict (:func:`load_params`) or its file.
+        threads: torch threads of the training process on CPU (default: the params' ``threads``, else 2).
+
+    A stage with ``export: PATH`` also writes its last epoch's weights there in fp16 (:func:`export_weights`).
+    With ``cluster:`` set, this returns once the SLURM job is submitted; running it again later resumes
+    or finds the stage finished.
+    """
+    params = load_params(params) if not isinstance(params, dict) else params
+    plan = plan_stage(params, stage)
+    _write_plan(plan)  # refuses a configuration other than the one this stage already trained with
+    done = completed_epochs(plan.folder)
+    if done < plan.epochs:
+        _run_trainer(plan, threads=int(threads or params.get("threads", 2)), done=done, progress=progress)
+    export = params[f"stage{stage}"].get("export")
+    if export and completed_epochs(plan.folder) >= plan.epochs:  # a SLURM job may still be running
+        export_weights(weights_path(plan.folder, plan.epochs), paths.resolve(export))
+    return plan.folder
+
+
+def _run_trainer(plan: StagePlan, *, threads: int, done: int, progress: bool) -> None:
+    """Meta's trainer in a subprocess, its output into ``train.log`` and a progress bar."""
+    from tqdm.auto import tqdm
+
+    package_parent = str(Path(__file__).resolve().parent.parent)  # the subprocess imports this very kit
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "fvos_utils.train", "--launch", str(plan.folder)]
+    tail: deque[str] = deque(maxlen=40)
+    with open(plan.folder / "train.log", "a") as log, \
+            tqdm(total=plan.epochs, initial=done, desc=f"{plan.run} stage {plan.stage}", unit="epoch",
+                 bar_format="{l_bar}{bar}| {n:.2f}/{total} epochs [{elapsed}<{remaining}{postfix}]",
+                 disable=not progress) as bar:
+        log.write(f"# {' '.join(command)}\n")
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
+            tail.append(line)
+            match = _EPOCH_LINE.search(line)
+            if match:
+                epoch, step, iterations = (int(g) for g in match.groups())
+                bar.n = epoch + step / iterations
+                bar.set_postfix_str(f"iteration {step}/{iterations}", refresh=False)
+                bar.refresh()
+        code = proc.wait()
+        bar.n = completed_epochs(plan.folder)
+        bar.refresh()
+    if code != 0:
+        raise RuntimeError(f"training stage {plan.stage} of {plan.run} failed (exit code {code}); the end of "
+                           f"{plan.folder / 'train.log'}:\n{''.join(tail)}")
+
+
+def export_weights(weights: str | os.PathLike, out: str | os.PathLike, *, dtype: torch.dtype = torch.float16) -> Path:
+    """Model-only weights ``{"model": state_dict}`` with floating tensors cast to ``dtype`` (fp16 halves
+    the file; loading casts back to the model's fp32). Written atomically; returns ``out``."""
+    weights, out = Path(weights), Path(out)
+    state = torch.load(weights, map_location="cpu", weights_only=True)["model"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with io.atomic_path(out) as tmp:
+        torch.save({"model": {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}}, tmp)
+    return out
+
+
+def _launch(folder: Path) -> None:
+    """Inside the training subprocess: Meta's ``training.train.main`` on the stage's config."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from training.train import main
+
+    register_omegaconf_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(folder.resolve()), version_base="1.2"):
+        main(argparse.Namespace(config=_CONFIG_NAME, use_cluster=None, partition=None, account=None, qos=None,
+                                num_gpus=None, num_nodes=None))
+
+
+# ---------------------------------------------------------------------------------------- results
+def loss_curve(stage_folder: str | os.PathLike, *,
+               tag: str = "Step_Losses/Losses/train_all_loss") -> tuple[list[int], list[float]]:
+    """``(steps, losses)`` of a stage from the trainer's tensorboard log (every ``log_scalar_frequency``
+    steps; a resumed run's later file wins for a step logged twice)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util.tensor_util import make_ndarray
+
+    folder = Path(stage_folder) / "tensorboard"
+    if not folder.is_dir():
+        raise io.DataError(folder, "no tensorboard log (has this stage run?)")
+    values: dict[int, float] = {}
+    for events in sorted(folder.glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
+        acc = EventAccumulator(str(events), size_guidance={"tensors": 0})
+        acc.Reload()
+        if tag in acc.Tags()["tensors"]:  # current tensorboard stores scalars as tensors
+            values.update({event.step: float(make_ndarray(event.tensor_proto)) for event in acc.Tensors(tag)})
+    steps = sorted(values)
+    return steps, [values[s] for s in steps]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fvos_utils.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", help="training params file (e.g. params/pretrain_fvos_tiny.yaml)")
+    parser.add_argument("--stage", type=int, choices=STAGES, default=1)
+    parser.add_argument("--threads", type=int, help="torch threads on CPU (default: the params' threads, else 2)")
+    parser.add_argument("--launch", help=argparse.SUPPRESS)  # internal: the training subprocess
+    args = parser.parse_args(argv)
+    if args.launch:
+        _launch(Path(args.launch))
+        return 0
+    if not args.params:
+        parser.error("--params is required")
+    folder = train_stage(args.params, args.stage, threads=args.threads)
+    print(f"stage {args.stage} done: {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Epoch selection, the memory-sigmoid grid, and the MOSE submission zip."""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fvos_utils import evaluate, infer, io, models, paths, selection, synthetic, train
+
+TINY_DATA = synthetic.SyntheticConfig(videos_train=1, videos_valid=2, frames=(5, 6), size=(96, 64), objects=(1, 2))
+
+
+@pytest.fixture
+def kit_root(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))
+    return tmp_path
+
+
+# ----------------------------------------------------------------------------------- epoch selection
+def test_select_best_is_the_argmax_and_the_earliest_on_a_tie():
+    scores = [{"epoch": e, "J&F": v} for e, v in [(1, 0.2), (2, 0.7), (3, 0.5), (4, 0.7), (5, 0.1)]]
+    assert selection.select_best(scores)["epoch"] == 2
+    assert selection.select_best(scores[2:])["epoch"] == 4
+    assert selection.select_best(list(reversed(scores)))["epoch"] == 2
+    with pytest.raises(ValueError, match="no epoch scores"):
+        selection.select_best([])
+
+
+def test_recorded_best_epoch_is_what_stage_two_starts_from(kit_root):
+    scores = [{"epoch": 1, "J&F": 0.3}, {"epoch": 2, "J&F": 0.6}, {"epoch": 3, "J&F": 0.4}]
+    assert selection.record_best("r", 1, scores)["epoch"] == 2
+    assert selection.read_best("r", 1)["scores"] == scores
+    assert train.best_epoch_file("r", 1) == kit_root / "outputs" / "r" / "train" / "stage1" / "best_epoch.json"
+
+
+def test_epoch_scores_equal_a_fresh_predictor_per_epoch(kit_root):
+    """One predictor reloaded per epoch scores exactly what a predictor built from each file does."""
+    data = synthetic.generate(kit_root / "data", seed=5, config=TINY_DATA, progress=False)
+    stage = train.stage_dir("r", 1)
+    for epoch, seed in ((1, 0), (2, 1)):
+        models.save_checkpoint(models.build_predictor("fvos_tiny", "random", seed=seed, device="cpu"),
+                               train.weights_path(stage, epoch))
+    gt = data / "valid_gt" / "Annotations"
+    scores = selection.score_epochs(stage, data_root=data, gt_dir=gt, out_dir=kit_root / "sel", progress=False)
+    assert [s["epoch"] for s in scores] == [1, 2]
+    for entry in scores:
+        fresh = kit_root / f"fresh{entry['epoch']}"
+        infer.run_dataset(data, fresh, split="valid", ckpt=entry["weights"], device="cpu", progress=False)
+        expected = evaluate.evaluate(gt, fresh, progress=False)["global"]
+        assert entry["J&F"] == pytest.approx(expected["J&F"], abs=1e-12)
+        assert entry["J"] == pytest.approx(expected["J"], abs=1e-12)
+    assert scores[0]["J&F"] != scores[1]["J&F"]  # different weights really were loaded
+    with pytest.raises(io.DataError, match=r"no weights for epoch\(s\) \[7\]"):
+        selection.score_epochs(stage, data_root=data, gt_dir=gt, out_dir=kit_root / "sel", epochs=[7])
+
+
+def test_epochs_of_a_stage_that_never_trained_is_an_error(kit_root):
+    with pytest.raises(io.DataError, match="no per-epoch weights"):
+        selection.score_epochs(kit_root / "nothing", data_root=kit_root, gt_dir=kit_root, out_dir=kit_root / "o")
+
+
+# ------------------------------------------------------------------------------------ sigmoid search
+class FakePredictor:
+    """Just the two attributes SAM 2 reads on every memory encoding."""
+
+    sigmoid_scale_for_mem_enc = 20.0
+    sigmoid_bias_for_mem_enc = -10.0
+
+
+def test_sigmoid_grid_sets_each_pair_and_restores_the_predictor(monkeypatch, tmp_path):
+    seen = []
+
+    def score(predictor, **kwargs):  # a known surface with its peak at scale 15, bias -5
+        scale, bias = predictor.sigmoid_scale_for_mem_enc, predictor.sigmoid_bias_for_mem_enc
+        seen.append((scale, bias, kwargs["out_dir"].name))
+        return {"J&F": 1.0 - (scale - 15) ** 2 / 100 - (bias + 5) ** 2 / 100}
+
+    monkeypatch.setattr(selection, "score_predictor", score)
+    predictor = FakePredictor()
+    scales, biases = [10.0, 15.0, 20.0], [-10.0, -5.0]
+    grid = selection.sigmoid_search(predictor, scales=scales, biases=biases, data_root=tmp_path, gt_dir=tmp_path,
+                                    out_dir=tmp_path, checkpoint="w.pt", progress=False)
+    expected = np.array([[1 - (s - 15) ** 2 / 100 - (b + 5) ** 2 / 100 for b in biases] for s in scales])
+    np.testing.assert_allclose(grid, expected)
+    assert [(s, b) for s, b, _ in seen] == [(s, b) for s in scales for b in biases]
+    assert len({name for _, _, name in seen}) == 6  # one prediction folder per pair
+    assert (predictor.sigmoid_scale_for_mem_enc, predictor.sigmoid_bias_for_mem_enc) == (20.0, -10.0)
+    assert selection.best_sigmoid(grid, scales, biases) == {"scale": 15.0, "bias": -5.0, "J&F": 1.0}
+
+
+def test_best_sigmoid_takes_the_first_maximum():
+    grid = np.array([[0.1, 0.5], [0.5, 0.2]])
+    assert selection.best_sigmoid(grid, [1, 2], [3, 4]) == {"scale": 1.0, "bias": 4.0, "J&F": 0.5}
+
+
+# ------------------------------------------------------------------------------- submission zip
+@pytest.fixture
+def val_and_predictions(tmp_path) -> tuple[Path, Path]:
+    """A two-video val folder (JPEG frames, first-frame masks) and matching predictions."""
+    val, pred = tmp_path / "valid", tmp_path / "pred"
+    rng = np.random.default_rng(0)
+    for video, (h, w), n in (("aaa", (24, 32), 3), ("bbb", (20, 20), 2)):
+        for t in range(n):
+            io.write_frame(val / "JPEGImages" / video / f"{t:05d}.jpg", rng.integers(0, 255, (h, w, 3), np.uint8))
+            io.write_mask(pred / video / f"{t:05d}.png", rng.integers(0, 3, (h, w), np.uint8))
+        io.write_mask(val / "Annotations" / video / "00000.png", np.ones((h, w), np.uint8))
+    return val, pred
+
+
+def test_submission_zip_holds_every_prediction_byte_for_byte(val_and_predictions, tmp_path):
+    val, pred = val_and_predictions
+    zip_path = selection.write_submission(pred, val, tmp_path / "out" / "submission.zip", split=None)
+    with zipfile.ZipFile(zip_path) as archive:
+        names = sorted(archive.namelist())
+        assert names == ["Annotations/aaa/00000.png", "Annotations/aaa/00001.png", "Annotations/aaa/00002.png",
+                         "Annotations/bbb/00000.png", "Annotations/bbb/00001.png"]
+        for name in names:
+            assert archive.read(name) == (pred / name.split("/", 1)[1]).read_bytes()
+
+
+def _rejects(pred, val, tmp_path, match):
+    target = tmp_path / "rejected.zip"
+    with pytest.raises(io.DataError, match=match):
+        selection.write_submission(pred, val, target, split=None)
+    assert not target.exists()
+
+
+def test_submission_rejects_a_wrong_frame_name(val_and_predictions, tmp_path):
+    val, pred = val_and_predictions
+    (pred / "aaa" / "00001.png").rename(pred / "aaa" / "1.png")
+    _rejects(pred, val, tmp_path, r"aaa/1\.png.*does not match a frame")
+
+
+def test_submission_rejects_a_missing_frame(val_and_predictions, tmp_path):
+    val, pred = val_and_predictions
+    (pred / "bbb" / "00001.png").unlink()
+    _rejects(pred, val, tmp_path, r"bbb/00001\.png.*prediction missing")
+
+
+def test_submission_rejects_a_wrong_size(val_and_predictions, tmp_path):
+    val, pred = val_and_predictions
+    io.write_mask(pred / "aaa" / "00002.png", np.zeros((24, 31), np.uint8))
+    _rejects(pred, val, tmp_path, r"aaa/00002\.png.*size 31x24 \(WxH\) differs from the frame 00002\.jpg 32x24")
+
+
+def test_submission_rejects_rgb_and_foreign_palettes(val_and_predictions, tmp_path):
+    val, pred = val_and_predictions
+    Image.new("RGB", (20, 20)).save(pred / "bbb" / "00000.png")
+    _rejects(pred, val, tmp_path, r"bbb/00000\.png.*image mode 'RGB'")
+    odd = Image.new("P", (20, 20))
+    odd.putpalette([255, 255, 255] * 256)
+    odd.save(pred / "bbb" / "00000.png")
+    _rejects(pred, val, tmp_path, r"bbb/00000\.png.*palette differs")
+
+
+def test_submission_rejects_missing_and_extra_videos(val_and_predictions, tmp_path):
+    val, pred = val_and_predictions
+    (pred / "zzz").mkdir()
+    _rejects(pred, val, tmp_path, r"pred/zzz.*not in the val folder")
+    (pred / "zzz").rmdir()
+    for png in (pred / "bbb").iterdir():
+        png.unlink()
+    (pred / "bbb").rmdir()
+    _rejects(pred, val, tmp_path, r"pred/bbb.*prediction folder missing")

@@ -1,0 +1,285 @@
+"""Training with Meta's trainer: real iterations on CPU, resume, the recipes, and errors before training.
+
+The recipes are checked against Meta's own MOSE fine-tuning file (composed from the installed sam2
+package): everything equal except the values each recipe documents as changed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from omegaconf import OmegaConf
+
+from fvos_utils import io, models, paths, synthetic, train
+
+TINY_DATA = synthetic.SyntheticConfig(videos_train=2, videos_valid=1, frames=(4, 5), size=(96, 64), objects=(1, 2))
+
+
+@pytest.fixture
+def kit_root(tmp_path, monkeypatch) -> Path:
+    """An empty kit folder: outputs/ and relative data paths land in tmp_path."""
+    monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))
+    return tmp_path
+
+
+def write_params(folder: Path, **changes) -> Path:
+    """A 2-video, 2-iterations-per-epoch params file for the small model (losses logged every step)."""
+    params = {"run": "t", "model": "fvos_tiny", "recipe": "fvos_tiny_pretrain", "device": "cpu", "threads": 1,
+              "data": {"root": "data/tiny", "split": "train", "videos": None,
+                       "synthetic": {"preset": "mini-mose", "seed": 3, "videos_train": 2, "videos_valid": 1,
+                                     "frames": [4, 5], "size": [96, 64], "objects": [1, 2]}},
+              "scratch": {"resolution": 64, "num_frames": 3, "max_num_objects": 2},
+              "stage1": {"init": "random", "epochs": 2, "export": "assets/tiny.pt"},
+              "overrides": ["trainer.logging.log_scalar_frequency=1", "trainer.logging.log_freq=1",
+                            "dataset.multiplier=1"]}
+    for key, value in changes.items():
+        params[key] = value
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+# ------------------------------------------------------------------------------ real training on CPU
+def test_iterations_checkpoints_resume_and_loss_curve(kit_root):
+    """Two epochs of two iterations, killed after the first epoch and resumed (~15 s in all)."""
+    params = write_params(kit_root)
+    folder = kit_root / "outputs" / "t" / "train" / "stage1"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "fvos_utils.train", "--params", str(params), "--stage", "1"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not (folder / "checkpoints" / "checkpoint.pt").is_file():  # appears complete (written, then renamed)
+        assert proc.poll() is None, "training ended before its first epoch was saved"
+        assert time.time() < deadline, "no checkpoint after 300 s"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the parent and the trainer subprocess: a hard interruption
+    proc.wait()
+    assert train.completed_epochs(folder) == 1  # killed inside epoch 2 (polled every 0.2 s; an epoch takes > 1 s)
+    assert sorted(train.epoch_weights(folder)) == [1]
+    first_epoch = (folder / "weights" / "epoch_001.pt").read_bytes()
+    train.train_stage(params, 1, progress=False)
+    assert "Resuming training from" in (folder / "train.log").read_text()
+    assert (folder / "weights" / "epoch_001.pt").read_bytes() == first_epoch  # epoch 1 was not redone
+    assert train.completed_epochs(folder) == 2
+    assert sorted(train.epoch_weights(folder)) == [1, 2]
+    # one line per epoch in the trainer's own stats: epochs 0 and 1, none repeated after the resume
+    stats = [json.loads(line) for line in (folder / "logs" / "train_stats.json").read_text().splitlines()]
+    assert [s["Trainer/epoch"] for s in stats] == [0, 1]
+    # model-only weights load into the inference engine's predictor and carry the trained values
+    predictor = models.build_predictor("fvos_tiny", folder / "weights" / "epoch_002.pt", device="cpu")
+    full = torch.load(folder / "checkpoints" / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert full["epoch"] == 2 and "optimizer" in full
+    for name, value in predictor.state_dict().items():
+        assert torch.equal(value, full["model"][name]), name
+    random_init = models.build_predictor("fvos_tiny", "random", device="cpu", seed=0)
+    assert not torch.equal(random_init.state_dict()["obj_ptr_proj.layers.0.weight"],
+                           predictor.state_dict()["obj_ptr_proj.layers.0.weight"])
+    # the last epoch exported in fp16: half the size, the same values to fp16 precision, loadable
+    exported = torch.load(kit_root / "assets" / "tiny.pt", weights_only=True)["model"]
+    assert exported.keys() == full["model"].keys()
+    for name, value in full["model"].items():
+        if value.is_floating_point():
+            assert exported[name].dtype == torch.float16
+            torch.testing.assert_close(exported[name].float(), value, rtol=1e-3, atol=1e-4)
+    models.build_predictor("fvos_tiny", kit_root / "assets" / "tiny.pt", device="cpu")
+    # the loss curve (tensorboard, every step) averages to the trainer's per-epoch loss
+    steps, losses = train.loss_curve(folder)
+    assert steps == [0, 1, 2, 3]
+    for epoch, stat in enumerate(stats):
+        mean = sum(losses[2 * epoch: 2 * epoch + 2]) / 2
+        assert mean == pytest.approx(stat["Losses/train_all_loss"], rel=1e-5)
+    # a finished stage is found finished; a changed recipe is refused rather than mixed in
+    assert train.train_stage(params, 1, progress=False) == folder
+    changed = write_params(kit_root, stage1={"init": "random", "epochs": 2, "scratch": {"base_lr": 1.0e-3}})
+    with pytest.raises(io.DataError, match="different configuration"):
+        train.train_stage(changed, 1, progress=False)
+
+
+# ----------------------------------------------------------------------------------------- recipes
+def _meta_mose_recipe():
+    """Meta's sam2.1_hiera_b+_MOSE_finetune.yaml, composed from the installed sam2 package."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module("sam2", version_base="1.2"):
+            return compose("configs/sam2.1_training/sam2.1_hiera_b+_MOSE_finetune")
+    finally:
+        GlobalHydra.instance().clear()
+        initialize_config_module("sam2", version_base="1.2")
+
+
+def _plain(cfg) -> dict:
+    OmegaConf.set_struct(cfg, False)
+    cfg.launcher.experiment_log_dir = "/log"
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def _paths_of(tree, prefix=()):
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _paths_of(value, prefix + (key,))
+    elif isinstance(tree, list):
+        for i, value in enumerate(tree):
+            yield from _paths_of(value, prefix + (i,))
+    else:
+        yield prefix, tree
+
+
+def _differences(mine: dict, meta: dict) -> dict:
+    a, b = dict(_paths_of(mine)), dict(_paths_of(meta))
+    return {".".join(map(str, k)): (a.get(k, "<absent>"), b.get(k, "<absent>"))
+            for k in sorted(set(a) | set(b), key=str) if a.get(k, "<absent>") != b.get(k, "<absent>")}
+
+
+def test_base_plus_recipe_is_metas_mose_recipe_except_documented_changes():
+    mine = _plain(train.compose_recipe("sam2.1_hiera_b+"))
+    meta = _plain(_meta_mose_recipe())
+    assert _differences(mine, meta) == {
+        "trainer._target_": ("fvos_utils.train.KitTrainer", "training.trainer.Trainer"),
+        "dataset.file_list_txt": (None, "training/assets/MOSE_sample_train_list.txt"),
+        "trainer.data.train.datasets.0.dataset.datasets.0.video_dataset.file_list_txt":
+            (None, "training/assets/MOSE_sample_train_list.txt"),
+        "trainer.checkpoint.model_weight_initializer.state_dict.checkpoint_path":
+            (None, "./checkpoints/sam2.1_hiera_base_plus.pt"),
+        "trainer.logging.log_scalar_frequency": (10, "<absent>"),
+        "scratch.feat_size": (64, "<absent>"),
+        "trainer.model.compile_image_encoder": (False, "<absent>"),  # in sam2's inference config, False
+    }
+
+
+@pytest.mark.parametrize("recipe, trunk_width, stages", [
+    ("sam2.1_hiera_l", 144, [2, 6, 36, 4]),
+    ("sam2.1_hiera_s", 96, [1, 2, 11, 2]),
+    ("sam2.1_hiera_t", 96, [1, 2, 7, 2]),
+])
+def test_other_sam21_recipes_differ_from_base_plus_only_in_the_model(recipe, trunk_width, stages):
+    """Each model's recipe = the base+ recipe with that model's inference config (sam2's own file)."""
+    mine = _plain(train.compose_recipe(recipe))
+    base = _plain(train.compose_recipe("sam2.1_hiera_b+"))
+    outside_model = {k for k in _differences(mine, base) if not k.startswith("trainer.model.")}
+    assert outside_model == set()
+    trunk = mine["trainer"]["model"]["image_encoder"]["trunk"]
+    assert (trunk["embed_dim"], trunk["stages"]) == (trunk_width, stages)
+    import sam2
+
+    released = yaml.safe_load((Path(sam2.__file__).parent / "configs" / "sam2.1" / f"{recipe}.yaml").read_text())
+    assert mine["trainer"]["model"]["memory_attention"]["num_layers"] == released["model"]["memory_attention"]["num_layers"]
+    assert mine["trainer"]["model"]["image_encoder"]["neck"]["backbone_channel_list"] == \
+        released["model"]["image_encoder"]["neck"]["backbone_channel_list"]
+
+
+def test_small_model_recipe_composes_the_kits_model_config():
+    cfg = _plain(train.compose_recipe("fvos_tiny_pretrain"))
+    kit_model = OmegaConf.to_container(OmegaConf.load(models.CONFIG_DIR / "fvos_tiny.yaml"))["model"]
+    trained = cfg["trainer"]["model"]
+    for key in ("memory_encoder", "num_maskmem", "sigmoid_scale_for_mem_enc", "sigmoid_bias_for_mem_enc"):
+        assert trained[key] == kit_model[key]
+    assert trained["image_encoder"]["trunk"]["embed_dim"] == kit_model["image_encoder"]["trunk"]["embed_dim"]
+    assert trained["_target_"] == "training.model.sam2.SAM2Train"
+    assert trained["prob_to_use_pt_input_for_train"] == 0.0
+    assert cfg["scratch"]["resolution"] == 256 and cfg["scratch"]["feat_size"] == 16
+
+
+def test_pretrain_schedule_warms_up_then_decays_to_a_twentieth():
+    from hydra.utils import instantiate
+
+    cfg = train.compose_recipe("fvos_tiny_pretrain", ["scratch.base_lr=0.4"])
+    scheduler = instantiate(cfg.trainer.optim.options.lr[0].scheduler)
+    assert scheduler(0.0) == pytest.approx(0.004)
+    assert scheduler(0.04) == pytest.approx(0.4)
+    assert scheduler(0.52) == pytest.approx((0.4 + 0.02) / 2)  # cosine midpoint
+    assert scheduler(0.999999) == pytest.approx(0.02, rel=1e-3)
+
+
+# ------------------------------------------------------------------------------ errors before training
+def test_plan_writes_nothing_and_quotes_odd_paths(kit_root):
+    odd = kit_root / "my data's set"
+    synthetic.generate(odd, seed=3, config=TINY_DATA, progress=False)
+    params = train.load_params(write_params(kit_root, data={"root": str(odd), "split": "train"}))
+    plan = train.plan_stage(params, 1)
+    resolved = _plain(plan.config)
+    assert resolved["dataset"]["img_folder"] == str(odd / "train" / "JPEGImages")
+    assert resolved["trainer"]["accelerator"] == "cpu" and resolved["trainer"]["distributed"]["backend"] == "gloo"
+    assert resolved["trainer"]["optim"]["amp"]["enabled"] is False
+    assert resolved["trainer"]["checkpoint"]["model_weight_initializer"] is None  # random init
+    assert plan.videos == ["syn_train_0000", "syn_train_0001"]
+    assert not (plan.folder / "trainer_config.yaml").exists()
+
+
+def test_missing_checkpoint_is_an_error_naming_it(kit_root):
+    params = write_params(kit_root, stage1={"init": "nowhere/model.pt", "epochs": 1})
+    with pytest.raises(io.DataError, match=r"nowhere/model\.pt.*checkpoint file not found"):
+        train.train_stage(params, 1, progress=False)
+
+
+def test_dataset_without_annotations_is_an_error(kit_root):
+    root = synthetic.generate(kit_root / "data" / "tiny", seed=3, config=TINY_DATA, progress=False)
+    for png in (root / "train" / "Annotations" / "syn_train_0001").iterdir():
+        png.unlink()
+    params = write_params(kit_root, data={"root": "data/tiny", "split": "train"})
+    with pytest.raises(io.DataError, match="syn_train_0001.*no annotations"):
+        train.train_stage(params, 1, progress=False)
+    (root / "train" / "Annotations").rename(root / "train" / "gone")
+    with pytest.raises(io.DataError, match="annotation folder not found"):
+        train.train_stage(params, 1, progress=False)
+
+
+def test_too_few_annotated_frames_is_an_error(kit_root):
+    params = write_params(kit_root, scratch={"resolution": 64, "num_frames": 9})
+    with pytest.raises(io.DataError, match="fewer than num_frames=9"):
+        train.train_stage(params, 1, progress=False)
+
+
+def test_list_naming_absent_videos_is_an_error(kit_root):
+    synthetic.generate(kit_root / "data" / "tiny", seed=3, config=TINY_DATA, progress=False)
+    io.write_list_file(kit_root / "list.txt", ["syn_train_0000", "not_a_video"])
+    params = write_params(kit_root, data={"root": "data/tiny", "split": "train", "videos": "list.txt"})
+    with pytest.raises(io.DataError, match="not_a_video"):
+        train.train_stage(params, 1, progress=False)
+
+
+def test_unset_dataset_and_unknown_recipe_are_errors(kit_root):
+    with pytest.raises(io.DataError, match="data.root is not set"):
+        train.train_stage(write_params(kit_root, data={"root": None}), 1, progress=False)
+    with pytest.raises(io.DataError, match="no such training recipe"):
+        train.train_stage(write_params(kit_root, recipe="sam3"), 1, progress=False)
+
+
+def test_stage_two_starts_from_the_chosen_stage_one_epoch(kit_root):
+    params = train.load_params(write_params(kit_root, stage2={"init": "best", "epochs": 1}))
+    with pytest.raises(io.DataError, match="no best stage-1 epoch recorded"):
+        train.plan_stage(params, 2)
+    stage1 = train.stage_dir("t", 1)
+    for epoch in (1, 2):
+        models.save_checkpoint(torch.nn.Linear(1, 1), train.weights_path(stage1, epoch))
+    io.write_json(train.best_epoch_file("t", 1), {"epoch": 2})
+    plan = train.plan_stage(params, 2)
+    assert plan.init == train.weights_path(stage1, 2)
+    assert _plain(plan.config)["trainer"]["checkpoint"]["model_weight_initializer"]["state_dict"][
+        "checkpoint_path"] == str(train.weights_path(stage1, 2))
+    params["stage2"]["init"] = 1
+    assert train.plan_stage(params, 2).init == train.weights_path(stage1, 1)
+    params["stage2"]["init"] = 5
+    with pytest.raises(io.DataError, match=r"epoch 5 has no weights \(epochs present: \[1, 2\]\)"):
+        train.plan_stage(params, 2)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_one_cuda_epoch_uses_nccl_and_bf16(kit_root):
+    params = write_params(kit_root, device="cuda", stage1={"init": "random", "epochs": 1})
+    folder = train.train_stage(params, 1, progress=False)
+    resolved = train.resolved(train.plan_stage(train.load_params(params), 1).config)
+    assert resolved["trainer"]["distributed"]["backend"] == "nccl"
+    assert resolved["trainer"]["optim"]["amp"] == {"enabled": True, "amp_dtype": "bfloat16"}
+    models.build_predictor("fvos_tiny", train.weights_path(folder, 1), device="cuda")
