@@ -38,6 +38,8 @@ from .paths import data_dir, resolve
 RANDOM = "random"
 #: The kit's hydra configs (package data).
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+#: Weights shipped with the kit (package data).
+ASSET_DIR = Path(__file__).resolve().parent / "assets"
 #: SAM 2's image size must be a multiple of this (Hiera's strides; 144 fails, 160 works).
 IMAGE_SIZE_MULTIPLE = 32
 
@@ -65,6 +67,7 @@ class ModelSpec:
     url: str | None = None
     sha256: str | None = None
     kit_config: bool = False
+    bundled: bool = False  # the checkpoint ships inside the package (ASSET_DIR), nothing to download
 
 
 def _released(name: str, config: str, base_url: str) -> ModelSpec:
@@ -80,8 +83,9 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     _released("sam2.1_hiera_small", "configs/sam2.1/sam2.1_hiera_s.yaml", _SAM21_URL),
     _released("sam2.1_hiera_base_plus", "configs/sam2.1/sam2.1_hiera_b+.yaml", _SAM21_URL),
     _released("sam2.1_hiera_large", "configs/sam2.1/sam2.1_hiera_l.yaml", _SAM21_URL),
-    # The kit's small model; its trained weights arrive with a later issue (until then: a path or random).
-    ModelSpec("fvos_tiny", "fvos_tiny", 256, kit_config=True),
+    # The kit's small model, pretrained on CPU by params/pretrain_fvos_tiny.yaml (record: assets/fvos_tiny.json).
+    ModelSpec("fvos_tiny", "fvos_tiny", 256, "fvos_tiny.pt", kit_config=True, bundled=True,
+              sha256="9405c74a143cc0d358aa9d6669c25ef9cf5cdbe5613010371d2fa330bb6dcdd9"),
 )}
 
 
@@ -137,10 +141,11 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 # ---------------------------------------------------------------------------------- checkpoints
 def default_checkpoint_path(spec: ModelSpec) -> Path:
-    """Where the registry's checkpoint lives locally: ``data/checkpoints/<file>``."""
+    """Where the registry's checkpoint lives locally: the package's assets for a bundled model,
+    else ``data/checkpoints/<file>``."""
     if spec.checkpoint is None:
         raise ValueError(f"{spec.name} has no released checkpoint: pass a checkpoint path or 'random'")
-    return data_dir() / "checkpoints" / spec.checkpoint
+    return (ASSET_DIR if spec.bundled else data_dir() / "checkpoints") / spec.checkpoint
 
 
 def _sha256_of(path: Path) -> str:
@@ -222,6 +227,9 @@ def resolve_checkpoint(spec: ModelSpec, ckpt: str | os.PathLike | None = None, *
         return path
     path = default_checkpoint_path(spec)
     if not path.is_file():
+        if spec.bundled:
+            raise DataError(path, f"the kit's bundled {spec.name} weights are missing (reinstall the kit, or "
+                                  f"retrain them: see {spec.name}.json beside it)")
         if not allow_download:
             raise DataError(path, f"checkpoint of {spec.name} not found (download it from {spec.url})")
         download(spec.url, path, sha256=spec.sha256)

@@ -191,9 +191,20 @@ def test_bad_checkpoints_are_clear_errors_naming_the_file(tiny, tmp_path):
         models.build_predictor("fvos_tiny", garbage)
 
 
-def test_kit_model_without_released_weights_asks_for_a_path(tiny):
-    with pytest.raises(ValueError, match="fvos_tiny has no released checkpoint"):
-        models.build_predictor("fvos_tiny")
+def test_kit_model_loads_its_bundled_weights_by_default(monkeypatch):
+    import hashlib
+
+    spec = models.get_spec("fvos_tiny")
+    path = models.resolve_checkpoint(spec)
+    assert path == models.ASSET_DIR / "fvos_tiny.pt" and path.stat().st_size < 10_000_000
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == spec.sha256
+    predictor = models.build_predictor("fvos_tiny", device="cpu")
+    stored = torch.load(path, map_location="cpu", weights_only=True)["model"]
+    loaded = predictor.state_dict()
+    assert all(torch.equal(loaded[k], v.float()) for k, v in stored.items())
+    monkeypatch.setattr(models, "ASSET_DIR", models.ASSET_DIR / "nowhere")
+    with pytest.raises(DataError, match="nowhere/fvos_tiny.pt: the kit's bundled fvos_tiny weights are missing"):
+        models.resolve_checkpoint(spec)
 
 
 def test_missing_registry_checkpoint_without_download_names_where_it_belongs(monkeypatch, tmp_path):

@@ -117,3 +117,11 @@ def test_params_mistakes_are_errors_naming_the_file_and_key(project, text, messa
 def test_cli_reports_failure_with_exit_code(project, capsys):
     assert pipeline.main([str(_params(project, GOOD.replace("value: 21", "valeu: 21")))]) == 1
     assert "unknown parameter 'valeu'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("params_file", sorted(p.name for p in (pipeline.paths.params_dir()).glob("*.yaml")
+                                               if "chapters:" in p.read_text()))
+def test_shipped_pipeline_params_fit_the_notebooks(params_file, monkeypatch):
+    monkeypatch.delenv("FVOS_ROOT", raising=False)
+    params = pipeline.load_params(pipeline.paths.params_dir() / params_file)
+    assert params["chapters"], "a pipeline params file runs at least one chapter"
