@@ -96,9 +96,9 @@ def steps_table(metrics: dict[str, dict]) -> pd.DataFrame:
             rows.append(_row("+ 7-scale voting (the paper's fusion)", "06", scores, f"{n} valid videos",
                              key.replace("fvos7-identity-hard-", "gap filling: ").replace("fill_", "")))
         best = m.get("best_fused")
-        if best:
-            rows.append(_row("best fused variant", "06", m["fused"].get(best["variant"], best), f"{n} valid videos",
-                             best["variant"]))
+        if best:  # its full record is the variant without gap filling
+            rows.append(_row("best fused variant", "06", m["fused"].get(f"{best['variant']}-fill_none", best),
+                             f"{n} valid videos", best["variant"]))
     return pd.DataFrame(rows)
 
 
