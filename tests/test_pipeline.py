@@ -125,3 +125,31 @@ def test_shipped_pipeline_params_fit_the_notebooks(params_file, monkeypatch):
     monkeypatch.delenv("FVOS_ROOT", raising=False)
     params = pipeline.load_params(pipeline.paths.params_dir() / params_file)
     assert params["chapters"], "a pipeline params file runs at least one chapter"
+
+
+@pytest.mark.slow
+def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
+    """The README's main job on a run of its own: every chapter with its demo settings (about 15 min)."""
+    import yaml
+
+    from fvos_utils import io, models
+
+    monkeypatch.delenv("FVOS_ROOT", raising=False)
+    params = yaml.safe_load((pipeline.paths.params_dir() / "demo.yaml").read_text())
+    params["run"] = "pytest-demo"
+    params["chapters"]["07_report"]["update_readme"] = False  # the README belongs to the real demo run
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(params))
+    manifest = pipeline.run_pipeline(path, force=True)
+    assert list(manifest["chapters"]) == list(pipeline.CHAPTERS)
+    out = pipeline.paths.outputs_dir("pytest-demo")
+    finetune = io.read_json(out / "02_finetune" / "metrics.json")
+    recorded = io.read_json(models.ASSET_DIR / "fvos_tiny.json")["scores"]["synthetic mini-MOSE valid (seed 0)"]
+    # the bundled weights score what their record says (measured when they were exported)
+    assert finetune["start"]["J&F"] == pytest.approx(recorded["J&F"], abs=2e-3)
+    assert finetune["zero_motion"]["J&F"] == pytest.approx(recorded["zero_motion_J&F"], abs=1e-4)
+    best = io.read_json(out / "03_epoch_selection" / "metrics.json")["best"]
+    assert best["J&F"] > finetune["start"]["J&F"] > finetune["zero_motion"]["J&F"]
+    steps = io.read_json(out / "07_report" / "metrics.json")["steps"]
+    assert [s["chapter"] for s in steps][:4] == ["00", "02", "03", "04"]
+    assert io.read_json(out / "manifest.json")["environment"]["git_commit"]
