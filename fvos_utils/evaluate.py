@@ -70,7 +70,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from .io import VOID_LABEL, DataError, atomic_path, read_json, read_mask, write_json
+from .io import VOID_LABEL, DataError, atomic_path, frame_files, read_json, read_mask, write_json
 
 MODES = ("davis", "mosev2")
 BOUNDARY_FRACTION = 0.008  # of the frame diagonal: the F-measure's matching radius
@@ -331,10 +331,6 @@ def _segment_score(values: np.ndarray, segments: list[tuple[int, int]]) -> float
 
 
 # ------------------------------------------------------------------------------ one video (streamed)
-def _frame_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith("."))
-
-
 def _read_prediction(path: Path, shape: tuple[int, int], gt_path: Path, missing_as_empty: bool) -> np.ndarray:
     if not path.is_file():
         if missing_as_empty:
@@ -357,7 +353,7 @@ def evaluate_video(gt_video: str | os.PathLike, pred_video: str | os.PathLike, *
     """
     _check_mode(mode)
     gt_video, pred_video = Path(gt_video), Path(pred_video)
-    gt_files = _frame_files(gt_video)
+    gt_files = frame_files(gt_video)
     if len(gt_files) < 3:
         raise DataError(gt_video, f"{len(gt_files)} ground-truth PNG(s); at least 3 are needed "
                                   "(the first and last frames are not scored)")

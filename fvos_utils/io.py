@@ -222,7 +222,8 @@ def split_root(root: str | os.PathLike, split: str | None = None) -> Path:
     raise DataError(root, f"no {want} folder here (split folders found: {found or 'none'})")
 
 
-def _frame_files(folder: Path, exts: Sequence[str]) -> list[Path]:
+def frame_files(folder: Path, exts: Sequence[str] = (".png",)) -> list[Path]:
+    """Files of ``folder`` with one of ``exts``, sorted by name, hidden files left out ([] if no folder)."""
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in exts and not p.name.startswith("."))
@@ -281,11 +282,11 @@ class VOSDataset:
         return len(self.video_names())
 
     def video(self, name: str) -> Video:
-        frames = _frame_files(self.image_dir / name, FRAME_EXTS)
+        frames = frame_files(self.image_dir / name, FRAME_EXTS)
         if not frames:
             raise DataError(self.image_dir / name, "video has no frames (.jpg/.jpeg/.png)")
         stems = {p.stem for p in frames}
-        annotations = {p.stem: p for p in _frame_files(self.annotation_dir / name, (".png",)) if p.stem in stems}
+        annotations = {p.stem: p for p in frame_files(self.annotation_dir / name) if p.stem in stems}
         return Video(name, frames, annotations)
 
     def first_annotation(self, video: Video) -> tuple[str, np.ndarray]:
