@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from . import evaluate as evaluation
 from . import fusion, infer, models, postprocess, probs, train
-from .figures import overlay
+from .figures import frame_grid, overlay
 from .io import VOID_LABEL, DataError, VOSDataset, atomic_dir, read_json, read_mask, write_json, write_mask
 from .paths import outputs_dir, resolve
 
@@ -404,6 +404,30 @@ def zoomed_crops(rgb: np.ndarray, label_maps: Sequence[np.ndarray], crops: Seque
     drawn = [overlay(rgb, labels, alpha=alpha) for labels in label_maps]
     return [[np.repeat(np.repeat(image[rows, cols], zoom, axis=0), zoom, axis=1) for image in drawn]
             for rows, cols in crops]
+
+
+def meeting_crops_figure(rgb: np.ndarray, pred_maps: Sequence[np.ndarray], labels: Sequence[str], *,
+                         title: str, truth: np.ndarray | None = None, n_crops: int = 3, size: int = 40,
+                         zoom: int = 4):
+    """The Figure-2-style panel: crops where gap filling changed where objects meet, one column per map.
+
+    Args:
+        rgb: ``(H, W, 3) uint8`` frame. pred_maps: ``(H, W)`` label maps, first without filling, last with the
+            largest kernel (the crops are where these two differ). labels: their column titles.
+        truth: optional ``(H, W)`` ground truth, shown as the first column.
+    Returns:
+        ``(figure, [(y, x) corner of each crop])``, or ``(None, [])`` when no gap was filled.
+    """
+    crops = postprocess.meeting_crops(pred_maps[0], pred_maps[-1], size=size, max_crops=n_crops)
+    if not crops:
+        return None, []
+    maps, labels = list(pred_maps), list(labels)
+    if truth is not None:
+        maps, labels = [truth, *maps], ["ground truth", *labels]
+    fig = frame_grid(zoomed_crops(rgb, maps, crops, zoom=zoom), col_labels=labels, cell_width=1.7,
+                     row_labels=[f"y {r.start}, x {c.start}" for r, c in crops])
+    fig.suptitle(title, fontsize=9, y=1.02)
+    return fig, [(int(r.start), int(c.start)) for r, c in crops]
 
 
 # --------------------------------------------------------------------------------- the real clip

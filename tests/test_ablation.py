@@ -552,3 +552,16 @@ def test_full_settings_fit_the_notebooks():
     fused = pipeline.chapter_parameters(params, "06_multiscale_fusion")
     assert fused["n_videos"] == 0 and fused["scales"] == list(fusion.FVOS_SCALES)
     assert sorted(fused["transforms"]) == sorted(fusion.TRANSFORM_SETS["all"])
+
+
+def test_meeting_crops_figure_crops_where_filling_changed_the_maps():
+    before = np.zeros((60, 60), np.uint8)
+    before[10:30, 10:29], before[10:30, 30:50] = 1, 2  # a 1-px gap at column 29
+    after = postprocess.fill_gaps_labels(before, 3)
+    rgb = np.zeros((60, 60, 3), np.uint8)
+    fig, corners = ablation.meeting_crops_figure(rgb, [before, after], ["k 0", "k 3"], title="t", truth=after, n_crops=1)
+    assert fig is not None and len(corners) == 1
+    y, x = corners[0]
+    assert y <= 10 + 19 and x <= 29 < x + 40  # the crop holds the filled gap
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["ground truth", "k 0", "k 3"]
+    assert ablation.meeting_crops_figure(rgb, [before, before], ["a", "b"], title="t") == (None, [])
