@@ -13,7 +13,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .io import write_json, write_mask
+from .io import write_frame, write_json, write_mask
 
 
 def moving_objects(height: int, width: int, n_frames: int, n_objects: int, *, seed: int = 0,
@@ -114,3 +114,67 @@ def write_dataset(root: str | os.PathLike, *, n_videos: int, height: int, width:
         meta[name] = {"tags": tags}
     write_json(root / "meta.json", {"videos": meta})
     return root / "gt", root / "pred"
+
+
+def write_mose_layout(root: str | os.PathLike, *, n_train: int = 5, n_valid: int = 1, n_frames: int = 4,
+                      height: int = 48, width: int = 64) -> Path:
+    """A MOSE-layout folder of two-object videos: ``train/`` with masks for every frame, ``valid/`` with
+    first-frame masks only (its ground truth hidden, as on the server). Frames paint each object in its
+    own colour over dark noise, so a model can follow them. Returns ``root``."""
+    root = Path(root)
+    for split, count in (("train", n_train), ("valid", n_valid)):
+        for v in range(count):
+            name = f"{split}{v:02d}"
+            seed = v + (0 if split == "train" else 1000)
+            rng = np.random.default_rng(seed)
+            for t, labels in enumerate(moving_objects(height, width, n_frames, 2, seed=seed, vanish=False)):
+                frame = rng.integers(0, 40, size=(height, width, 3)).astype(np.uint8)
+                frame[labels == 1], frame[labels == 2] = (220, 60, 60), (60, 200, 60)
+                write_frame(root / split / "JPEGImages" / name / f"{t:05d}.jpg", frame)
+                if split == "train" or t == 0:
+                    write_mask(root / split / "Annotations" / name / f"{t:05d}.png", labels)
+    return root
+
+
+#: chapters whose ``# NBVAL_CHECK_OUTPUT`` cells ``pytest --nbval-lax`` re-checks against committed
+#: executed copies (``tests/nbval/``), with the parameters they run there: fast, seeded, and pinning
+#: the zero-motion baseline and the bundled model's J&F on mini-MOSE valid
+NBVAL_CHAPTERS = {
+    "00_data_and_metrics": {},
+    "04_sigmoid_search": {"scales": [20.0], "biases": [-10.0, -5.0]},
+}
+
+
+def write_nbval_references(out_dir: str | os.PathLike | None = None, *, kernel_name: str = "python3") -> list[Path]:
+    """Execute each chapter of :data:`NBVAL_CHAPTERS` (run ``nbval``) into ``out_dir`` (default
+    ``tests/nbval/``), keeping only the outputs nbval compares: those of ``# NBVAL_CHECK_OUTPUT`` cells.
+
+    Run it (``make nbval-reference``) after a change that moves a pinned number, e.g. new bundled
+    weights, and commit the result. Papermill's timestamps are dropped so that equal runs write equal bytes.
+    """
+    import nbformat
+    import papermill
+
+    from .io import atomic_path
+    from .paths import notebooks_dir, project_root
+
+    out_dir = Path(out_dir) if out_dir is not None else project_root() / "tests" / "nbval"
+    written = []
+    for chapter, parameters in NBVAL_CHAPTERS.items():
+        target = out_dir / f"{chapter}.ipynb"
+        with atomic_path(target) as tmp:
+            papermill.execute_notebook(str(notebooks_dir() / f"{chapter}.ipynb"), str(tmp), kernel_name=kernel_name,
+                                       parameters={"run": "nbval", **parameters}, cwd=str(project_root()),
+                                       progress_bar=False)
+            nb = nbformat.read(tmp, as_version=4)
+            nb.metadata.pop("papermill", None)
+            for cell in nb.cells:
+                for key in ("papermill", "execution"):
+                    cell.metadata.pop(key, None)
+                if cell.cell_type == "code":
+                    cell.execution_count = None
+                    if "NBVAL_CHECK_OUTPUT" not in cell.source:
+                        cell.outputs = []
+            nbformat.write(nb, tmp)
+        written.append(target)
+    return written

@@ -1,6 +1,7 @@
 """The ablation runners of chapters 05 and 06: which model they pick, what they fill, fuse and score,
 checked against literal per-pixel references and hand-computed numbers; the two notebooks end to end."""
 import json
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -10,11 +11,12 @@ import numpy as np
 import papermill
 import pandas as pd
 import pytest
+from PIL import Image
 
 from fvos_utils import ablation, evaluate, fusion, infer, models, paths, postprocess, train
 from fvos_utils.io import DataError, read_json, read_mask, write_frame, write_json, write_mask
 from fvos_utils.probs import load_probs, save_probs
-from fvos_utils.testing import moving_objects
+from fvos_utils.testing import moving_objects, write_mose_layout
 
 
 # ------------------------------------------------------------------------------ literal references
@@ -346,6 +348,25 @@ def test_union_folder_makes_one_object(tmp_path):
         ablation.union_folder(tmp_path / "src", tmp_path / "out2", video="w")
 
 
+def test_union_scores_score_each_variant_as_one_object(tmp_path):
+    """Two objects splitting a 4x8 block score J = 1 against the block; object 1 alone (half) scores J = 0.5."""
+    block = np.zeros((12, 16), np.uint8)
+    block[4:8, 4:12] = 255  # DAVIS 2016 style: 0 / 255
+    split = np.zeros_like(block)
+    split[4:8, 4:8], split[4:8, 8:12] = 1, 2
+    for t in range(4):  # the truth has a frame more than was predicted
+        write_mask(tmp_path / "truth" / "v" / f"{t:05d}.png", block, allow_void=True)
+    variants = {ablation.GapFilling("paper", "square", k): tmp_path / f"k{k}" for k in (0, 2)}
+    for t in range(3):
+        write_mask(tmp_path / "k0" / "v" / f"{t:05d}.png", split)
+        write_mask(tmp_path / "k2" / "v" / f"{t:05d}.png", np.where(split == 1, 1, 0).astype(np.uint8))
+    scores = ablation.union_scores(variants, tmp_path / "truth", tmp_path / "work", video="v",
+                                   frames=["00000", "00001", "00002"])  # frame 00001 is scored (DAVIS rule)
+    assert list(scores) == list(variants)
+    assert [scores[v]["global"]["J"] for v in variants] == pytest.approx([1.0, 0.5])
+    assert sorted(p.name for p in (tmp_path / "work" / "union_gt" / "v").iterdir()) == ["00000.png", "00001.png", "00002.png"]
+
+
 # ----------------------------------------------------------------------------------------- fusion
 SCALE_SETS = {"one": (1.0,), "two": (1.0, 1.125)}
 TRANSFORM_SETS = {"identity": ("identity",), "hflip": ("identity", "hflip")}
@@ -543,6 +564,24 @@ def test_chapter_06_records_what_the_evaluator_said():
         assert (chapter / f"{figure}.png").stat().st_size > 10_000 and (chapter / f"{figure}.pdf").is_file()
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_chapter_06_on_a_mose_layout_chooses_on_a_holdout_and_zips_the_server_split(tmp_path):
+    """The real-data path: data_root is a MOSE-layout folder (hidden valid ground truth), so the chapter
+    scores on videos held out of train and writes the recipe's zip of valid for the server."""
+    mose = write_mose_layout(tmp_path / "fake-mose-pytest", n_train=7, n_valid=2)
+    executed = _execute("06_multiscale_fusion", {"data_root": str(mose), "server_root": str(mose), "n_videos": 0,
+                                                  "scales": [1.0, 1.125], "transforms": ["identity"],
+                                                  "fill_kernel": 2})
+    chapter = paths.outputs_dir(RUN) / "06_multiscale_fusion"
+    metrics = read_json(chapter / "metrics.json")
+    assert metrics["videos"] == ["train06"]  # 7 // 7 = 1 held-out video, scored against its full masks
+    assert metrics["submission"] == str(chapter / "fvos_valid.zip")
+    with zipfile.ZipFile(metrics["submission"]) as archive:
+        assert sorted(archive.namelist()) == [f"Annotations/valid{v:02d}/{t:05d}.png" for v in range(2) for t in range(4)]
+    assert _checked_output(executed)
+
+
 def test_full_settings_fit_the_notebooks():
     """params/ablations_full.yaml: every key is a parameter of its chapter (checked by the pipeline)."""
     from fvos_utils import pipeline
@@ -565,3 +604,31 @@ def test_meeting_crops_figure_crops_where_filling_changed_the_maps():
     assert y <= 10 + 19 and x <= 29 < x + 40  # the crop holds the filled gap
     assert [ax.get_title() for ax in fig.axes[:3]] == ["ground truth", "k 0", "k 3"]
     assert ablation.meeting_crops_figure(rgb, [before, before], ["a", "b"], title="t") == (None, [])
+
+
+def test_fvos_submission_fills_each_scale_then_votes(clip_root, tmp_path):
+    choice = ablation.ModelChoice("fvos_tiny", "random", None, None, "test")
+    scales = (1.0, 1.125, 1.25)
+    filling = ablation.GapFilling("paper", "square", 2)
+    zip_path = ablation.fvos_submission(choice, clip_root, tmp_path / "work", tmp_path / "sub.zip", split=None,
+                                        scales=scales, filling=filling, progress=False)
+    # the same recipe from the saved probabilities, written out step by step
+    stacks = []
+    for scale in scales:
+        video = load_probs(tmp_path / "work" / "passes" / f"scale{scale:g}-identity" / "v.npz")
+        stacks.append([postprocess.fill_gaps(ablation.object_masks(stored), video.object_ids.astype(np.int64), 2, shape="square",
+                                             method="paper") for stored in video.probs])
+    with zipfile.ZipFile(zip_path) as archive:
+        assert sorted(archive.namelist()) == [f"Annotations/v/{t:05d}.png" for t in range(5)]
+        for t in range(5):
+            with archive.open(f"Annotations/v/{t:05d}.png") as png:
+                zipped = np.array(Image.open(png))
+            np.testing.assert_array_equal(zipped, fusion.vote([stack[t] for stack in stacks]))
+    # a second call keeps the finished passes (resume) and writes the same zip
+    first_pass = tmp_path / "work" / "passes" / "scale1-identity" / "v"
+    stamp = first_pass.stat().st_mtime_ns
+    ablation.fvos_submission(choice, clip_root, tmp_path / "work", tmp_path / "again.zip", split=None,
+                             scales=scales, filling=filling, progress=False)
+    assert first_pass.stat().st_mtime_ns == stamp
+    with zipfile.ZipFile(zip_path) as one, zipfile.ZipFile(tmp_path / "again.zip") as two:
+        assert [one.read(n) for n in sorted(one.namelist())] == [two.read(n) for n in sorted(two.namelist())]
