@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # Quiet CI logs; a progress bar refreshed every few seconds is plenty in a log file.
 export TQDM_MININTERVAL ?= 5
 
-.PHONY: install demo test test-fast clean-outputs
+.PHONY: install demo test test-fast nbval-reference clean-outputs
 
 install: $(STAMP)
 
@@ -34,6 +34,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not notebook"
+
+# Rewrite tests/nbval/ (the executed copies whose checked outputs pin key numbers); commit the result.
+nbval-reference: $(STAMP)
+	$(PY) -c "from fvos_utils.testing import write_nbval_references; write_nbval_references()"
 
 clean-outputs:
 	find outputs -mindepth 1 ! -name .gitkeep -delete

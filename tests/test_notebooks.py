@@ -9,6 +9,7 @@ import papermill
 import pytest
 
 from fvos_utils import paths
+from fvos_utils.testing import NBVAL_CHAPTERS
 
 NOTEBOOKS = sorted(paths.notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 RUN = "pytest-notebooks"
@@ -71,3 +72,20 @@ def test_chapter_07_gathers_the_run():
     assert "Table 2: MOSE val" in text and "0.7681" in text and "hard_cases.png" in text
     for table in ("fvos_steps", "leaderboard_mose_val", "leaderboard_mose_test"):
         assert {p.suffix for p in chapter.glob(f"{table}.*")} == {".csv", ".md", ".tex"}
+
+
+@pytest.mark.parametrize("chapter", sorted(NBVAL_CHAPTERS))
+def test_nbval_reference_is_the_current_chapter(chapter):
+    """tests/nbval/ holds executed copies that `--nbval-lax` re-runs and compares; a chapter edited
+    without `make nbval-reference` would pin stale code."""
+    reference = nbformat.read(Path(__file__).parent / "nbval" / f"{chapter}.ipynb", as_version=4)
+    source = nbformat.read(paths.notebooks_dir() / f"{chapter}.ipynb", as_version=4)
+    injected = [c for c in reference.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and f"run = \"nbval\"" in injected[0].source
+    for name, value in NBVAL_CHAPTERS[chapter].items():
+        assert f"{name} = {value!r}" in injected[0].source
+    kept = [c for c in reference.cells if c not in injected]
+    assert [(c.cell_type, c.source) for c in kept] == [(c.cell_type, c.source) for c in source.cells]
+    checked = [c for c in kept if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source]
+    assert checked and all(c.outputs for c in checked)
+    assert not [c for c in kept if c.cell_type == "code" and c.outputs and c not in checked]
