@@ -85,7 +85,7 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     _released("sam2.1_hiera_large", "configs/sam2.1/sam2.1_hiera_l.yaml", _SAM21_URL),
     # The kit's small model, pretrained on CPU by params/pretrain_fvos_tiny.yaml (record: assets/fvos_tiny.json).
     ModelSpec("fvos_tiny", "fvos_tiny", 256, "fvos_tiny.pt", kit_config=True, bundled=True,
-              sha256="9405c74a143cc0d358aa9d6669c25ef9cf5cdbe5613010371d2fa330bb6dcdd9"),
+              sha256="384290271f4ecce3cbf8792754d8bf956e28eef582385c0e0446cb0c57b7c1f9"),
 )}
 
 
