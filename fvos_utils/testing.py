@@ -171,10 +171,8 @@ def write_nbval_references(out_dir: str | os.PathLike | None = None, *, kernel_n
             for cell in nb.cells:
                 for key in ("papermill", "execution"):
                     cell.metadata.pop(key, None)
-                if cell.cell_type == "code":
-                    cell.execution_count = None
-                    if "NBVAL_CHECK_OUTPUT" not in cell.source:
-                        cell.outputs = []
+                if cell.cell_type == "code" and "NBVAL_CHECK_OUTPUT" not in cell.source:
+                    cell.execution_count, cell.outputs = None, []  # nbval needs counts where outputs stay
             nbformat.write(nb, tmp)
         written.append(target)
     return written
