@@ -148,8 +148,12 @@ def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
     # the bundled weights score what their record says (measured when they were exported)
     assert finetune["start"]["J&F"] == pytest.approx(recorded["J&F"], abs=2e-3)
     assert finetune["zero_motion"]["J&F"] == pytest.approx(recorded["zero_motion_J&F"], abs=1e-4)
-    best = io.read_json(out / "03_epoch_selection" / "metrics.json")["best"]
-    assert best["J&F"] > finetune["start"]["J&F"] > finetune["zero_motion"]["J&F"]
+    selection = io.read_json(out / "03_epoch_selection" / "metrics.json")
+    scored = [s for stage in ("1", "2") for s in selection["scores"][stage]]
+    assert len(scored) == 3 + 2 and selection["best"]["J&F"] == max(s["J&F"] for s in scored)
+    # whether fine-tuning gains is measured, not assumed (README); every epoch stays a working tracker
+    assert min(s["J&F"] for s in scored) > finetune["zero_motion"]["J&F"] + 0.2
+    assert selection["improvement_over_start"] == pytest.approx(selection["best"]["J&F"] - finetune["start"]["J&F"])
     steps = io.read_json(out / "07_report" / "metrics.json")["steps"]
     assert [s["chapter"] for s in steps][:4] == ["00", "02", "03", "04"]
     assert io.read_json(out / "manifest.json")["environment"]["git_commit"]
