@@ -153,6 +153,8 @@ def test_base_plus_recipe_is_metas_mose_recipe_except_documented_changes():
             (None, "./checkpoints/sam2.1_hiera_base_plus.pt"),
         "trainer.logging.log_scalar_frequency": (10, "<absent>"),
         "scratch.feat_size": (64, "<absent>"),
+        "scratch.affine_degrees": (25, "<absent>"),  # Meta's values, as keys a recipe can turn down
+        "scratch.affine_shear": (20, "<absent>"),
         "trainer.model.compile_image_encoder": (False, "<absent>"),  # in sam2's inference config, False
     }
 
