@@ -505,10 +505,10 @@ def test_run_passes_and_predict_clip(clip_root, tmp_path):
 RUN = "pytest-ablation"
 
 
-def _execute(chapter: str, parameters: dict) -> nbformat.NotebookNode:
-    out = paths.outputs_dir(RUN) / f"{chapter}.ipynb"
+def _execute(chapter: str, parameters: dict, *, run: str = RUN) -> nbformat.NotebookNode:
+    out = paths.outputs_dir(run) / f"{chapter}.ipynb"
     papermill.execute_notebook(str(paths.notebooks_dir() / f"{chapter}.ipynb"), str(out),
-                               parameters={"run": RUN, "ckpt": "random", **parameters}, kernel_name="python3",
+                               parameters={"run": run, "ckpt": "random", **parameters}, kernel_name="python3",
                                cwd=str(paths.notebooks_dir()), progress_bar=False)
     return nbformat.read(out, as_version=4)
 
@@ -572,8 +572,8 @@ def test_chapter_06_on_a_mose_layout_chooses_on_a_holdout_and_zips_the_server_sp
     mose = write_mose_layout(tmp_path / "fake-mose-pytest", n_train=7, n_valid=2)
     executed = _execute("06_multiscale_fusion", {"data_root": str(mose), "server_root": str(mose), "n_videos": 0,
                                                   "scales": [1.0, 1.125], "transforms": ["identity"],
-                                                  "fill_kernel": 2})
-    chapter = paths.outputs_dir(RUN) / "06_multiscale_fusion"
+                                                  "fill_kernel": 2}, run=f"{RUN}-mose")  # other videos: a run of its own
+    chapter = paths.outputs_dir(f"{RUN}-mose") / "06_multiscale_fusion"
     metrics = read_json(chapter / "metrics.json")
     assert metrics["videos"] == ["train06"]  # 7 // 7 = 1 held-out video, scored against its full masks
     assert metrics["submission"] == str(chapter / "fvos_valid.zip")
