@@ -432,7 +432,7 @@ def meeting_crops_figure(rgb: np.ndarray, pred_maps: Sequence[np.ndarray], label
 
 # --------------------------------------------------------------------------------- the real clip
 def predict_clip(predictor, clip_root: str | os.PathLike, out_dir: str | os.PathLike, *, n_frames: int,
-                 video: str | None = None, mode: str = "joint", overwrite: bool = False,
+                 video: str | None = None, mode: str = infer.DEFAULT_MODE, overwrite: bool = False,
                  progress: bool = True) -> dict:
     """Propagate one clip's first ``n_frames`` frames from its annotations; write labels and probabilities.
 
@@ -527,7 +527,7 @@ def run_passes(choice: ModelChoice, data_root: str | os.PathLike, work_dir: str 
         for one in (p for p in passes if p.scale == scale):
             folder = work_dir / one.name
             done = infer.run_dataset(data_root, folder, split=split, videos=videos, model=choice.model,
-                                     ckpt=choice.checkpoint, mode="joint", transform=one.transform,
+                                     ckpt=choice.checkpoint, transform=one.transform,
                                      save_probs=True, overwrite=not resume, predictor=predictor,
                                      progress=progress)
             out[one] = {**done, "folder": folder, "seconds_per_frame": done["seconds"] / max(done["frames"], 1)}

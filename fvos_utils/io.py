@@ -90,12 +90,22 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
-        if path.exists():
-            shutil.rmtree(path)
+        remove_dir(path)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def remove_dir(path: str | os.PathLike) -> None:
+    """Delete a folder as one step: it is renamed aside first, so a run killed while deleting leaves it
+    whole or gone, never half there (a missing folder is fine)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".removing", dir=path.parent))
+    os.replace(path, aside)  # onto the new empty folder: an atomic rename on POSIX
+    shutil.rmtree(aside)
 
 
 def write_json(path: str | os.PathLike, obj, *, indent: int = 2) -> None:

@@ -13,9 +13,11 @@ A params file (YAML)::
 
 Every key is checked against the parameters cells of the notebooks it feeds before anything runs: a
 misspelt key is an error here, not papermill's silent warning. Chapters pass results through files
-under ``outputs/<run>/`` (never through hidden state). A chapter whose notebook and parameters are
-unchanged since its last successful run is skipped (``--force`` redoes it); once one chapter re-runs,
-every later one does too, since it may read what that one wrote. A failing chapter stops the chain
+under ``outputs/<run>/`` (never through hidden state). A chapter whose notebook, parameters and the
+files they name (chapter 02's training params, say) are unchanged since its last successful run is
+skipped; once one chapter re-runs, every later one does too, since it may read what that one wrote.
+``--force`` re-runs every chapter and is passed on as the ``force`` parameter to chapters that keep
+work between runs (chapter 02 then trains again instead of finding its stages finished). A failing chapter stops the chain
 with a message naming the notebook and the cell; its partial notebook is kept, earlier chapters'
 outputs stay as they are.
 """
@@ -46,6 +48,12 @@ CHAPTERS = (
     "07_report",
 )
 TOP_LEVEL_KEYS = {"run", "description", "common", "chapters"}
+#: Parameters the runner itself gives every chapter that declares them (a params file may not set them):
+#: ``run`` (the params file's run name) and ``force`` (the ``--force`` flag: redo cached work, e.g. training).
+RUNNER_KEYS = ("run", "force")
+#: Files named by a parameter count in a chapter's fingerprint by content up to this size, by size and
+#: modification time above it (a multi-GB checkpoint is not read on every run).
+HASHED_FILE_BYTES = 64 * 2**20
 STATE_FILE = "pipeline_state.json"
 MANIFEST_FILE = "manifest.json"
 
@@ -101,9 +109,14 @@ def load_params(path: str | os.PathLike) -> dict:
     declared = {name: notebook_parameters(name) for name in chapters}
     for name, params in chapters.items():
         for key in params or {}:
+            if key in RUNNER_KEYS:
+                raise PipelineError(f"{path}: chapters.{name}: {key!r} is set by the runner (the top-level "
+                                    f"'run' key, the --force flag), not per chapter")
             if key not in declared[name]:
                 raise _unknown_key_error(f"{path}: chapters.{name}", key, declared[name])
     for key in common:
+        if key in RUNNER_KEYS:
+            raise PipelineError(f"{path}: common: {key!r} is set by the runner, not in common")
         if not any(key in d for d in declared.values()):
             known = set().union(*declared.values()) if declared else set()
             raise _unknown_key_error(f"{path}: common (no chapter declares it)", key, known)
@@ -111,19 +124,28 @@ def load_params(path: str | os.PathLike) -> dict:
                                                        if n in chapters}, "declared": declared, "path": path}
 
 
-def chapter_parameters(params: dict, chapter: str) -> dict:
-    """What papermill injects into ``chapter``: the run name, the common keys it declares, its own."""
+def chapter_parameters(params: dict, chapter: str, *, force: bool = False) -> dict:
+    """What papermill injects into ``chapter``: the common keys it declares, its own, and the runner's
+    (``run``, ``force``) where it declares them."""
     declared = params["declared"][chapter]
     merged = {k: v for k, v in params["common"].items() if k in declared}
     merged.update(params["chapters"][chapter])
-    if "run" in declared:
-        merged["run"] = params["run"]
+    runner = {"run": params["run"], "force": force}
+    merged.update({k: runner[k] for k in RUNNER_KEYS if k in declared})
     return merged
 
 
 def _fingerprint(chapter: str, parameters: dict) -> str:
+    """What a chapter's outputs depend on: its notebook, its parameters (``force`` aside: it asks for a
+    re-run, it does not change the result) and the files they name (e.g. chapter 02's training params)."""
     digest = hashlib.sha256(notebook_path(chapter).read_bytes())
-    digest.update(json.dumps(parameters, sort_keys=True).encode())
+    kept = {k: v for k, v in parameters.items() if k != "force"}
+    digest.update(json.dumps(kept, sort_keys=True).encode())
+    for key, value in sorted(kept.items()):
+        if isinstance(value, str) and value and (path := paths.resolve(value)).is_file():
+            size = path.stat().st_size
+            named = path.read_bytes() if size <= HASHED_FILE_BYTES else f"{size} {path.stat().st_mtime_ns}".encode()
+            digest.update(key.encode() + b"\0" + hashlib.sha256(named).digest())
     return digest.hexdigest()
 
 
@@ -165,7 +187,7 @@ def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: l
     bar = tqdm(chapters, desc=f"pipeline {params['run']}", unit="chapter")
     for chapter in bar:
         bar.set_postfix_str(chapter)
-        parameters = chapter_parameters(params, chapter)
+        parameters = chapter_parameters(params, chapter, force=force)
         fingerprint = _fingerprint(chapter, parameters)
         executed = run_dir / f"{chapter}.ipynb"
         previous = state.get(chapter, {})
@@ -198,7 +220,9 @@ def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: l
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fvos_utils.pipeline", description=__doc__.split("\n")[0])
     parser.add_argument("params", help="params YAML file (e.g. params/demo.yaml)")
-    parser.add_argument("--force", action="store_true", help="re-run chapters even if their outputs are current")
+    parser.add_argument("--force", action="store_true",
+                        help="re-run chapters even if their outputs are current, and redo their cached work "
+                             "(chapter 02 trains again from its starting weights)")
     parser.add_argument("--only", nargs="+", metavar="CHAPTER", help="run only these chapters")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
     args = parser.parse_args(argv)

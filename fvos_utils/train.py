@@ -331,7 +331,8 @@ def _write_plan(plan: StagePlan) -> None:
     config_path = plan.folder / f"{_CONFIG_NAME}.yaml"
     if completed_epochs(plan.folder) and config_path.is_file() and config_path.read_text() != text:
         raise io.DataError(config_path, "this stage already trained with a different configuration; resuming "
-                                        "would mix the two. Use a new run name, or delete the stage folder")
+                                        "would mix the two. Use a new run name, or train it again from the "
+                                        "start (train --restart; the pipeline's --force)")
     with io.atomic_path(config_path) as tmp:
         tmp.write_text(text)
     io.write_list_file(plan.folder / "videos.txt", plan.videos)
@@ -339,12 +340,14 @@ def _write_plan(plan: StagePlan) -> None:
 
 # ------------------------------------------------------------------------------------------- launch
 def train_stage(params: dict | str | os.PathLike, stage: int, *, threads: int | None = None,
-                progress: bool = True) -> Path:
+                restart: bool = False, progress: bool = True) -> Path:
     """Run (or resume, or find finished) one stage; returns its folder.
 
     Args:
         params: a params dict (:func:`load_params`) or its file.
         threads: torch threads of the training process on CPU (default: the params' ``threads``, else 2).
+        restart: delete what this stage (and, for stage 1, stage 2, which starts from it) trained before,
+            then train from the start: for a stage that finished, or trained with another configuration.
 
     A stage with ``export: PATH`` also writes its last epoch's weights there in fp16 (:func:`export_weights`).
     With ``cluster:`` set, this returns once the SLURM job is submitted; running it again later resumes
@@ -352,6 +355,10 @@ def train_stage(params: dict | str | os.PathLike, stage: int, *, threads: int | 
     """
     params = load_params(params) if not isinstance(params, dict) else params
     plan = plan_stage(params, stage)
+    if restart:
+        for later in STAGES[STAGES.index(stage):]:
+            io.remove_dir(stage_dir(params["run"], later))
+        plan.folder.mkdir(parents=True)
     _write_plan(plan)  # refuses a configuration other than the one this stage already trained with
     done = completed_epochs(plan.folder)
     if done < plan.epochs:
@@ -446,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", help="training params file (e.g. params/pretrain_fvos_tiny.yaml)")
     parser.add_argument("--stage", type=int, choices=STAGES, default=1)
     parser.add_argument("--threads", type=int, help="torch threads on CPU (default: the params' threads, else 2)")
+    parser.add_argument("--restart", action="store_true",
+                        help="delete what this stage (and stage 2, for stage 1) trained before and start over")
     parser.add_argument("--launch", help=argparse.SUPPRESS)  # internal: the training subprocess
     args = parser.parse_args(argv)
     if args.launch:
@@ -453,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.params:
         parser.error("--params is required")
-    folder = train_stage(args.params, args.stage, threads=args.threads)
+    folder = train_stage(args.params, args.stage, threads=args.threads, restart=args.restart)
     print(f"stage {args.stage} done: {folder}")
     return 0
 

@@ -234,7 +234,7 @@ def test_run_writes_a_palette_png_for_every_frame(dataset, tmp_path):
             assert np.array_equal(np.array(img.getpalette(), np.uint8).reshape(-1, 3)[:256], palette)
             assert set(np.unique(np.asarray(img)).tolist()) <= ids
     settings = json.loads((out / infer.MANIFEST).read_text())
-    assert settings["image_size"] == 256 and settings["mode"] == "separate" and settings["merge"] == "higher"
+    assert settings["image_size"] == 256 and settings["mode"] == infer.DEFAULT_MODE == "joint" and settings["merge"] == "higher"
 
 
 def test_same_seed_gives_the_same_bytes(dataset, tmp_path):

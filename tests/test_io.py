@@ -136,6 +136,24 @@ def test_atomic_dir_leaves_nothing_on_failure_and_refuses_overwrite(tmp_path):
     assert sorted(p.name for p in target.iterdir()) == ["y"]
 
 
+def test_remove_dir_takes_a_folder_away_in_one_step(tmp_path, monkeypatch):
+    target = tmp_path / "stage1"
+    (target / "weights").mkdir(parents=True)
+    (target / "weights" / "epoch_001.pt").write_text("1")
+    io.remove_dir(target)
+    assert list(tmp_path.iterdir()) == []
+    io.remove_dir(target)  # a missing folder is fine
+    (target / "weights").mkdir(parents=True)
+
+    def killed(path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(io.shutil, "rmtree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        io.remove_dir(target)
+    assert not target.exists()  # killed while deleting: gone from its place, not half there
+
+
 def test_bad_json_names_the_file(tmp_path):
     (tmp_path / "m.json").write_text("{oops")
     with pytest.raises(io.DataError, match=r"m\.json: not valid JSON"):

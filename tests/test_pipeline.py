@@ -86,6 +86,29 @@ def test_current_chapters_are_skipped_and_a_change_reruns_the_rest(project):
     assert not any(c["skipped"] for c in forced["chapters"].values())
 
 
+def test_a_file_named_by_a_parameter_counts_and_force_reaches_the_chapters_declaring_it(project):
+    """Editing a file a chapter reads (as chapter 02 reads its training params) re-runs it; --force is
+    passed on as ``force`` (chapter 02 then retrains) without making the next plain run redo anything."""
+    nbformat.write(_notebook('run: str = "x"  # run name\nsettings: str = ""  # a file\nforce: bool = False  # redo',
+                             'import json, pathlib, os\n'
+                             'out = pathlib.Path(os.environ["FVOS_ROOT"]) / "outputs" / run\n'
+                             '(out / "seen.json").write_text(json.dumps({"text": (pathlib.Path(os.environ["FVOS_ROOT"]) '
+                             '/ settings).read_text(), "force": force}))'),
+                   project / "notebooks" / "01_sam2_inference.ipynb")
+    (project / "settings.yaml").write_text("lr: 1")
+    params = _params(project, GOOD.replace("01_sam2_inference: {}", "01_sam2_inference: {settings: settings.yaml}"))
+    seen = project / "outputs" / "t" / "seen.json"
+    pipeline.run_pipeline(params)
+    assert json.loads(seen.read_text()) == {"text": "lr: 1", "force": False}
+    assert all(c["skipped"] for c in pipeline.run_pipeline(params)["chapters"].values())
+    (project / "settings.yaml").write_text("lr: 2")
+    assert [c["skipped"] for c in pipeline.run_pipeline(params)["chapters"].values()] == [True, False]
+    assert json.loads(seen.read_text()) == {"text": "lr: 2", "force": False}
+    pipeline.run_pipeline(params, force=True)
+    assert json.loads(seen.read_text())["force"] is True
+    assert all(c["skipped"] for c in pipeline.run_pipeline(params)["chapters"].values())
+
+
 def test_a_failing_chapter_stops_the_chain_names_the_cell_and_keeps_outputs(project):
     pipeline.run_pipeline(_params(project, GOOD))
     before = (project / "outputs" / "t" / "value.json").read_text()
@@ -107,6 +130,8 @@ def test_a_failing_chapter_stops_the_chain_names_the_cell_and_keeps_outputs(proj
     (GOOD.replace("01_sam2_inference", "01_sam_inference"), r"unknown chapter '01_sam_inference'"),
     (GOOD.replace("run: t", "run: ../t"), r"'run' must be a plain folder name"),
     ("run: [", r"p\.yaml: not valid YAML"),
+    (GOOD.replace("value: 21", "value: 21, run: u"), r"chapters\.00_data_and_metrics: 'run' is set by the runner"),
+    (GOOD.replace("seed: 3", "seed: 3, force: true"), r"common: 'force' is set by the runner"),
 ])
 def test_params_mistakes_are_errors_naming_the_file_and_key(project, text, message):
     with pytest.raises(pipeline.PipelineError, match=message):

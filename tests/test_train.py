@@ -101,6 +101,16 @@ def test_iterations_checkpoints_resume_and_loss_curve(kit_root):
     changed = write_params(kit_root, stage1={"init": "random", "epochs": 2, "scratch": {"base_lr": 1.0e-3}})
     with pytest.raises(io.DataError, match="different configuration"):
         train.train_stage(changed, 1, progress=False)
+    # restarting trains the changed recipe from the start, and drops stage 2 (it started from stage 1)
+    stage2 = train.stage_dir("t", 2)
+    (stage2 / "weights").mkdir()
+    assert train.train_stage(changed, 1, restart=True, progress=False) == folder
+    assert not stage2.exists()
+    assert "Resuming" not in (folder / "train.log").read_text()
+    assert train.completed_epochs(folder) == 2 and sorted(train.epoch_weights(folder)) == [1, 2]
+    assert (folder / "weights" / "epoch_001.pt").read_bytes() != first_epoch  # trained again, at the new rate
+    assert train.train_stage(changed, 1, progress=False) == folder  # the stored config is now the changed one
+    assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".")] == []  # nothing left aside
 
 
 # ----------------------------------------------------------------------------------------- recipes
