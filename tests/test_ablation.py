@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from fvos_utils import ablation, evaluate, fusion, infer, models, paths, postprocess, train
-from fvos_utils.io import DataError, read_json, read_mask, write_frame, write_json, write_mask
+from fvos_utils.io import DataError, read_json, read_mask, remove_dir, write_frame, write_json, write_mask
 from fvos_utils.probs import load_probs, save_probs
 from fvos_utils.testing import moving_objects, write_mose_layout
 
@@ -570,9 +570,12 @@ def test_chapter_06_on_a_mose_layout_chooses_on_a_holdout_and_zips_the_server_sp
     """The real-data path: data_root is a MOSE-layout folder (hidden valid ground truth), so the chapter
     scores on videos held out of train and writes the recipe's zip of valid for the server."""
     mose = write_mose_layout(tmp_path / "fake-mose-pytest", n_train=7, n_valid=2)
-    executed = _execute("06_multiscale_fusion", {"data_root": str(mose), "server_root": str(mose), "n_videos": 0,
-                                                  "scales": [1.0, 1.125], "transforms": ["identity"],
-                                                  "fill_kernel": 2}, run=f"{RUN}-mose")  # other videos: a run of its own
+    try:
+        executed = _execute("06_multiscale_fusion", {"data_root": str(mose), "server_root": str(mose), "n_videos": 0,
+                                                      "scales": [1.0, 1.125], "transforms": ["identity"],
+                                                      "fill_kernel": 2}, run=f"{RUN}-mose")  # other videos: own run
+    finally:  # the hold-out view (links into tmp_path) that datasets.prepare made under data/
+        remove_dir(paths.data_dir() / "fake-mose-pytest-holdout1-seed0")
     chapter = paths.outputs_dir(f"{RUN}-mose") / "06_multiscale_fusion"
     metrics = read_json(chapter / "metrics.json")
     assert metrics["videos"] == ["train06"]  # 7 // 7 = 1 held-out video, scored against its full masks
