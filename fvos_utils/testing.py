@@ -143,6 +143,13 @@ NBVAL_CHAPTERS = {
     "00_data_and_metrics": {},
     "04_sigmoid_search": {"scales": [20.0], "biases": [-10.0, -5.0]},
 }
+#: the comment that marks a cell whose output nbval compares
+NBVAL_MARK = "NBVAL_CHECK_OUTPUT"
+
+
+def checked_outputs(notebook) -> list[str]:
+    """The printed text of an executed notebook's ``# NBVAL_CHECK_OUTPUT`` cells, in order."""
+    return [o["text"] for c in notebook.cells if NBVAL_MARK in c.source for o in c.outputs]
 
 
 def write_nbval_references(out_dir: str | os.PathLike | None = None, *, kernel_name: str = "python3") -> list[Path]:
@@ -171,7 +178,7 @@ def write_nbval_references(out_dir: str | os.PathLike | None = None, *, kernel_n
             for cell in nb.cells:
                 for key in ("papermill", "execution"):
                     cell.metadata.pop(key, None)
-                if cell.cell_type == "code" and "NBVAL_CHECK_OUTPUT" not in cell.source:
+                if cell.cell_type == "code" and NBVAL_MARK not in cell.source:
                     cell.execution_count, cell.outputs = None, []  # nbval needs counts where outputs stay
             nbformat.write(nb, tmp)
         written.append(target)

@@ -16,7 +16,7 @@ from PIL import Image
 from fvos_utils import ablation, evaluate, fusion, infer, models, paths, postprocess, train
 from fvos_utils.io import DataError, read_json, read_mask, remove_dir, write_frame, write_json, write_mask
 from fvos_utils.probs import load_probs, save_probs
-from fvos_utils.testing import moving_objects, write_mose_layout
+from fvos_utils.testing import checked_outputs, moving_objects, write_mose_layout
 
 
 # ------------------------------------------------------------------------------ literal references
@@ -513,10 +513,6 @@ def _execute(chapter: str, parameters: dict, *, run: str = RUN) -> nbformat.Note
     return nbformat.read(out, as_version=4)
 
 
-def _checked_output(executed) -> list[str]:
-    return [o["text"] for c in executed.cells if "NBVAL_CHECK_OUTPUT" in c.source for o in c.outputs]
-
-
 @pytest.mark.slow
 @pytest.mark.notebook
 def test_chapter_05_records_what_the_evaluator_said():
@@ -534,7 +530,7 @@ def test_chapter_05_records_what_the_evaluator_said():
     assert best["J&F"] == max(metrics["variants"][f"paper-{s}-k{k}"]["J&F"] for s in ("square", "circle") for k in (2, 3))
     assert best["J&F"] == metrics["variants"][f"paper-{best['shape']}-k{best['kernel']}"]["J&F"]
     base = metrics["variants"]["paper-square-k0"]["J&F"]
-    assert _checked_output(executed) == [f"J&F without filling {base:.4f}; best kernel with the paper's rule: "
+    assert checked_outputs(executed) == [f"J&F without filling {base:.4f}; best kernel with the paper's rule: "
                                          f"{best['shape']} k {best['kernel']} ({best['J&F']:.4f})\n"]
     assert metrics["bridged_gaps"]["square-k2"] == {"gap 1 px": 0.0, "gap 2 px": 0.0, "gap 3 px": 0.0, "gap 4 px": 0.0}
     for figure in ("kernel2_anchor", "kernel_ablation"):
@@ -558,7 +554,7 @@ def test_chapter_06_records_what_the_evaluator_said():
         (s, t) for s in ("single", "low3") for t in ("identity", "hflip")}
     assert {row["scales"] for row in metrics["cost"]} == {"single", "low3"}
     first = metrics["passes"]["scale1-identity"]["J&F"]
-    assert _checked_output(executed) == [f"single pass (scale1-identity) J&F {first:.4f}; best fused: "
+    assert checked_outputs(executed) == [f"single pass (scale1-identity) J&F {first:.4f}; best fused: "
                                          f"{metrics['best_fused']['variant']} J&F {metrics['best_fused']['J&F']:.4f}\n"]
     for figure in ("fusion_ablation", "fill_order"):
         assert (chapter / f"{figure}.png").stat().st_size > 10_000 and (chapter / f"{figure}.pdf").is_file()
@@ -582,7 +578,7 @@ def test_chapter_06_on_a_mose_layout_chooses_on_a_holdout_and_zips_the_server_sp
     assert metrics["submission"] == str(chapter / "fvos_valid.zip")
     with zipfile.ZipFile(metrics["submission"]) as archive:
         assert sorted(archive.namelist()) == [f"Annotations/valid{v:02d}/{t:05d}.png" for v in range(2) for t in range(4)]
-    assert _checked_output(executed)
+    assert checked_outputs(executed)
 
 
 def test_full_settings_fit_the_notebooks():

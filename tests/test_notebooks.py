@@ -9,7 +9,7 @@ import papermill
 import pytest
 
 from fvos_utils import paths
-from fvos_utils.testing import NBVAL_CHAPTERS
+from fvos_utils.testing import NBVAL_CHAPTERS, NBVAL_MARK, checked_outputs
 
 NOTEBOOKS = sorted(paths.notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 RUN = "pytest-notebooks"
@@ -50,8 +50,7 @@ def test_chapter_00_runs_and_records_its_numbers():
     zero = metrics["zero_motion"]["global"]
     assert 0.0 < zero["J&F"] < 0.6 and zero["J&F"] == pytest.approx((zero["J"] + zero["F"]) / 2)
     assert set(metrics["zero_motion"]["per_tag"]) == {"crowd", "occlusion", "exit-reenter", "small", "touching"}
-    printed = [o["text"] for c in executed.cells if "NBVAL_CHECK_OUTPUT" in c.source for o in c.outputs]
-    assert printed == [f"zero-motion J&F on the synthetic valid split: {zero['J&F']:.4f}\n"]
+    assert checked_outputs(executed) == [f"zero-motion J&F on the synthetic valid split: {zero['J&F']:.4f}\n"]
     for figure in ("hard_cases", "j_and_f_explained", "zero_motion_decay"):
         assert (chapter / f"{figure}.png").stat().st_size > 10_000 and (chapter / f"{figure}.pdf").is_file()
     if paths.shared_samples_dir() is not None:
@@ -86,6 +85,6 @@ def test_nbval_reference_is_the_current_chapter(chapter):
         assert f"{name} = {value!r}" in injected[0].source
     kept = [c for c in reference.cells if c not in injected]
     assert [(c.cell_type, c.source) for c in kept] == [(c.cell_type, c.source) for c in source.cells]
-    checked = [c for c in kept if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source]
+    checked = [c for c in kept if c.cell_type == "code" and NBVAL_MARK in c.source]
     assert checked and all(c.outputs for c in checked)
     assert not [c for c in kept if c.cell_type == "code" and c.outputs and c not in checked]

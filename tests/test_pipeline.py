@@ -155,7 +155,7 @@ def test_shipped_pipeline_params_fit_the_notebooks(params_file, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
-    """The README's main job on a run of its own: every chapter with its demo settings (15-20 min)."""
+    """The README's main job on a run of its own: every chapter with its demo settings (about 10 min)."""
     import yaml
 
     from fvos_utils import io, models
