@@ -17,9 +17,9 @@ under ``outputs/<run>/`` (never through hidden state). A chapter whose notebook,
 files they name (chapter 02's training params, say) are unchanged since its last successful run is
 skipped; once one chapter re-runs, every later one does too, since it may read what that one wrote.
 ``--force`` re-runs every chapter and is passed on as the ``force`` parameter to chapters that keep
-work between runs (chapter 02 then trains again instead of finding its stages finished). A failing chapter stops the chain
-with a message naming the notebook and the cell; its partial notebook is kept, earlier chapters'
-outputs stay as they are.
+work between runs (chapter 02 then trains again instead of finding its stages finished). A failing
+chapter stops the chain with a message naming the notebook and the cell; its partial notebook is
+kept, earlier chapters' outputs stay as they are.
 """
 from __future__ import annotations
 
@@ -143,8 +143,8 @@ def _fingerprint(chapter: str, parameters: dict) -> str:
     digest.update(json.dumps(kept, sort_keys=True).encode())
     for key, value in sorted(kept.items()):
         if isinstance(value, str) and value and (path := paths.resolve(value)).is_file():
-            size = path.stat().st_size
-            named = path.read_bytes() if size <= HASHED_FILE_BYTES else f"{size} {path.stat().st_mtime_ns}".encode()
+            stat = path.stat()
+            named = path.read_bytes() if stat.st_size <= HASHED_FILE_BYTES else f"{stat.st_size} {stat.st_mtime_ns}".encode()
             digest.update(key.encode() + b"\0" + hashlib.sha256(named).digest())
     return digest.hexdigest()
 
