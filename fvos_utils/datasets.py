@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import io, paths, synthetic
@@ -112,3 +113,25 @@ def holdout_view(source: str | os.PathLike, out: str | os.PathLike, *, n_holdout
 def _link(target: Path, link: Path) -> None:
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(target, target_is_directory=True)
+
+
+@dataclass(frozen=True)
+class ValidationSplit:
+    """What a chapter scores on: the prepared folder (:func:`prepare`), the full ground truth of its valid
+    split, the hard-case tags of its videos, and the videos scored."""
+
+    root: Path          # the prepared dataset folder (layout in the module docstring)
+    gt_dir: Path        # root/valid_gt/Annotations: what J&F is scored against
+    tags: Path          # root/meta.json: {"videos": {name: {"tags": [...]}}}
+    videos: list[str]   # the valid videos scored, in name order
+
+
+def validation_split(data_root: str | os.PathLike, *, seed: int = 0, n_videos: int = 0,
+                     preset: str = "mini-mose") -> ValidationSplit:
+    """:func:`prepare` ``data_root``, and its first ``n_videos`` valid videos (0: all of them)."""
+    if n_videos < 0:
+        raise ValueError(f"n_videos must be >= 0 (0: every valid video), got {n_videos}")
+    root = prepare(data_root, seed=seed, preset=preset)
+    videos = io.VOSDataset(root, "valid").video_names()
+    return ValidationSplit(root, root / "valid_gt" / "Annotations", root / "meta.json",
+                           videos[:n_videos] if n_videos else videos)

@@ -72,7 +72,7 @@ from tqdm.auto import tqdm
 
 from .io import VOID_LABEL, DataError, atomic_path, frame_files, read_json, read_mask, write_json
 
-MODES = ("davis", "mosev2")
+SCORING_MODES = ("davis", "mosev2")
 BOUNDARY_FRACTION = 0.008  # of the frame diagonal: the F-measure's matching radius
 ADAPTIVE_FRACTION = 0.1  # mosev2: of sqrt(GT area)
 GLOBAL_KEYS = ("J", "F", "J&F", "J-Recall", "J-Decay", "F-Recall", "F-Decay")
@@ -81,8 +81,8 @@ MOSEV2_OBJECT_KEYS = ("F-legacy", "J-disappear", "F-disappear", "J-reappear", "F
 
 # ------------------------------------------------------------------------------ single masks (arrays)
 def _check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode not in SCORING_MODES:
+        raise ValueError(f"mode must be one of {SCORING_MODES}, got {mode!r}")
 
 
 def boundary_radius(h: int, w: int) -> int:
@@ -583,7 +583,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fvos_utils.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--gt", required=True, help="ground truth: GT_DIR/<video>/<frame>.png")
     parser.add_argument("--pred", required=True, help="predictions: PRED_DIR/<video>/<frame>.png")
-    parser.add_argument("--mode", choices=MODES, default="davis")
+    parser.add_argument("--mode", choices=SCORING_MODES, default="davis",
+                        help="davis: the DAVIS 2017 evaluator (fixed boundary radius); mosev2: its adaptive radius")
     parser.add_argument("--workers", type=int, default=1, help="processes scoring videos in parallel")
     parser.add_argument("--json", type=Path, help="write all results (fractions in [0, 1]) to this file")
     parser.add_argument("--csv", type=Path, help="write one row per object plus a global row")

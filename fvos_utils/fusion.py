@@ -65,7 +65,7 @@ def _stack_maps(label_maps: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
 
 
 def vote(label_maps: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-    """Per-pixel plurality vote.
+    """Per-pixel plurality vote. Shown in chapter 06.
 
     Args:
         label_maps: S maps ``(H, W)`` (or one ``(S, H, W)`` array) of object ids, 0 background.
@@ -105,6 +105,7 @@ def _check_same_frames(folders: Sequence[Path], listings: Sequence[dict[str, lis
 def vote_folders(pred_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
                  overwrite: bool = False) -> Path:
     """:func:`vote` over prediction folders (``<dir>/<video>/<frame>.png``, the first one breaks ties).
+    Shown in chapter 06.
 
     Every folder must hold the same videos and frames (else a :class:`DataError` naming the folder).
     The fused folder appears at ``out_dir`` only once complete. Returns ``out_dir`` resolved.
@@ -168,7 +169,7 @@ def _sum_and_threshold(probs: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def soft_vote(probs: np.ndarray | Sequence[np.ndarray], object_ids: Sequence[int]) -> np.ndarray:
-    """Mean of per-object probabilities over S sources, then argmax with background.
+    """Mean of per-object probabilities over S sources, then argmax with background. Shown in chapter 06.
 
     Args:
         probs: ``(S, N, H, W)`` (or S arrays ``(N, H, W)``; extra leading axes such as frames allowed:
@@ -226,7 +227,7 @@ def soft_vote_files(paths: Sequence[str | os.PathLike]) -> tuple[list[str], np.n
 def soft_vote_folders(prob_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
                       overwrite: bool = False) -> Path:
     """:func:`soft_vote_files` for every video (``<dir>/<video>.npz``) of the probability folders,
-    written as a prediction folder ``out_dir/<video>/<frame>.png`` (appears only once complete).
+    written as a prediction folder ``out_dir/<video>/<frame>.png`` (appears only once complete). Shown in chapter 06.
 
     Every folder must hold the same videos. Returns ``out_dir`` resolved.
     """

@@ -49,7 +49,7 @@ from .io import DataError, MAX_OBJECT_ID, VOID_LABEL, VOSDataset, Video, atomic_
     read_list_file, write_json, write_mask
 from .paths import resolve
 
-MODES = ("separate", "joint")
+PROPAGATION_MODES = ("separate", "joint")
 #: The kit's default: the same logits as the paper's ``separate``, computed faster (module docstring).
 DEFAULT_MODE = "joint"
 MERGE_RULES = ("higher", "lower", "argmax")
@@ -201,8 +201,8 @@ def propagate(predictor, frames: Frames, prompts: Prompts, *, mode: str = DEFAUL
         transform: a :data:`fvos_utils.transforms.TRANSFORM_NAMES` entry, applied to frames and masks.
         offload_video, offload_state: keep the frames / SAM 2's memory on the CPU (long videos on a GPU).
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    if mode not in PROPAGATION_MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(PROPAGATION_MODES)}")
     if transform not in transforms.TRANSFORM_NAMES:
         raise ValueError(f"unknown transform {transform!r}; choose from {', '.join(transforms.TRANSFORM_NAMES)}")
     if not prompts:
@@ -378,11 +378,10 @@ def _process_group() -> Iterator[tuple[int, int]]:
             torch.distributed.destroy_process_group()
 
 
-def _settings(model: str, ckpt, seed: int, predictor, mode: str, merge: str, transform: str) -> dict:
-    return {"model": model, "checkpoint": str(ckpt) if ckpt is not None else "registry", "seed": seed,
-            "image_size": predictor.image_size, "sigmoid_scale": predictor.sigmoid_scale_for_mem_enc,
-            "sigmoid_bias": predictor.sigmoid_bias_for_mem_enc, "mode": mode, "merge": merge,
-            "transform": transform, "device_type": predictor.device.type}
+def _settings(model: str, weights: str, predictor, mode: str, merge: str, transform: str) -> dict:
+    return {"model": model, "checkpoint": weights, "image_size": predictor.image_size,
+            "sigmoid_scale": predictor.sigmoid_scale_for_mem_enc, "sigmoid_bias": predictor.sigmoid_bias_for_mem_enc,
+            "mode": mode, "merge": merge, "transform": transform, "device_type": predictor.device.type}
 
 
 def _check_manifest(out_dir: Path, settings: dict, *, overwrite: bool) -> None:
@@ -397,28 +396,37 @@ def _check_manifest(out_dir: Path, settings: dict, *, overwrite: bool) -> None:
     write_json(path, settings)
 
 
-def run_dataset(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str | None = "valid",
-                videos: Sequence[str] | None = None, model: str = "fvos_tiny",
-                ckpt: str | os.PathLike | None = None, scale: float = 1.0, mode: str = DEFAULT_MODE,
+def rank_device(device: str | torch.device | None = None) -> str | torch.device | None:
+    """The device of this process: ``device`` when given; under torchrun with CUDA, the rank's own GPU
+    (``cuda:<LOCAL_RANK>``); else None (:func:`fvos_utils.models.pick_device` decides)."""
+    if device is None and int(os.environ.get("WORLD_SIZE", "1")) > 1 and torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', os.environ.get('RANK', '0')))}"
+    return device
+
+
+def run_dataset(predictor, data_root: str | os.PathLike, out_dir: str | os.PathLike, *, model: str, weights: str,
+                split: str | None = "valid", videos: Sequence[str] | None = None, mode: str = DEFAULT_MODE,
                 merge: str = "higher", transform: str = "identity", save_probs: bool = False,
-                probs_dir: str | os.PathLike | None = None, device: str | torch.device | None = None,
-                seed: int = 0, sigmoid_scale: float | None = None, sigmoid_bias: float | None = None,
-                offload_video: bool = False, offload_state: bool = False, overwrite: bool = False,
-                predictor=None, progress: bool = True) -> dict:
-    """Predict every video of a split into ``out_dir/<video>/<frame>.png`` (resumable).
+                probs_dir: str | os.PathLike | None = None, offload_video: bool = False,
+                offload_state: bool = False, overwrite: bool = False, progress: bool = True) -> dict:
+    """Predict every video of a split with a built ``predictor`` into ``out_dir/<video>/<frame>.png`` (resumable).
+
+    Args:
+        predictor: a ``SAM2VideoPredictor`` (:func:`fvos_utils.models.build_predictor`: its image size
+            and memory sigmoid are what the run uses).
+        model, weights: the registry name and :func:`fvos_utils.models.weights_label` of the loaded
+            weights, recorded in the folder's settings so that a resume with other weights is refused.
 
     A video counts as done when its folder exists (it appears only once complete) and, with
     ``save_probs``, its ``<probs_dir>/<video>.npz`` too (``probs_dir`` defaults to ``out_dir``); done
     videos are skipped unless ``overwrite``. The run's settings are kept in ``out_dir/.fvos_infer.json``;
-    resuming with other settings is an error. ``predictor`` reuses an already built one (then
-    ``scale``, ``sigmoid_*``, ``device`` and ``seed`` are not used for building). Under torchrun,
-    rank r takes videos r, r + world_size, ...
+    resuming with other settings is an error. Under torchrun, rank r takes videos r, r + world_size, ...
 
     Returns:
         ``{"videos", "done", "skipped", "frames", "seconds"}`` for this process, and the same summed
         over all processes under ``"total"``.
     """
-    for name, value, allowed in (("mode", mode, MODES), ("merge rule", merge, MERGE_RULES),
+    for name, value, allowed in (("mode", mode, PROPAGATION_MODES), ("merge rule", merge, MERGE_RULES),
                                  ("transform", transform, transforms.TRANSFORM_NAMES)):
         if value not in allowed:
             raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(allowed)}")
@@ -426,14 +434,8 @@ def run_dataset(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, spl
     out_dir = resolve(out_dir)
     probs_folder = resolve(probs_dir) if probs_dir is not None else out_dir
     with _process_group() as (rank, world):
-        if predictor is None:
-            if device is None and world > 1 and torch.cuda.is_available():
-                device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
-            predictor = models.build_predictor(model, ckpt, scale=scale, device=device, seed=seed,
-                                               sigmoid_scale=sigmoid_scale, sigmoid_bias=sigmoid_bias)
         out_dir.mkdir(parents=True, exist_ok=True)
-        _check_manifest(out_dir, _settings(model, ckpt, seed, predictor, mode, merge, transform),
-                        overwrite=overwrite)
+        _check_manifest(out_dir, _settings(model, weights, predictor, mode, merge, transform), overwrite=overwrite)
         names = dataset.video_names()[rank::world]
         summary = {"videos": len(names), "done": 0, "skipped": 0, "frames": 0, "seconds": 0.0}
         show = progress and rank == 0
@@ -474,13 +476,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="valid", help="split folder when the root holds several")
     parser.add_argument("--video-list", help="text file naming the videos to run (default: all)")
     parser.add_argument("--model", default="fvos_tiny", help=f"one of: {', '.join(models.MODELS)}")
-    parser.add_argument("--ckpt", help="checkpoint path, or 'random' (tests/benchmarks); default: the "
-                                       "registry's file under data/checkpoints (downloaded if missing)")
+    parser.add_argument("--ckpt", default=models.REGISTRY,
+                        help="checkpoint path, 'random' (tests/benchmarks) or 'registry' (default: the "
+                             "registry's file, the kit's bundled weights or data/checkpoints/, downloaded if missing)")
     parser.add_argument("--out", required=True, help="output folder: OUT/<video>/<frame>.png")
     parser.add_argument("--scale", type=float, default=1.0, help="model image size = scale x base size")
-    parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE,
+    parser.add_argument("--mode", choices=PROPAGATION_MODES, default=DEFAULT_MODE,
                         help=f"propagation mode (default {DEFAULT_MODE}: the same logits as separate, faster)")
-    parser.add_argument("--merge", choices=MERGE_RULES, default="higher")
+    parser.add_argument("--merge", choices=MERGE_RULES, default="higher",
+                        help="which object a pixel goes to when several claim it (default higher: the paper's)")
     parser.add_argument("--tta", choices=transforms.TRANSFORM_NAMES, default="identity",
                         help="test-time transform, inverted on the outputs")
     parser.add_argument("--save-probs", action="store_true", help="also write <probs-dir>/<video>.npz")
@@ -493,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--offload-video", action="store_true", help="keep frames on the CPU")
     parser.add_argument("--offload-state", action="store_true", help="keep SAM 2's memory on the CPU")
     parser.add_argument("--overwrite", action="store_true", help="redo videos already done")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (batch logs)")
     return parser
 
 
@@ -503,14 +507,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
+        videos = read_list_file(resolve(args.video_list)) if args.video_list else None
+        predictor = models.build_predictor(args.model, args.ckpt, scale=args.scale, device=rank_device(args.device),
+                                           seed=args.seed, sigmoid_scale=args.sigmoid_scale,
+                                           sigmoid_bias=args.sigmoid_bias)
         summary = run_dataset(
-            args.data_root, args.out, split=args.split,
-            videos=read_list_file(resolve(args.video_list)) if args.video_list else None,
-            model=args.model, ckpt=args.ckpt, scale=args.scale, mode=args.mode, merge=args.merge,
-            transform=args.tta, save_probs=args.save_probs, probs_dir=args.probs_dir, device=args.device,
-            seed=args.seed, sigmoid_scale=args.sigmoid_scale, sigmoid_bias=args.sigmoid_bias,
-            offload_video=args.offload_video, offload_state=args.offload_state, overwrite=args.overwrite,
-            progress=not args.no_progress)
+            predictor, args.data_root, args.out, model=args.model,
+            weights=models.weights_label(args.ckpt, seed=args.seed), split=args.split, videos=videos,
+            mode=args.mode, merge=args.merge, transform=args.tta, save_probs=args.save_probs,
+            probs_dir=args.probs_dir, offload_video=args.offload_video, offload_state=args.offload_state,
+            overwrite=args.overwrite, progress=not args.no_progress)
     except (DataError, ValueError, models.DownloadError) as err:
         parser.exit(2, f"error: {err}\n")
     if int(os.environ.get("RANK", "0")) == 0:

@@ -34,7 +34,10 @@ from .fusion import FVOS_SCALES  # the paper's seven scales live with the scale 
 from .io import DataError, atomic_path
 from .paths import data_dir, resolve
 
-#: ``--ckpt random``: seeded random weights (tests and benchmarks only; the outputs mean nothing).
+#: ``ckpt`` / ``--ckpt`` value for the registry's checkpoint of the model (the kit's bundled weights for
+#: ``fvos_tiny``, the released file for SAM 2 / 2.1, downloaded on first use): the default everywhere.
+REGISTRY = "registry"
+#: ``ckpt`` / ``--ckpt`` value for seeded random weights (tests and benchmarks only; the outputs mean nothing).
 RANDOM = "random"
 #: The kit's hydra configs (package data).
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -214,13 +217,13 @@ def _by_hand(url: str, dest: Path, err: Exception) -> str:
             f"and put it at {dest} (or pass the checkpoint's path instead)")
 
 
-def resolve_checkpoint(spec: ModelSpec, ckpt: str | os.PathLike | None = None, *,
+def resolve_checkpoint(spec: ModelSpec, ckpt: str | os.PathLike | None = REGISTRY, *,
                        allow_download: bool = True) -> Path | None:
     """The checkpoint file to load: ``ckpt`` as a path, the registry's file (downloaded when missing
-    and allowed) when ``ckpt`` is None, or None for ``"random"``."""
+    and allowed) for :data:`REGISTRY` (or None), or None for :data:`RANDOM`."""
     if ckpt is not None and str(ckpt) == RANDOM:
         return None
-    if ckpt is not None:
+    if ckpt is not None and str(ckpt) != REGISTRY:
         path = resolve(ckpt)
         if not path.is_file():
             raise DataError(path, "checkpoint file not found")
@@ -275,7 +278,7 @@ def _hydra_search_path(spec: ModelSpec) -> Iterator[None]:
         initialize_config_module("sam2", version_base="1.2")
 
 
-def build_predictor(model: str = "fvos_tiny", ckpt: str | os.PathLike | None = None, *,
+def build_predictor(model: str = "fvos_tiny", ckpt: str | os.PathLike | None = REGISTRY, *,
                     scale: float = 1.0, device: str | torch.device | None = None, seed: int = 0,
                     sigmoid_scale: float | None = None, sigmoid_bias: float | None = None,
                     allow_download: bool = True):
@@ -283,8 +286,8 @@ def build_predictor(model: str = "fvos_tiny", ckpt: str | os.PathLike | None = N
 
     Args:
         model: a :data:`MODELS` name.
-        ckpt: a checkpoint path, None for the registry's file, or ``"random"`` (weights drawn with
-            ``seed``; the same seed gives the same weights at every scale).
+        ckpt: a checkpoint path, :data:`REGISTRY` (or None) for the registry's file, or :data:`RANDOM`
+            (weights drawn with ``seed``; the same seed gives the same weights at every scale).
         scale: image size = ``scale`` x the model's base size (a multiple of 32, else ValueError).
         sigmoid_scale, sigmoid_bias: memory-encoder overrides (None: the config's, 20 and -10).
     """
@@ -307,6 +310,16 @@ def build_predictor(model: str = "fvos_tiny", ckpt: str | os.PathLike | None = N
         load_weights(predictor, path)
     set_memory_sigmoid(predictor, scale=sigmoid_scale, bias=sigmoid_bias)
     return predictor.to(device).eval()
+
+
+def weights_label(ckpt: str | os.PathLike | None, *, seed: int = 0) -> str:
+    """How a prediction folder's settings name the weights that made it: the checkpoint's path,
+    ``"registry"`` or ``"random (seed N)"``."""
+    if ckpt is None or str(ckpt) == REGISTRY:
+        return REGISTRY
+    if str(ckpt) == RANDOM:
+        return f"{RANDOM} (seed {seed})"
+    return str(ckpt)
 
 
 def set_memory_sigmoid(predictor, *, scale: float | None = None, bias: float | None = None) -> tuple[float, float]:

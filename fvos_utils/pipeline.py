@@ -24,6 +24,7 @@ kept, earlier chapters' outputs stay as they are.
 from __future__ import annotations
 
 import argparse
+import ast
 import difflib
 import hashlib
 import json
@@ -84,7 +85,7 @@ def _unknown_key_error(source: str, key: str, known) -> PipelineError:
     return PipelineError(f"{source}: unknown parameter {key!r}{hint}; known: {', '.join(sorted(known))}")
 
 
-def load_params(path: str | os.PathLike) -> dict:
+def load_run_params(path: str | os.PathLike) -> dict:
     """Read and check a params file; returns ``{"run", "common", "chapters": {chapter: params}}``."""
     path = paths.resolve(path)
     if not path.is_file():
@@ -135,6 +136,19 @@ def chapter_parameters(params: dict, chapter: str, *, force: bool = False) -> di
     return merged
 
 
+def parameter_values(params: dict, chapter: str) -> dict:
+    """Every parameter ``chapter`` declares with the value it runs with under ``params``: its notebook's
+    default, overridden by the params file's common and chapter keys (for tools that run one step of a
+    chapter alone, such as ``python -m fvos_utils.recipe``)."""
+    declared = notebook_parameters(chapter)
+    values = {name: ast.literal_eval(p["default"]) for name, p in declared.items()}
+    values.update({k: v for k, v in params["common"].items() if k in declared})
+    values.update(params["chapters"].get(chapter, {}))
+    if "run" in declared:
+        values["run"] = params["run"]
+    return values
+
+
 def _fingerprint(chapter: str, parameters: dict) -> str:
     """What a chapter's outputs depend on: its notebook, its parameters (``force`` aside: it asks for a
     re-run, it does not change the result) and the files they name (e.g. chapter 02's training params)."""
@@ -164,7 +178,7 @@ def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: l
     import papermill
     from tqdm.auto import tqdm
 
-    params = load_params(params_file)
+    params = load_run_params(params_file)
     chapters = list(params["chapters"])
     if only:
         for name in only:

@@ -38,27 +38,34 @@ Methods (``method=``):
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
 from skimage.segmentation import expand_labels
 from tqdm.auto import tqdm
 
+from . import probs
 from .io import DataError, atomic_dir, read_mask, write_mask
 from .paths import resolve
 
 SHAPES = ("square", "circle")
 METHODS = ("paper", "background", "expand_labels")
+#: stored probabilities are round(255 p): p > 0.5 <=> stored >= 128 (the single-source rule of fusion)
+FOREGROUND = 128
 #: the largest object id the fast path handles (its working maps are uint16, 65535 marks "no object")
 MAX_ID = 65534
 
 
 # --------------------------------------------------------------------------------------- checks
 def structuring_element(kernel_size: int, shape: str = "square") -> np.ndarray | None:
-    """The ``(k, k) uint8`` dilation kernel, or None when ``kernel_size <= 1`` (no pixel is added)."""
+    """The ``(k, k) uint8`` dilation kernel, or None when ``kernel_size <= 1`` (no pixel is added).
+    Shown in chapter 05."""
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, (int, np.integer)) or kernel_size < 0:
         raise ValueError(f"kernel_size must be a non-negative integer, got {kernel_size!r}")
     if shape not in SHAPES:
@@ -195,7 +202,7 @@ def _fill_merged(highest: np.ndarray, lowest: np.ndarray, kernel_size: int, shap
 def fill_gaps(masks: np.ndarray, ids: Sequence[int], kernel_size: int, *, shape: str = "square",
               method: str = "paper") -> np.ndarray:
     """Fill the gaps between adjacent objects and merge them (identical to :func:`fill_gaps_reference`
-    for ``method="paper"``).
+    for ``method="paper"``). Shown in chapter 05.
 
     Args:
         masks: ``(N, H, W) bool``, one mask per object as predicted separately (they may overlap).
@@ -215,7 +222,7 @@ def fill_gaps(masks: np.ndarray, ids: Sequence[int], kernel_size: int, *, shape:
 def fill_gaps_labels(labels: np.ndarray, kernel_size: int, *, shape: str = "square",
                      method: str = "paper") -> np.ndarray:
     """:func:`fill_gaps` on a label map: ``labels: (H, W)`` non-negative integers, 0 background,
-    every other value one object. Returns a new ``(H, W)`` map of the same dtype."""
+    every other value one object. Returns a new ``(H, W)`` map of the same dtype. Shown in chapters 05, 06."""
     labels = np.asarray(labels)
     if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be an integer array (H, W), got {labels.dtype} {labels.shape}")
@@ -266,6 +273,124 @@ def fill_gaps_folder(pred_dir: str | os.PathLike, out_dir: str | os.PathLike, ke
                            fill_gaps_labels(labels, kernel_size, shape=shape, method=method))
                 bar.update()
     return out_dir
+
+
+# ------------------------------------------------------------------------------ named settings
+@dataclass(frozen=True)
+class GapFilling:
+    """One gap-filling setting: ``method`` and ``shape`` (:data:`METHODS`, :data:`SHAPES`), kernel size k.
+    Shown in chapters 05, 06.
+
+    Its :attr:`name` (``"paper-square-k2"``) names its folders and result keys; :meth:`from_name` reads
+    one back. Chapter 05 compares settings; the recipe (chapter 06) applies the chosen one to every pass.
+    """
+
+    method: str = "paper"
+    shape: str = "square"
+    kernel: int = 0
+
+    def __post_init__(self):
+        structuring_element(self.kernel, self.shape)  # checks shape and size
+        _check_method(self.method)
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}-{self.shape}-k{self.kernel}"
+
+    @classmethod
+    def from_name(cls, name: str) -> "GapFilling":
+        """The setting whose :attr:`name` is ``name`` (ValueError otherwise)."""
+        found = re.fullmatch(r"(?P<method>[a-z_]+)-(?P<shape>[a-z]+)-k(?P<kernel>\d+)", name)
+        if not found:
+            raise ValueError(f"not a gap-filling name (method-shape-kK, e.g. paper-square-k2): {name!r}")
+        return cls(found["method"], found["shape"], int(found["kernel"]))
+
+
+def gap_filling_variants(kernel_sizes: Sequence[int], shapes: Sequence[str] = SHAPES,
+                         methods: Sequence[str] = ("paper",)) -> list[GapFilling]:
+    """Every (method, shape, kernel size) combination, in that nesting order; ``expand_labels`` grows by
+    a distance, so it takes no shape: it comes with the first shape only. Shown in chapter 05."""
+    return [GapFilling(m, s, int(k)) for m in methods for s in (shapes[:1] if m == "expand_labels" else shapes)
+            for k in kernel_sizes]
+
+
+def object_masks(stored: np.ndarray) -> np.ndarray:
+    """``stored: (N, H, W) uint8`` probabilities (round(255 p)) -> ``(N, H, W) bool`` masks, p > 0.5."""
+    stored = np.asarray(stored)
+    if stored.dtype != np.uint8 or stored.ndim != 3:
+        raise ValueError(f"stored probabilities must be (N, H, W) uint8, got {stored.dtype} {stored.shape}")
+    return stored >= FOREGROUND
+
+
+def _split_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(H, W)`` label map -> ``(N, H, W) bool`` masks and their ``(N,)`` ids (0 excluded)."""
+    ids = np.unique(labels)
+    ids = ids[ids != 0]
+    return labels[None] == ids[:, None, None], ids
+
+
+def _probability_files(folder: Path, videos: Sequence[str] | None) -> list[Path]:
+    if not folder.is_dir():
+        raise DataError(folder, "probability folder not found")
+    names = sorted(p.stem for p in folder.glob(f"*{probs.SUFFIX}") if not p.name.startswith("."))
+    if not names:
+        raise DataError(folder, f"no probability files here (expected <video>{probs.SUFFIX}; run inference "
+                                "with save_probs)")
+    if videos is not None:
+        missing = sorted(set(videos) - set(names))
+        if missing:
+            raise DataError(folder / f"{missing[0]}{probs.SUFFIX}", "probability file missing for this video")
+        names = list(videos)
+    return [probs.probs_path(folder, name) for name in names]
+
+
+def _object_frames(source: Path, *, from_probs: bool, videos: Sequence[str] | None,
+                   progress: bool) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
+    """``(video, frame, masks (N, H, W) bool, ids (N,))`` for every frame of a run's output."""
+    if from_probs:
+        for path in tqdm(_probability_files(source, videos), desc="videos", disable=not progress):
+            video = probs.load_probs(path)
+            for frame, stored in zip(video.frames, video.probs):
+                yield path.stem, frame, object_masks(stored), video.object_ids.astype(np.int64)
+        return
+    listing = list_predictions(source)
+    for name in tqdm(listing if videos is None else videos, desc="videos", disable=not progress):
+        if name not in listing:
+            raise DataError(source / name, "prediction folder missing for this video")
+        for frame in listing[name]:
+            masks, ids = _split_labels(read_mask(source / name / f"{frame}.png"))
+            yield name, frame, masks, ids
+
+
+def fill_variants(source: str | os.PathLike, work_dir: str | os.PathLike, variants: Sequence[GapFilling], *,
+                  from_probs: bool, videos: Sequence[str] | None = None, overwrite: bool = False,
+                  progress: bool = True) -> dict[GapFilling, Path]:
+    """Apply every gap-filling setting to a run's output in one pass over its frames (chapters 05, 06).
+    Shown in chapters 05, 06.
+
+    Args:
+        source: with ``from_probs``, a folder of ``<video>.npz`` per-object probabilities
+            (:mod:`fvos_utils.probs`): each object's mask is p > 0.5, as predicted separately (masks may
+            overlap), which is what the paper fills; else a prediction folder of merged label maps
+            ``<video>/<frame>.png`` (split into masks by id).
+        work_dir: setting v is written to ``work_dir/<v.name>/<video>/<frame>.png``; each folder
+            appears only once every setting is complete.
+        videos: a subset of the videos (default: all).
+
+    Returns:
+        ``{setting: its folder}``.
+    """
+    source, work_dir = resolve(source), resolve(work_dir)
+    if len({v.name for v in variants}) != len(variants):
+        raise ValueError("variants must be distinct")
+    with contextlib.ExitStack() as stack:
+        tmp = {v: stack.enter_context(atomic_dir(work_dir / v.name, overwrite=overwrite)) for v in variants}
+        for video, frame, masks, ids in _object_frames(source, from_probs=from_probs, videos=videos,
+                                                       progress=progress):
+            for variant, folder in tmp.items():
+                labels = fill_gaps(masks, ids, variant.kernel, shape=variant.shape, method=variant.method)
+                write_mask(folder / video / f"{frame}.png", labels)
+    return {v: work_dir / v.name for v in variants}
 
 
 # --------------------------------------------------------------------------------- figure crops

@@ -20,6 +20,9 @@ from pathlib import Path
 import pandas as pd
 
 from . import io, paths
+from .fusion import SCALE_SETS
+from .fusion_ablation import FusionVariant, available_sets
+from .postprocess import GapFilling
 
 PAPER_RESULTS = Path(__file__).resolve().parent / "assets" / "paper_results.json"
 README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -52,6 +55,13 @@ def load_metrics(run: str) -> dict[str, dict]:
             if (run_dir / chapter / "metrics.json").is_file()}
 
 
+def _result(results: dict, key: str, chapter: str) -> dict:
+    """``results[key]``; a missing key is an error naming it and the chapter (never a silently absent row)."""
+    if key not in results:
+        raise KeyError(f"{chapter}/metrics.json has no result {key!r} (results: {', '.join(sorted(results)) or 'none'})")
+    return results[key]
+
+
 def _row(step: str, chapter: str, scores: dict, videos: str, detail: str = "") -> dict:
     return {"step": step, "J&F": scores["J&F"], "J": scores.get("J"), "F": scores.get("F"),
             "scored on": videos, "detail": detail, "chapter": chapter}
@@ -79,26 +89,31 @@ def steps_table(metrics: dict[str, dict]) -> pd.DataFrame:
     if "05_morphology_ablation" in metrics:
         m = metrics["05_morphology_ablation"]
         where, best = f"{len(m['videos'])} valid videos", m["best_paper"]
-        picks = {"paper-square-k0": "single model, no gap filling (chapter 05 subset)",
-                 "paper-square-k2": "+ gap filling, square kernel 2 (the paper's choice)",
-                 f"paper-{best['shape']}-k{best['kernel']}": f"+ gap filling, best here: {best['shape']} kernel {best['kernel']}"}
-        for key, step in picks.items():  # a best kernel of 0 or 2 is listed once
-            if key in m["variants"]:
-                rows.append(_row(step, "05", m["variants"][key], where))
+        none, paper = GapFilling("paper", "square", 0), GapFilling("paper", "square", 2)
+        picked = GapFilling(best["method"], best["shape"], best["kernel"])
+        steps = [(none, "single model, no gap filling (chapter 05 subset)")]
+        if paper.kernel in m["parameters"]["kernel_sizes"]:
+            steps.append((paper, "+ gap filling, square kernel 2 (the paper's choice)"))
+        steps.append((picked, f"+ gap filling, best here: {picked.shape} kernel {picked.kernel}"))
+        for variant, step in dict(steps).items():  # a best kernel of 2 is listed once
+            rows.append(_row(step, "05", _result(m["variants"], variant.name, "05_morphology_ablation"), where))
     if "06_multiscale_fusion" in metrics:
         m = metrics["06_multiscale_fusion"]
-        n = len(m.get("videos", []))
-        single = m["fused"].get("single-identity-hard-fill_none")
-        if single:
-            rows.append(_row("single scale (chapter 06 subset)", "06", single, f"{n} valid videos", "scale 1.0"))
-        fvos = {k: v for k, v in m["fused"].items() if k.startswith("fvos7-identity-hard")}
-        for key, scores in sorted(fvos.items()):
-            rows.append(_row("+ 7-scale voting (the paper's fusion)", "06", scores, f"{n} valid videos",
-                             key.replace("fvos7-identity-hard-", "gap filling: ").replace("fill_", "")))
-        best = m.get("best_fused")
-        if best:  # its full record is the variant without gap filling
-            rows.append(_row("best fused variant", "06", m["fused"].get(f"{best['variant']}-fill_none", best),
-                             f"{n} valid videos", best["variant"]))
+        n = len(m["videos"])
+        scale_sets = available_sets(SCALE_SETS, m["parameters"]["scales"])
+        if "single" in scale_sets and "identity" in m["parameters"]["transforms"]:
+            single = FusionVariant("single", "identity", "hard")
+            rows.append(_row("single scale (chapter 06 subset)", "06",
+                             _result(m["fused"], single.name, "06_multiscale_fusion"), f"{n} valid videos", "scale 1.0"))
+        if "fvos7" in scale_sets and "identity" in m["parameters"]["transforms"]:
+            for filling in ("after", "before", "none"):
+                variant = FusionVariant("fvos7", "identity", "hard", filling)
+                rows.append(_row("+ 7-scale voting (the paper's fusion)", "06",
+                                 _result(m["fused"], variant.name, "06_multiscale_fusion"), f"{n} valid videos",
+                                 f"gap filling: {filling}"))
+        best = FusionVariant.from_name(m["best_fused"]["variant"])
+        rows.append(_row("best fused variant", "06", _result(m["fused"], best.name, "06_multiscale_fusion"),
+                         f"{n} valid videos", f"{best.scales}-{best.transforms}-{best.fusion}"))
     return pd.DataFrame(rows)
 
 

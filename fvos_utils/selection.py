@@ -22,27 +22,29 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from . import evaluate as evaluation
-from . import infer, io, models, paths, train
+from . import choices, infer, io, models, paths, train
 
 
 def score_predictor(predictor, *, data_root: str | os.PathLike, split: str, gt_dir: str | os.PathLike,
-                    out_dir: str | os.PathLike, checkpoint: str | os.PathLike, model: str = "fvos_tiny",
-                    videos: Sequence[str] | None = None) -> dict:
-    """Propagate ``predictor`` over ``split`` into ``out_dir`` and score it against ``gt_dir``.
+                    out_dir: str | os.PathLike, weights: str, model: str = "fvos_tiny",
+                    videos: Sequence[str] | None = None, eval_workers: int = 1) -> dict:
+    """Propagate ``predictor`` over ``split`` into ``out_dir`` and score it against ``gt_dir``. Shown in chapter 02.
 
-    ``checkpoint`` names the loaded weights in the inference manifest. Returns the evaluator's
-    ``"global"`` dict (``"J&F"``, ``"J"``, ``"F"``, ...).
+    ``weights`` names the loaded weights in the prediction folder's settings
+    (:func:`fvos_utils.models.weights_label`); ``eval_workers`` evaluator processes. Returns the
+    evaluator's ``"global"`` dict (``"J&F"``, ``"J"``, ``"F"``, ...).
     """
-    infer.run_dataset(data_root, out_dir, split=split, videos=videos, model=model, ckpt=checkpoint,
-                      predictor=predictor, overwrite=True, progress=False)
-    return evaluation.evaluate(paths.resolve(gt_dir), out_dir, videos=videos, progress=False)["global"]
+    infer.run_dataset(predictor, data_root, out_dir, model=model, weights=weights, split=split, videos=videos,
+                      overwrite=True, progress=False)
+    return evaluation.evaluate(paths.resolve(gt_dir), out_dir, videos=videos, workers=eval_workers,
+                               progress=False)["global"]
 
 
 def score_epochs(stage_folder: str | os.PathLike, *, data_root: str | os.PathLike, split: str = "valid",
                  gt_dir: str | os.PathLike, out_dir: str | os.PathLike, model: str = "fvos_tiny",
                  epochs: Sequence[int] | None = None, videos: Sequence[str] | None = None,
-                 device: str | None = None, progress: bool = True) -> list[dict]:
-    """J&F of each epoch's model-only weights of a stage (``weights/epoch_NNN.pt``).
+                 device: str | None = None, eval_workers: int = 1, progress: bool = True) -> list[dict]:
+    """J&F of each epoch's model-only weights of a stage (``weights/epoch_NNN.pt``). Shown in chapters 02, 03.
 
     One predictor is built and each epoch's weights are loaded into it. Predictions go to
     ``out_dir/epoch_NNN/``. Returns ``[{"epoch", "weights", "J&F", "J", "F"}]`` in epoch order.
@@ -60,8 +62,8 @@ def score_epochs(stage_folder: str | os.PathLike, *, data_root: str | os.PathLik
     for epoch in tqdm(wanted, desc="epochs", unit="epoch", disable=not progress):
         models.load_weights(predictor, available[epoch])
         result = score_predictor(predictor, data_root=data_root, split=split, gt_dir=gt_dir,
-                                 out_dir=Path(out_dir) / f"epoch_{epoch:03d}", checkpoint=available[epoch],
-                                 model=model, videos=videos)
+                                 out_dir=Path(out_dir) / f"epoch_{epoch:03d}", weights=str(available[epoch]),
+                                 model=model, videos=videos, eval_workers=eval_workers)
         scores.append({"epoch": epoch, "weights": str(available[epoch]),
                        **{key: float(result[key]) for key in ("J&F", "J", "F")}})
     return scores
@@ -75,20 +77,53 @@ def select_best(scores: Sequence[dict], *, key: str = "J&F") -> dict:
 
 
 def record_best(run: str, stage: int, scores: Sequence[dict]) -> dict:
-    """Write the best epoch of ``scores`` (and all of them) to :func:`train.best_epoch_file`; returns it."""
+    """Write the best epoch of ``scores`` (and all of them) to :func:`train.best_epoch_file`; returns it.
+    Shown in chapters 02, 03."""
     best = select_best(scores)
     io.write_json(train.best_epoch_file(run, stage), {**best, "scores": list(scores)})
     return best
 
 
 def read_best(run: str, stage: int) -> dict:
-    """The recorded best epoch of a stage (DataError if epoch selection has not run)."""
+    """The recorded best epoch of a stage (DataError if epoch selection has not run). Shown in chapter 03."""
     return io.read_json(train.best_epoch_file(run, stage))
+
+
+def pick_epoch(run: str, scores_by_stage: dict[int, Sequence[dict]]) -> choices.EpochPick:
+    """Chapter 03's pick: the best epoch over all stages (:func:`score_epochs` results); on a tie the
+    earlier stage, then the earlier epoch. Shown in chapter 03."""
+    entries = [(stage, s) for stage, scores in scores_by_stage.items() for s in scores]
+    if not entries:
+        raise ValueError("no epoch scores to choose from")
+    stage, best = max(entries, key=lambda e: (e[1]["J&F"], -e[0], -e[1]["epoch"]))
+    return choices.EpochPick(stage, int(best["epoch"]), choices.weights_reference(run, best["weights"]),
+                             float(best["J&F"]), float(best["J"]), float(best["F"]))
+
+
+def server_zips(run: str, *, model: str, server_root: str | os.PathLike, split: str,
+                out_dir: str | os.PathLike, stages: Sequence[int] = train.STAGES,
+                progress: bool = True) -> list[Path]:
+    """One MOSE server zip per epoch of each stage of ``run`` (the paper submitted every epoch to the
+    server to choose). Predictions go to ``out_dir/server_<split>/stage<k>_epoch_NNN/``, each zip beside
+    its folder. Shown in chapter 03."""
+    zips = []
+    for stage in stages:
+        weights = train.epoch_weights(train.stage_dir(run, stage))
+        predictor = None
+        for epoch, path in tqdm(weights.items(), desc=f"stage {stage} epochs", disable=not progress):
+            if predictor is None:
+                predictor = models.build_predictor(model, path)
+            models.load_weights(predictor, path)
+            pred_dir = paths.resolve(out_dir) / f"server_{split}" / f"stage{stage}_epoch_{epoch:03d}"
+            infer.run_dataset(predictor, server_root, pred_dir, model=model, weights=str(path), split=split,
+                              progress=False)
+            zips.append(write_submission(pred_dir, server_root, pred_dir.with_suffix(".zip"), split=split))
+    return zips
 
 
 def plot_epoch_scores(ax, scores_by_stage: dict[int, Sequence[dict]], *, baseline: float | None = None,
                       reference: float | None = None) -> None:
-    """J&F per epoch, stages one after the other on the x axis; best epoch of each stage marked.
+    """J&F per epoch, stages one after the other on the x axis; best epoch of each stage marked. Shown in chapter 03.
 
     ``baseline``: a horizontal line (e.g. zero motion); ``reference``: another (e.g. the start model).
     """
@@ -118,9 +153,11 @@ def plot_epoch_scores(ax, scores_by_stage: dict[int, Sequence[dict]], *, baselin
 # ------------------------------------------------------------------------------- memory sigmoid
 def sigmoid_search(predictor, *, scales: Sequence[float], biases: Sequence[float],
                    data_root: str | os.PathLike, split: str = "valid", gt_dir: str | os.PathLike,
-                   out_dir: str | os.PathLike, checkpoint: str | os.PathLike, model: str = "fvos_tiny",
+                   out_dir: str | os.PathLike, weights: str, model: str = "fvos_tiny",
                    videos: Sequence[str] | None = None, progress: bool = True) -> np.ndarray:
-    """J&F for every ``(scale, bias)`` of the memory-encoder sigmoid, on one loaded predictor.
+    """J&F for every ``(scale, bias)`` of the memory-encoder sigmoid, on one loaded predictor. Shown in chapter 04.
+
+    ``weights`` names the loaded weights (:func:`fvos_utils.models.weights_label`).
 
     Returns ``(len(scales), len(biases)) float64``. The predictor's own values are restored afterwards.
     """
@@ -132,21 +169,28 @@ def sigmoid_search(predictor, *, scales: Sequence[float], biases: Sequence[float
             models.set_memory_sigmoid(predictor, scale=scales[i], bias=biases[j])
             result = score_predictor(predictor, data_root=data_root, split=split, gt_dir=gt_dir,
                                      out_dir=Path(out_dir) / f"scale{scales[i]:g}_bias{biases[j]:g}",
-                                     checkpoint=checkpoint, model=model, videos=videos)
+                                     weights=weights, model=model, videos=videos)
             grid[i, j] = result["J&F"]
     finally:
         models.set_memory_sigmoid(predictor, scale=original[0], bias=original[1])
     return grid
 
 
-def best_sigmoid(grid: np.ndarray, scales: Sequence[float], biases: Sequence[float]) -> dict:
-    """``{"scale", "bias", "J&F"}`` of the grid's maximum (first in row-major order on a tie)."""
+def pick_sigmoid(run: str, grid: np.ndarray, scales: Sequence[float], biases: Sequence[float], *,
+                 tuned_on: str, default: tuple[float, float] = (20.0, -10.0)) -> choices.SigmoidPick:
+    """Chapter 04's pick: the grid's maximum (first in row-major order on a tie), with the J&F of the
+    config's pair ``default`` where it is on the grid; ``tuned_on``: the weights searched with.
+    Shown in chapter 04."""
     i, j = np.unravel_index(int(np.nanargmax(grid)), grid.shape)
-    return {"scale": float(scales[i]), "bias": float(biases[j]), "J&F": float(grid[i, j])}
+    on_grid = default[0] in scales and default[1] in biases
+    default_score = float(grid[list(scales).index(default[0]), list(biases).index(default[1])]) if on_grid else None
+    return choices.SigmoidPick(float(scales[i]), float(biases[j]), float(grid[i, j]), default_score,
+                               choices.weights_reference(run, tuned_on))
 
 
 def plot_sigmoid_grid(ax, grid: np.ndarray, scales: Sequence[float], biases: Sequence[float]):
-    """Heatmap of J&F over (scale rows, bias columns), every cell labelled, the best one boxed."""
+    """Heatmap of J&F over (scale rows, bias columns), every cell labelled, the best one boxed.
+    Shown in chapter 04."""
     from matplotlib.patches import Rectangle
 
     image = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto")
@@ -213,7 +257,7 @@ def check_submission(pred_dir: str | os.PathLike, val_root: str | os.PathLike, *
 def write_submission(pred_dir: str | os.PathLike, val_root: str | os.PathLike, zip_path: str | os.PathLike, *,
                      split: str | None = "valid") -> Path:
     """Check (:func:`check_submission`), then write ``zip_path`` with ``Annotations/<video>/<frame>.png``
-    (atomically: the zip appears complete or not at all). Returns the zip's path."""
+    (atomically: the zip appears complete or not at all). Returns the zip's path. Shown in chapter 03."""
     pred_dir = paths.resolve(pred_dir)
     names = check_submission(pred_dir, val_root, split=split)
     zip_path = paths.resolve(zip_path)

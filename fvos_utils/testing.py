@@ -137,11 +137,47 @@ def write_mose_layout(root: str | os.PathLike, *, n_train: int = 5, n_valid: int
 
 
 #: chapters whose ``# NBVAL_CHECK_OUTPUT`` cells ``pytest --nbval-lax`` re-checks against committed
+def evaluator_result(objects: dict) -> dict:
+    """An evaluator-shaped result (:func:`fvos_utils.evaluate.evaluate`) from ``{(video, object): (J, F)}``:
+    per-object rows and their means, no tags."""
+    rows = [{"video": v, "object": o, "J": j, "F": f, "J&F": (j + f) / 2} for (v, o), (j, f) in objects.items()]
+    jm, fm = np.mean([r["J"] for r in rows]), np.mean([r["F"] for r in rows])
+    return {"global": {"J": jm, "F": fm, "J&F": (jm + fm) / 2}, "objects": rows, "per_tag": {}}
+
+
+def scene_probs(seed: int, n_frames: int = 3, shape=(24, 30)) -> tuple[np.ndarray, np.ndarray]:
+    """``(T, 3, H, W) uint8`` stored probabilities (:mod:`fvos_utils.probs`) of three blocky objects with
+    gaps and overlaps, and their ids (not in ascending channel order)."""
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    stored = np.zeros((n_frames, 3, h, w), np.uint8)
+    for t in range(n_frames):
+        edges = np.sort(rng.choice(np.arange(4, w - 4), size=4, replace=False))
+        for k, (a, b) in enumerate([(0, edges[0]), (edges[1], edges[2]), (edges[2] - 1, edges[3])]):
+            stored[t, k, 2:h - 2, a:b] = rng.integers(128, 256, size=(h - 4, b - a))
+        stored[t] |= (rng.random((3, h, w)) < 0.05) * rng.integers(100, 160, size=(3, h, w)).astype(np.uint8)
+    return stored, np.array([4, 1, 2], np.int32)
+
+
+def execute_chapter(chapter: str, run: str, parameters: dict):
+    """Run a chapter notebook through papermill into ``outputs/<run>/<chapter>.ipynb`` with ``run`` and
+    ``parameters``; returns the executed notebook (nbformat)."""
+    import nbformat
+    import papermill
+
+    from .paths import notebooks_dir, outputs_dir
+
+    out = outputs_dir(run) / f"{chapter}.ipynb"
+    papermill.execute_notebook(str(notebooks_dir() / f"{chapter}.ipynb"), str(out), parameters={"run": run, **parameters},
+                               kernel_name="python3", cwd=str(notebooks_dir()), progress_bar=False)
+    return nbformat.read(out, as_version=4)
+
+
 #: executed copies (``tests/nbval/``), with the parameters they run there: fast, seeded, and pinning
 #: the zero-motion baseline and the bundled model's J&F on mini-MOSE valid
 NBVAL_CHAPTERS = {
     "00_data_and_metrics": {},
-    "04_sigmoid_search": {"scales": [20.0], "biases": [-10.0, -5.0]},
+    "04_sigmoid_search": {"sigmoid_scales": [20.0], "sigmoid_biases": [-10.0, -5.0]},
 }
 #: the comment that marks a cell whose output nbval compares
 NBVAL_MARK = "NBVAL_CHECK_OUTPUT"

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import re
 import subprocess
@@ -80,7 +81,7 @@ class KitTrainer(Trainer):
 
 # ------------------------------------------------------------------------------------------ layout
 def stage_dir(run: str, stage: int) -> Path:
-    """``outputs/<run>/train/stage<stage>/`` (created)."""
+    """``outputs/<run>/train/stage<stage>/`` (created). Shown in chapter 03."""
     _check_stage(stage)
     return paths.outputs_dir(f"{run}/train/stage{stage}")
 
@@ -91,7 +92,7 @@ def weights_path(stage_folder: Path, epoch: int) -> Path:
 
 
 def epoch_weights(stage_folder: str | os.PathLike) -> dict[int, Path]:
-    """``{epoch: weights file}`` of a stage folder, in epoch order."""
+    """``{epoch: weights file}`` of a stage folder, in epoch order. Shown in chapter 02."""
     found = {int(match.group(1)): path for path in (Path(stage_folder) / "weights").glob("epoch_*.pt")
              if (match := re.fullmatch(r"epoch_(\d+)\.pt", path.name))}
     return dict(sorted(found.items()))
@@ -131,7 +132,7 @@ class StagePlan:
     device: str
 
 
-def load_params(path: str | os.PathLike) -> dict:
+def load_training_params(path: str | os.PathLike) -> dict:
     """A training params file (see ``params/pretrain_fvos_tiny.yaml`` for every key)."""
     path = paths.resolve(path)
     if not path.is_file():
@@ -144,6 +145,23 @@ def load_params(path: str | os.PathLike) -> dict:
             raise io.DataError(path, f"missing key {key!r}")
     params["_path"] = str(path)
     return params
+
+
+def write_chapter_params(train_params: str | os.PathLike, out: str | os.PathLike, *, run: str,
+                         data_root: str | os.PathLike, stage_epochs: tuple[int, int], threads: int) -> dict:
+    """Chapter 02's training params: ``train_params`` with the chapter's run, dataset folder (its train
+    split, already prepared), epochs of stages 1 and 2 and threads on top, written to ``out`` (so the
+    command line can redo the run: ``python -m fvos_utils.train --params OUT``) and read back. Shown in chapter 02."""
+    params = load_training_params(train_params)
+    params["run"] = run
+    params["data"] = {key: value for key, value in params["data"].items() if key != "synthetic"}
+    params["data"].update(root=str(paths.resolve(data_root)), split="train")
+    for stage, epochs in zip(STAGES, stage_epochs):
+        params[f"stage{stage}"] = {**params.get(f"stage{stage}", {}), "epochs": int(epochs)}
+    params["threads"] = int(threads)
+    with io.atomic_path(paths.resolve(out)) as tmp:
+        tmp.write_text(yaml.safe_dump({k: v for k, v in params.items() if not k.startswith("_")}, sort_keys=False))
+    return load_training_params(out)
 
 
 def _device(params: dict) -> str:
@@ -197,7 +215,7 @@ def check_training_videos(dataset: io.VOSDataset, names: Sequence[str], *, num_f
 
 
 def _stage_init(params: dict, stage: int) -> Path | None:
-    """The weights a stage starts from: stage 1 ``init`` (``random``, a path, or null = the model's
+    """The weights a stage starts from: stage 1 ``init`` (``random``, a path, or ``registry`` (or null): the model's
     registry checkpoint); stage 2 ``init`` (``best``: the recorded best stage-1 epoch, an epoch number
     of stage 1, or a path)."""
     spec = get_spec(params["model"])
@@ -298,7 +316,7 @@ def compose_recipe(recipe: str, overrides: Sequence[str] = ()):
 
 
 def plan_stage(params: dict, stage: int) -> StagePlan:
-    """Check everything a stage needs and compose its config (nothing is launched or written)."""
+    """Check everything a stage needs and compose its config (nothing is launched or written). Shown in chapter 02."""
     _check_stage(stage)
     if f"stage{stage}" not in params:
         raise io.DataError(Path(params["_path"]), f"no stage{stage} section")
@@ -317,7 +335,8 @@ def plan_stage(params: dict, stage: int) -> StagePlan:
 
 
 def resolved(config) -> dict:
-    """A composed config as plain values, interpolations resolved (to show what a stage will run)."""
+    """A composed config as plain values, interpolations resolved (to show what a stage will run).
+    Shown in chapter 02."""
     from omegaconf import OmegaConf
 
     return OmegaConf.to_container(config, resolve=True)
@@ -341,10 +360,10 @@ def _write_plan(plan: StagePlan) -> None:
 # ------------------------------------------------------------------------------------------- launch
 def train_stage(params: dict | str | os.PathLike, stage: int, *, threads: int | None = None,
                 restart: bool = False, progress: bool = True) -> Path:
-    """Run (or resume, or find finished) one stage; returns its folder.
+    """Run (or resume, or find finished) one stage; returns its folder. Shown in chapter 02.
 
     Args:
-        params: a params dict (:func:`load_params`) or its file.
+        params: a params dict (:func:`load_training_params`) or its file.
         threads: torch threads of the training process on CPU (default: the params' ``threads``, else 2).
         restart: delete what this stage (and, for stage 1, stage 2, which starts from it) trained before,
             then train from the start: for a stage that finished, or trained with another configuration.
@@ -353,7 +372,7 @@ def train_stage(params: dict | str | os.PathLike, stage: int, *, threads: int | 
     With ``cluster:`` set, this returns once the SLURM job is submitted; running it again later resumes
     or finds the stage finished.
     """
-    params = load_params(params) if not isinstance(params, dict) else params
+    params = load_training_params(params) if not isinstance(params, dict) else params
     plan = plan_stage(params, stage)
     if restart:
         for later in STAGES[STAGES.index(stage):]:
@@ -431,7 +450,7 @@ def _launch(folder: Path) -> None:
 def loss_curve(stage_folder: str | os.PathLike, *,
                tag: str = "Step_Losses/Losses/train_all_loss") -> tuple[list[int], list[float]]:
     """``(steps, losses)`` of a stage from the trainer's tensorboard log (every ``log_scalar_frequency``
-    steps; a resumed run's later file wins for a step logged twice)."""
+    steps; a resumed run's later file wins for a step logged twice). Shown in chapter 02."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util.tensor_util import make_ndarray
 
@@ -448,10 +467,27 @@ def loss_curve(stage_folder: str | os.PathLike, *,
     return steps, [values[s] for s in steps]
 
 
+def epoch_losses(stage_folder: str | os.PathLike, *, key: str = "Losses/train_all_loss") -> list[float]:
+    """The mean training loss of each finished epoch of a stage, in order, from the trainer's
+    ``logs/train_stats.json`` (one JSON object per epoch). Chapter 02 plots it over :func:`loss_curve`.
+    Shown in chapter 02."""
+    stats = Path(stage_folder) / "logs" / "train_stats.json"
+    if not stats.is_file():
+        raise io.DataError(stats, "no per-epoch training statistics (has this stage run?)")
+    losses = []
+    for number, line in enumerate(stats.read_text().splitlines(), 1):
+        try:
+            losses.append(float(json.loads(line)[key]))
+        except (ValueError, KeyError, TypeError):
+            raise io.DataError(stats, f"line {number} is not a JSON object with {key!r}") from None
+    return losses
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fvos_utils.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", help="training params file (e.g. params/pretrain_fvos_tiny.yaml)")
-    parser.add_argument("--stage", type=int, choices=STAGES, default=1)
+    parser.add_argument("--stage", type=int, choices=STAGES, default=1,
+                        help="1: fine-tune from stage1.init; 2: from the best stage-1 epoch (stage2.init)")
     parser.add_argument("--threads", type=int, help="torch threads on CPU (default: the params' threads, else 2)")
     parser.add_argument("--restart", action="store_true",
                         help="delete what this stage (and stage 2, for stage 1) trained before and start over")

@@ -72,10 +72,12 @@ def _prompts(root: Path, name: str):
     return video, infer.video_prompts(data, video)
 
 
-def _run(root, out, **kwargs):
-    kwargs.setdefault("ckpt", models.RANDOM)
+def _run(root, out, *, ckpt=models.RANDOM, seed=0, **kwargs):
+    """infer.run_dataset with a freshly built fvos_tiny (``ckpt``, ``seed``), as the command line runs it."""
     kwargs.setdefault("progress", False)
-    return infer.run_dataset(root, out, **kwargs)
+    predictor = models.build_predictor("fvos_tiny", ckpt, seed=seed, device="cpu")
+    return infer.run_dataset(predictor, root, out, model="fvos_tiny", weights=models.weights_label(ckpt, seed=seed),
+                             **kwargs)
 
 
 # ------------------------------------------------------------------------------------------ merging

@@ -1,5 +1,7 @@
 """Every chapter notebook: committed clean, documented parameters, and executed headless by papermill
 with its defaults (the fast CPU setting), leaving its metrics and figures under outputs/<run>/."""
+import ast
+import importlib
 import json
 import re
 from pathlib import Path
@@ -8,7 +10,7 @@ import nbformat
 import papermill
 import pytest
 
-from fvos_utils import paths
+from fvos_utils import chapter, paths
 from fvos_utils.testing import NBVAL_CHAPTERS, NBVAL_MARK, checked_outputs
 
 NOTEBOOKS = sorted(paths.notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
@@ -80,7 +82,7 @@ def test_nbval_reference_is_the_current_chapter(chapter):
     reference = nbformat.read(Path(__file__).parent / "nbval" / f"{chapter}.ipynb", as_version=4)
     source = nbformat.read(paths.notebooks_dir() / f"{chapter}.ipynb", as_version=4)
     injected = [c for c in reference.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert len(injected) == 1 and f"run = \"nbval\"" in injected[0].source
+    assert len(injected) == 1 and "run = \"nbval\"" in injected[0].source
     for name, value in NBVAL_CHAPTERS[chapter].items():
         assert f"{name} = {value!r}" in injected[0].source
     kept = [c for c in reference.cells if c not in injected]
@@ -88,3 +90,52 @@ def test_nbval_reference_is_the_current_chapter(chapter):
     checked = [c for c in kept if c.cell_type == "code" and NBVAL_MARK in c.source]
     assert checked and all(c.outputs for c in checked)
     assert not [c for c in kept if c.cell_type == "code" and c.outputs and c not in checked]
+
+
+def _code_cells(notebook: Path) -> list:
+    return [c for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_declared_parameter_is_used(notebook):
+    """A parameter that is only recorded (or not even that) misleads a batch user: each one must be read
+    by the chapter's code; ``chapter.start`` itself reads ``run`` and ``threads`` (and records them all)."""
+    cells = _code_cells(notebook)
+    tagged = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
+    declared = [node.target.id for node in ast.parse(tagged.source).body if isinstance(node, ast.AnnAssign)]
+    rest = ast.parse("\n".join(c.source for c in cells if c is not tagged))
+    used = {node.id for node in ast.walk(rest) if isinstance(node, ast.Name)}
+    if f'chapter.start("{notebook.stem}", globals())' in "\n".join(c.source for c in cells):
+        used |= set(chapter.START_PARAMETERS)
+    assert [name for name in declared if name not in used] == []
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_notebook_writes_a_record_or_metrics_by_hand(notebook):
+    """Records belong to fvos_utils.choices, metrics.json to chapter.Chapter.write_metrics."""
+    code = "\n".join(c.source for c in _code_cells(notebook))
+    for writer in ("write_json(", "json.dump(", ".write_text(", "open("):
+        assert writer not in code, writer
+    assert f'chapter.start("{notebook.stem}", globals())' in code  # one set-up, named after the notebook
+
+
+def test_the_chapter_map_is_the_code_s():
+    """The map at the top of each chapter and in the README lists what the chapter's code calls."""
+    readme = (paths.project_root() / "README.md").read_text()
+    assert chapter.map_table() in readme, "README chapter map is stale: paste chapter.map_table()"
+    for name in chapter.PAPER_SECTIONS:
+        first = nbformat.read(paths.notebooks_dir() / f"{name}.ipynb", as_version=4).cells[0]
+        assert first.cell_type == "markdown" and first.source.endswith(chapter.map_markdown(name)), name
+    assert set(chapter.PAPER_SECTIONS) == {p.stem for p in NOTEBOOKS}
+
+
+def test_each_method_function_names_the_chapter_that_shows_it():
+    missing = []
+    for name in chapter.PAPER_SECTIONS:
+        for call in chapter.calls(name):
+            module, function = call.split(".")
+            if module in chapter.METHOD_MODULES:
+                doc = getattr(importlib.import_module(f"fvos_utils.{module}"), function).__doc__ or ""
+                if not re.search(rf"Shown in chapters? [0-9, ]*\b{name[:2]}\b", doc):
+                    missing.append(f"{call} (chapter {name[:2]})")
+    assert missing == []

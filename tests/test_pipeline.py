@@ -135,7 +135,7 @@ def test_a_failing_chapter_stops_the_chain_names_the_cell_and_keeps_outputs(proj
 ])
 def test_params_mistakes_are_errors_naming_the_file_and_key(project, text, message):
     with pytest.raises(pipeline.PipelineError, match=message):
-        pipeline.load_params(_params(project, text))
+        pipeline.load_run_params(_params(project, text))
     assert not (project / "outputs").exists()  # nothing ran
 
 
@@ -148,7 +148,7 @@ def test_cli_reports_failure_with_exit_code(project, capsys):
                                                if "chapters:" in p.read_text()))
 def test_shipped_pipeline_params_fit_the_notebooks(params_file, monkeypatch):
     monkeypatch.delenv("FVOS_ROOT", raising=False)
-    params = pipeline.load_params(pipeline.paths.params_dir() / params_file)
+    params = pipeline.load_run_params(pipeline.paths.params_dir() / params_file)
     assert params["chapters"], "a pipeline params file runs at least one chapter"
 
 

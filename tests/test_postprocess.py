@@ -9,9 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from fvos_utils import infer
 from fvos_utils import postprocess as pp
 from fvos_utils.io import DataError, read_mask, write_mask
 from fvos_utils.paths import shared_samples_dir
+from fvos_utils.probs import load_probs, save_probs
+from fvos_utils.testing import scene_probs
 
 PROPERTY = settings(max_examples=60, deadline=None)
 
@@ -384,3 +387,98 @@ def test_real_touching_objects_shrunk_apart_are_rejoined():
     iou = [np.sum((m > 0) & union) / np.sum((m > 0) | union) for m in
            (pp.fill_gaps(shrunk, ids, 0), pp.fill_gaps(shrunk, ids, 5))]
     assert iou[1] > iou[0]
+
+
+# ------------------------------------------------------------------ named settings on a run's output
+@pytest.fixture()
+def run_output(tmp_path):
+    """A single-model run's folder: two videos of probabilities and their merged label maps."""
+    folder = tmp_path / "single"
+    for index, name in enumerate(("vid_a", "vid_b")):
+        stored, ids = scene_probs(index)
+        frames = [f"{t:05d}" for t in range(len(stored))]
+        save_probs(folder / f"{name}.npz", stored, ids, frames)
+        for frame, frame_probs in zip(frames, stored):
+            write_mask(folder / name / f"{frame}.png", infer.merge_objects(frame_probs, ids, threshold=127.5))
+    return folder
+
+
+def test_object_masks_threshold_like_the_merge():
+    stored = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    assert np.array_equal(pp.object_masks(stored), stored / 255 > 0.5)
+    with pytest.raises(ValueError, match="uint8"):
+        pp.object_masks(stored.astype(np.float32))
+
+
+def test_fill_variants_from_probs_fill_the_separate_masks(run_output, tmp_path):
+    variants = [pp.GapFilling("paper", shape, k) for shape in ("square", "circle") for k in (0, 2, 3, 5)]
+    variants += [pp.GapFilling("background", "square", 3), pp.GapFilling("expand_labels", "square", 5)]
+    folders = pp.fill_variants(run_output, tmp_path / "filled", variants, from_probs=True, progress=False)
+    assert set(folders) == set(variants)
+    for name in ("vid_a", "vid_b"):
+        video = load_probs(run_output / f"{name}.npz")
+        for frame, stored in zip(video.frames, video.probs):
+            masks = stored > 127  # p > 0.5 as stored
+            merged = infer.merge_objects(stored, video.object_ids, threshold=127.5)
+            for v in variants:
+                got = read_mask(folders[v] / name / f"{frame}.png")
+                if v.method == "paper":
+                    want = pp.fill_gaps_reference(masks, video.object_ids, v.kernel, shape=v.shape)
+                elif v.method == "background":  # only the merged map's background may change
+                    want = np.where(merged == 0, pp.fill_gaps_reference(masks, video.object_ids, v.kernel),
+                                    merged)
+                else:
+                    want = pp.fill_gaps_labels(merged, v.kernel, method="expand_labels")
+                assert np.array_equal(got, want), (v.name, name, frame)
+        # k = 0 from the separate masks is exactly the run's own merge
+        assert all(np.array_equal(read_mask(folders[variants[0]] / name / f"{f}.png"),
+                                  read_mask(run_output / name / f"{f}.png")) for f in video.frames)
+
+
+def test_fill_variants_from_labels_and_the_videos_subset(run_output, tmp_path):
+    variants = [pp.GapFilling("paper", "square", 3), pp.GapFilling("paper", "circle", 5)]
+    folders = pp.fill_variants(run_output, tmp_path / "filled", variants, from_probs=False, videos=["vid_b"],
+                                     progress=False)
+    for v in variants:
+        assert sorted(p.name for p in folders[v].iterdir()) == ["vid_b"]
+        for png in sorted((run_output / "vid_b").glob("*.png")):
+            want = pp.fill_gaps_labels(read_mask(png), v.kernel, shape=v.shape)
+            assert np.array_equal(read_mask(folders[v] / "vid_b" / png.name), want)
+
+
+def test_fill_variants_refuse_and_leave_nothing_behind(run_output, tmp_path):
+    work = tmp_path / "filled"
+    square3, circle3 = pp.GapFilling("paper", "square", 3), pp.GapFilling("paper", "circle", 3)
+    pp.fill_variants(run_output, work, [circle3], from_probs=True, progress=False)
+    with pytest.raises(FileExistsError):  # circle3 exists: square3 must not appear either
+        pp.fill_variants(run_output, work, [square3, circle3], from_probs=True, progress=False)
+    assert sorted(p.name for p in work.iterdir()) == [circle3.name]
+    with pytest.raises(ValueError, match="distinct"):
+        pp.fill_variants(run_output, work, [square3, square3], from_probs=True, overwrite=True)
+    with pytest.raises(DataError, match="vid_c.npz.*missing"):
+        pp.fill_variants(run_output, work, [square3], from_probs=True, videos=["vid_c"], overwrite=True)
+    with pytest.raises(DataError, match="no probability files"):
+        pp.fill_variants(run_output / "vid_a", work, [square3], from_probs=True, overwrite=True)
+    assert sorted(p.name for p in work.iterdir()) == [circle3.name]
+
+
+def test_gap_filling_names_round_trip():
+    for variant in pp.gap_filling_variants((0, 2, 11), methods=pp.METHODS):
+        assert pp.GapFilling.from_name(variant.name) == variant
+    for bad in ("paper-square-2", "paper-k2", "paper-square-k2-extra", ""):
+        with pytest.raises(ValueError, match="not a gap-filling name"):
+            pp.GapFilling.from_name(bad)
+    with pytest.raises(ValueError, match="method"):
+        pp.GapFilling.from_name("dilate-square-k2")
+
+
+def test_gap_filling_variants_and_their_checks():
+    variants = pp.gap_filling_variants((0, 3), methods=("paper", "expand_labels"))
+    assert [v.name for v in variants] == ["paper-square-k0", "paper-square-k3", "paper-circle-k0", "paper-circle-k3",
+                                          "expand_labels-square-k0", "expand_labels-square-k3"]
+    with pytest.raises(ValueError, match="method"):
+        pp.GapFilling("dilate", "square", 3)
+    with pytest.raises(ValueError, match="shape"):
+        pp.GapFilling("paper", "diamond", 3)
+    with pytest.raises(ValueError, match="kernel_size"):
+        pp.GapFilling("paper", "square", -1)

@@ -18,7 +18,8 @@ def run_dir(tmp_path, monkeypatch):
     chapters = {
         "00_data_and_metrics": {"zero_motion": {"global": _scores(0.2)}},
         "03_epoch_selection": {"best": {**_scores(0.7), "stage": 2, "epoch": 3}},
-        "05_morphology_ablation": {"videos": ["a", "b"], "best_paper": {"shape": "square", "kernel": 5},
+        "05_morphology_ablation": {"videos": ["a", "b"], "parameters": {"kernel_sizes": [0, 2, 5]},
+                                   "best_paper": {"method": "paper", "shape": "square", "kernel": 5},
                                    "variants": {"paper-square-k0": _scores(0.5), "paper-square-k2": _scores(0.51),
                                                 "paper-square-k5": _scores(0.55)}},
     }
@@ -39,8 +40,38 @@ def test_steps_table_reads_each_chapter_and_skips_missing_ones(run_dir):
 
 def test_best_kernel_equal_to_the_papers_is_listed_once(run_dir):
     metrics = report.load_metrics("r")
-    metrics["05_morphology_ablation"]["best_paper"] = {"shape": "square", "kernel": 2}
+    metrics["05_morphology_ablation"]["best_paper"] = {"method": "paper", "shape": "square", "kernel": 2}
     assert report.steps_table(metrics)["J&F"].tolist() == [0.2, 0.7, 0.5, 0.51]
+
+
+def test_a_result_the_chapter_should_have_is_an_error_naming_it(run_dir):
+    metrics = report.load_metrics("r")
+    del metrics["05_morphology_ablation"]["variants"]["paper-square-k2"]
+    with pytest.raises(KeyError, match="05_morphology_ablation/metrics.json has no result 'paper-square-k2'"):
+        report.steps_table(metrics)
+    metrics["05_morphology_ablation"]["parameters"]["kernel_sizes"] = [0, 5]  # k 2 was not asked for: no row
+    assert report.steps_table(metrics)["J&F"].tolist() == [0.2, 0.7, 0.5, 0.55]
+
+
+def test_fusion_rows_are_built_from_the_variant_names(run_dir):
+    from fvos_utils.fusion_ablation import FusionVariant
+
+    metrics = report.load_metrics("r")
+    fused = {FusionVariant("single", "identity", "hard").name: _scores(0.4),
+             **{FusionVariant("fvos7", "identity", "hard", f).name: _scores(j) for f, j in
+                (("none", 0.41), ("before", 0.42), ("after", 0.43))},
+             FusionVariant("low3", "hflip", "soft").name: _scores(0.45)}
+    metrics["06_multiscale_fusion"] = {"videos": ["a"], "fused": fused,
+                                       "parameters": {"scales": [1.0 + 0.125 * k for k in range(7)],
+                                                      "transforms": ["identity", "hflip"]},
+                                       "best_fused": {"variant": "low3-hflip-soft-fill_none", "J&F": 0.45}}
+    rows = report.steps_table(metrics).iloc[5:]
+    assert rows["J&F"].tolist() == [0.4, 0.43, 0.42, 0.41, 0.45]
+    assert rows["detail"].tolist() == ["scale 1.0", "gap filling: after", "gap filling: before", "gap filling: none",
+                                       "low3-hflip-soft"]
+    del metrics["06_multiscale_fusion"]["fused"]["fvos7-identity-hard-fill_before"]
+    with pytest.raises(KeyError, match="fvos7-identity-hard-fill_before"):
+        report.steps_table(metrics)
 
 
 def test_leaderboards_are_the_papers_with_our_row_sorted_in():

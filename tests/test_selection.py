@@ -48,7 +48,8 @@ def test_epoch_scores_equal_a_fresh_predictor_per_epoch(kit_root):
     assert [s["epoch"] for s in scores] == [1, 2]
     for entry in scores:
         fresh = kit_root / f"fresh{entry['epoch']}"
-        infer.run_dataset(data, fresh, split="valid", ckpt=entry["weights"], device="cpu", progress=False)
+        infer.run_dataset(models.build_predictor("fvos_tiny", entry["weights"], device="cpu"), data, fresh,
+                          model="fvos_tiny", weights=entry["weights"], split="valid", progress=False)
         expected = evaluate.evaluate(gt, fresh, progress=False)["global"]
         assert entry["J&F"] == pytest.approx(expected["J&F"], abs=1e-12)
         assert entry["J"] == pytest.approx(expected["J"], abs=1e-12)
@@ -82,18 +83,37 @@ def test_sigmoid_grid_sets_each_pair_and_restores_the_predictor(monkeypatch, tmp
     predictor = FakePredictor()
     scales, biases = [10.0, 15.0, 20.0], [-10.0, -5.0]
     grid = selection.sigmoid_search(predictor, scales=scales, biases=biases, data_root=tmp_path, gt_dir=tmp_path,
-                                    out_dir=tmp_path, checkpoint="w.pt", progress=False)
+                                    out_dir=tmp_path, weights="w.pt", progress=False)
     expected = np.array([[1 - (s - 15) ** 2 / 100 - (b + 5) ** 2 / 100 for b in biases] for s in scales])
     np.testing.assert_allclose(grid, expected)
     assert [(s, b) for s, b, _ in seen] == [(s, b) for s in scales for b in biases]
     assert len({name for _, _, name in seen}) == 6  # one prediction folder per pair
     assert (predictor.sigmoid_scale_for_mem_enc, predictor.sigmoid_bias_for_mem_enc) == (20.0, -10.0)
-    assert selection.best_sigmoid(grid, scales, biases) == {"scale": 15.0, "bias": -5.0, "J&F": 1.0}
+    pick = selection.pick_sigmoid("r", grid, scales, biases, tuned_on="random")
+    assert (pick.scale, pick.bias, pick.j_and_f, pick.tuned_on) == (15.0, -5.0, 1.0, "random")
+    assert pick.default_j_and_f == pytest.approx(expected[2, 0])  # the config's 20 / -10 is on this grid
 
 
-def test_best_sigmoid_takes_the_first_maximum():
+def test_the_sigmoid_pick_takes_the_first_maximum_and_names_its_weights(kit_root):
     grid = np.array([[0.1, 0.5], [0.5, 0.2]])
-    assert selection.best_sigmoid(grid, [1, 2], [3, 4]) == {"scale": 1.0, "bias": 4.0, "J&F": 0.5}
+    weights = kit_root / "outputs" / "r" / "train" / "stage1" / "weights" / "epoch_001.pt"
+    pick = selection.pick_sigmoid("r", grid, [1, 2], [3, 4], tuned_on=str(weights))
+    assert (pick.scale, pick.bias, pick.j_and_f, pick.default_j_and_f) == (1.0, 4.0, 0.5, None)
+    assert pick.tuned_on == "train/stage1/weights/epoch_001.pt"  # relative to the run folder
+
+
+def test_the_epoch_pick_prefers_the_best_then_the_earlier_stage_and_epoch(kit_root):
+    def entry(stage, epoch, jf):
+        weights = train.weights_path(train.stage_dir("r", stage), epoch)
+        return {"epoch": epoch, "weights": str(weights), "J&F": jf, "J": jf - 0.01, "F": jf + 0.01}
+
+    scores = {1: [entry(1, 1, 0.4), entry(1, 2, 0.6)], 2: [entry(2, 1, 0.6), entry(2, 2, 0.5)]}
+    pick = selection.pick_epoch("r", scores)
+    assert (pick.stage, pick.epoch, pick.j_and_f, pick.weights) == (1, 2, 0.6, "train/stage1/weights/epoch_002.pt")
+    scores[2].append(entry(2, 3, 0.7))
+    assert (selection.pick_epoch("r", scores).stage, selection.pick_epoch("r", scores).epoch) == (2, 3)
+    with pytest.raises(ValueError, match="no epoch scores"):
+        selection.pick_epoch("r", {1: [], 2: []})
 
 
 # ------------------------------------------------------------------------------- submission zip

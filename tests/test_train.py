@@ -217,7 +217,7 @@ def test_pretrain_schedule_warms_up_then_decays_to_a_twentieth():
 def test_plan_writes_nothing_and_quotes_odd_paths(kit_root):
     odd = kit_root / "my data's set"
     synthetic.generate(odd, seed=3, config=TINY_DATA, progress=False)
-    params = train.load_params(write_params(kit_root, data={"root": str(odd), "split": "train"}))
+    params = train.load_training_params(write_params(kit_root, data={"root": str(odd), "split": "train"}))
     plan = train.plan_stage(params, 1)
     resolved = _plain(plan.config)
     assert resolved["dataset"]["img_folder"] == str(odd / "train" / "JPEGImages")
@@ -268,7 +268,7 @@ def test_unset_dataset_and_unknown_recipe_are_errors(kit_root):
 
 
 def test_stage_two_starts_from_the_chosen_stage_one_epoch(kit_root):
-    params = train.load_params(write_params(kit_root, stage2={"init": "best", "epochs": 1}))
+    params = train.load_training_params(write_params(kit_root, stage2={"init": "best", "epochs": 1}))
     with pytest.raises(io.DataError, match="no best stage-1 epoch recorded"):
         train.plan_stage(params, 2)
     stage1 = train.stage_dir("t", 1)
@@ -291,7 +291,7 @@ def test_stage_two_starts_from_the_chosen_stage_one_epoch(kit_root):
 def test_one_cuda_epoch_uses_nccl_and_bf16(kit_root):
     params = write_params(kit_root, device="cuda", stage1={"init": "random", "epochs": 1})
     folder = train.train_stage(params, 1, progress=False)
-    resolved = train.resolved(train.plan_stage(train.load_params(params), 1).config)
+    resolved = train.resolved(train.plan_stage(train.load_training_params(params), 1).config)
     assert resolved["trainer"]["distributed"]["backend"] == "nccl"
     assert resolved["trainer"]["optim"]["amp"] == {"enabled": True, "amp_dtype": "bfloat16"}
     models.build_predictor("fvos_tiny", train.weights_path(folder, 1), device="cuda")

@@ -1,0 +1,201 @@
+"""Chapter 06's study: multi-scale and test-time fusion (FVOS section 2.3).
+
+The passes themselves (one per scale and transform) come from :func:`fvos_utils.recipe.run_passes`;
+voting from :mod:`fvos_utils.fusion`. This module decides which fused results the chapter compares:
+
+- :class:`FusionVariant`: a scale set x a transform set, hard or soft voting, gap filling none, before
+  (each pass filled, then hard voting: the paper's order) or after fusion; :func:`fusion_variants`
+  lists the chapter's, :func:`score_variants` fuses, fills and scores them.
+- :func:`fusion_table`, :func:`cost_table`: the tables; :func:`best_variant` and :func:`scale_set_pick`
+  (the chapter's choice for the recipe, :class:`fvos_utils.choices.ScaleSetPick`).
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import fusion, postprocess
+from .choices import ScaleSetPick
+from .paths import resolve
+from .postprocess import GapFilling
+from .recipe import Pass, fuse_folders
+from .scoring import score_folder, summary
+
+#: how a variant's gap filling relates to its fusion
+FILLINGS = ("none", "before", "after")
+FUSIONS = ("hard", "soft")
+
+
+@dataclass(frozen=True)
+class FusionVariant:
+    """A fused result: scale set x transform set (names), ``fusion`` hard or soft, and gap filling
+    ``none``, ``before`` (each pass filled, then hard voting: the paper's order) or ``after`` fusion."""
+
+    scales: str
+    transforms: str
+    fusion: str = "hard"
+    filling: str = "none"
+
+    def __post_init__(self):
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be 'hard' or 'soft', got {self.fusion!r}")
+        if self.filling not in FILLINGS:
+            raise ValueError(f"filling must be 'none', 'before' or 'after', got {self.filling!r}")
+        if self.fusion == "soft" and self.filling == "before":
+            raise ValueError("soft voting fuses probabilities: gap filling can only come after it")
+
+    @property
+    def name(self) -> str:
+        """The variant's folder and result key, e.g. ``"fvos7-identity-hard-fill_before"``."""
+        return f"{self.scales}-{self.transforms}-{self.fusion}-fill_{self.filling}"
+
+    @classmethod
+    def from_name(cls, name: str) -> "FusionVariant":
+        """The variant whose :attr:`name` is ``name`` (ValueError otherwise)."""
+        found = re.fullmatch(r"(?P<scales>[a-z0-9]+)-(?P<transforms>[a-z0-9]+)-(?P<fusion>hard|soft)"
+                             r"-fill_(?P<filling>none|before|after)", name)
+        if not found:
+            raise ValueError(f"not a fusion variant name (scales-transforms-hard|soft-fill_none|before|after): "
+                             f"{name!r}")
+        return cls(found["scales"], found["transforms"], found["fusion"], found["filling"])
+
+
+def available_sets(sets: Mapping[str, Sequence], have: Sequence) -> dict[str, tuple]:
+    """The named sets (e.g. :data:`fvos_utils.fusion.SCALE_SETS`) made only of values in ``have``."""
+    return {name: tuple(values) for name, values in sets.items() if set(values) <= set(have)}
+
+
+def fusion_variants(scale_sets: Sequence[str], transform_sets: Sequence[str], *,
+                    fillings_for: Sequence[str] = ()) -> list[FusionVariant]:
+    """Hard and soft voting without filling for every scale set x transform set, and, for the
+    transform sets in ``fillings_for``, hard voting with filling before and after, soft with after."""
+    out = []
+    for t in transform_sets:
+        for s in scale_sets:
+            out += [FusionVariant(s, t, "hard"), FusionVariant(s, t, "soft")]
+            if t in fillings_for:
+                out += [FusionVariant(s, t, "hard", "before"), FusionVariant(s, t, "hard", "after"),
+                        FusionVariant(s, t, "soft", "after")]
+    return out
+
+
+def score_variants(pass_dirs: Mapping[Pass, str | os.PathLike], gt_dir: str | os.PathLike,
+                    work_dir: str | os.PathLike, variants: Sequence[FusionVariant], *,
+                    scale_sets: Mapping[str, Sequence[float]] = fusion.SCALE_SETS,
+                    transform_sets: Mapping[str, Sequence[str]] = fusion.TRANSFORM_SETS,
+                    filling: GapFilling = GapFilling("paper", "square", 2), videos: Sequence[str] | None = None,
+                    tags: str | os.PathLike | Mapping | None = None, progress: bool = True) -> dict[FusionVariant, dict]:
+    """Fuse, fill and score every variant; returns ``{variant: evaluator result}``. Shown in chapter 06.
+
+    Args:
+        pass_dirs: each available pass -> its folder (labels ``<video>/<frame>.png`` and probabilities
+            ``<video>.npz``, as :func:`run_passes` writes; every folder holds the same videos). A variant
+            fuses the passes of its scale set x transform set in ``pass_dirs`` order, so the first one
+            (normally scale 1 without transform) breaks hard-voting ties.
+        filling: the gap filling of ``before`` / ``after`` variants. ``before`` fills each pass's
+            per-object masks (from its probabilities), as the paper fills single-model results;
+            ``after`` fills the fused label maps.
+        videos: the videos scored (default: every video of ``gt_dir``).
+
+    Folders: ``work_dir/<variant.name>/`` (each with its ``scores.json``), the passes filled once under
+    ``work_dir/filled/<pass.name>/``.
+    """
+    work_dir = resolve(work_dir)
+    pass_dirs = {p: resolve(d) for p, d in pass_dirs.items()}
+    filled: dict[Pass, Path] = {}
+    fused: set[FusionVariant] = set()
+    results = {}
+    for variant in tqdm(variants, desc="fusion variants", disable=not progress):
+        members = _members(variant, pass_dirs, scale_sets, transform_sets)
+        out = work_dir / variant.name
+        if variant.filling == "after":
+            plain = replace(variant, filling="none")
+            if plain not in fused:
+                fuse_folders([pass_dirs[p] for p in members], work_dir / plain.name, plain.fusion)
+                fused.add(plain)
+            postprocess.fill_gaps_folder(work_dir / plain.name, out, filling.kernel, shape=filling.shape,
+                                         method=filling.method, overwrite=True)
+        else:
+            if variant.filling == "before":
+                for p in members:
+                    if p not in filled:
+                        filled[p] = postprocess.fill_variants(pass_dirs[p], work_dir / "filled" / p.name, [filling],
+                                                              from_probs=True, overwrite=True, progress=False)[filling]
+            fuse_folders([(filled if variant.filling == "before" else pass_dirs)[p] for p in members], out, variant.fusion)
+            fused.add(variant)
+        results[variant] = score_folder(gt_dir, out, videos=videos, tags=tags)
+    return results
+
+
+def _members(variant: FusionVariant, pass_dirs: Mapping[Pass, Path], scale_sets: Mapping[str, Sequence[float]],
+             transform_sets: Mapping[str, Sequence[str]]) -> list[Pass]:
+    """The passes a variant fuses, in ``pass_dirs`` order; ValueError when one is missing."""
+    scales, transforms = scale_sets[variant.scales], transform_sets[variant.transforms]
+    members = [p for p in pass_dirs if p.scale in scales and p.transform in transforms]
+    missing = sorted({(float(s), t) for s in scales for t in transforms} - {(p.scale, p.transform) for p in members})
+    if missing:
+        raise ValueError(f"{variant.name}: no pass for (scale, transform) {missing}")
+    return members
+
+
+def fusion_table(results: Mapping[FusionVariant, dict], *, scale_sets: Mapping[str, Sequence[float]] = fusion.SCALE_SETS,
+                 transform_sets: Mapping[str, Sequence[str]] = fusion.TRANSFORM_SETS,
+                 singles: Mapping[Pass, dict] | None = None, tag: str | None = "touching") -> pd.DataFrame:
+    """One row per single pass (``singles``: ``{pass: evaluator result}``) and per fused variant:
+    scales, transforms, fusion (``single`` / ``hard`` / ``soft``), gap filling, model passes, J&F, J, F
+    (and J&F on the videos with ``tag``). Indexed by the first four columns."""
+    rows = [{"scales": f"{one.scale:g}", "transforms": one.transform, "fusion": "single", "filling": "none",
+             "passes": 1, **summary(result, tag=tag)} for one, result in (singles or {}).items()]
+    rows += [{"scales": v.scales, "transforms": v.transforms, "fusion": v.fusion, "filling": v.filling,
+              "passes": len(scale_sets[v.scales]) * len(transform_sets[v.transforms]), **summary(result, tag=tag)}
+             for v, result in results.items()]
+    return pd.DataFrame(rows).set_index(["scales", "transforms", "fusion", "filling"])
+
+
+def seconds_per_scale(pass_runs: Mapping[Pass, dict]) -> dict[float, float]:
+    """Measured model seconds per frame at each scale: the mean over that scale's passes (a flip or a
+    quarter turn keeps the pixel count and SAM 2 resizes to a square, so transforms cost the same)."""
+    by_scale: dict[float, list[float]] = {}
+    for one, run in pass_runs.items():
+        by_scale.setdefault(one.scale, []).append(run["seconds_per_frame"])
+    return {scale: float(np.mean(values)) for scale, values in by_scale.items()}
+
+
+def cost_table(results: Mapping[FusionVariant, dict], pass_runs: Mapping[Pass, dict], *,
+               scale_sets: Mapping[str, Sequence[float]], transform_sets: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """:func:`fvos_utils.fusion.cost_report` with the measured seconds of ``pass_runs``
+    (:func:`fvos_utils.recipe.run_passes`), and the J&F of hard and soft voting without gap filling
+    where ``results`` scored it (an empty cell where not)."""
+    report = fusion.cost_report(scale_sets, transform_sets, seconds_per_pass=seconds_per_scale(pass_runs))
+    for row in report:
+        for method in FUSIONS:
+            scored = results.get(FusionVariant(row["scales"], row["transforms"], method))
+            row[f"J&F {method}"] = scored["global"]["J&F"] if scored is not None else None
+    return pd.DataFrame(report).set_index(["scales", "transforms"])
+
+
+def best_variant(results: Mapping[FusionVariant, dict], *, filling: str = "none") -> FusionVariant:
+    """The variant of the best J&F among those with gap filling ``filling`` (first in order on a tie)."""
+    candidates = [v for v in results if v.filling == filling]
+    if not candidates:
+        raise ValueError(f"no fused variant with gap filling {filling!r} among the results")
+    return max(candidates, key=lambda v: (results[v]["global"]["J&F"], -candidates.index(v)))
+
+
+def scale_set_pick(results: Mapping[FusionVariant, dict], scale_sets: Mapping[str, Sequence[float]]) -> ScaleSetPick:
+    """Chapter 06's choice for the recipe: the scale set whose passes, each gap filled and then hard-voted
+    without transforms (the recipe's order), scored best; on a tie the first (fewer passes)."""
+    recipe_order = {v: r for v, r in results.items()
+                    if (v.transforms, v.fusion, v.filling) == ("identity", "hard", "before")}
+    if not recipe_order:
+        raise ValueError("no hard-voted variant with gap filling before fusion and no transform among the results")
+    best = best_variant(recipe_order, filling="before")
+    return ScaleSetPick(best.scales, tuple(float(s) for s in scale_sets[best.scales]),
+                        float(results[best]["global"]["J&F"]))

@@ -1,0 +1,279 @@
+"""Chapter 05's study: the gap-filling kernel-size ablation (FVOS section 2.2).
+
+The method itself (the paper's rule, its alternatives, :class:`fvos_utils.postprocess.GapFilling` and
+:func:`fvos_utils.postprocess.fill_variants`) lives in :mod:`fvos_utils.postprocess`; this module decides
+what the chapter fills, scores and draws:
+
+- :func:`gap_filling_table`: every setting scored against no filling (J&F, objects better / worse);
+  :func:`kernel_pick`: the chapter's choice for the recipe (:class:`fvos_utils.choices.KernelPick`).
+- :func:`contact_gaps`: how much of the true contact line between touching objects is predicted as
+  background (what the paper set out to fix); :func:`bridged_gap_table`: which straight gap a kernel can
+  bridge at all.
+- Figure-2-style crops (:func:`meeting_crops_figure`) and the real two-object clip scored as the union
+  of its objects (:func:`predict_clip`, :func:`union_scores`, :func:`union_table`).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import infer, postprocess, probs
+from .choices import KernelPick
+from .figures import frame_grid, overlay
+from .io import VOID_LABEL, DataError, VOSDataset, atomic_dir, read_mask, write_mask
+from .paths import resolve
+from .postprocess import GapFilling
+from .scoring import delta_summary, object_deltas, score_folder, summary
+
+#: kernel sizes k of the ablation (the paper shows several in its Figure 2 and reports k = 2 best)
+KERNEL_SIZES = (0, 1, 2, 3, 5, 7, 9)
+
+
+def gap_filling_table(results: Mapping[GapFilling, dict], *, baseline: GapFilling = GapFilling(),
+                      tag: str | None = "touching") -> pd.DataFrame:
+    """One row per variant: J&F, J, F (and J&F on videos with ``tag``), the change of J&F from
+    ``baseline``, and how many objects got better / worse (:func:`delta_summary`).
+
+    Indexed by ``(method, shape, kernel)``, in the order of ``results``.
+    """
+    if baseline not in results:
+        raise ValueError(f"the baseline {baseline.name} is not among the results")
+    rows = []
+    for variant, result in results.items():
+        row = {"method": variant.method, "shape": variant.shape, "kernel": variant.kernel,
+               **summary(result, tag=tag)}
+        row["dJ&F"] = row["J&F"] - results[baseline]["global"]["J&F"]
+        deltas = delta_summary(object_deltas(results[baseline], result))
+        row.update({key: deltas[key] for key in ("mean dJ", "mean dF", "objects better", "objects worse")})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["method", "shape", "kernel"])
+
+
+
+# ------------------------------------------------------------------------ where objects really touch
+def contact_pixels(gt: np.ndarray) -> np.ndarray:
+    """``(H, W) bool``: pixels of an object (not 0, not void) with a 4-neighbour of another object."""
+    gt = np.asarray(gt)
+    objects = (gt != 0) & (gt != VOID_LABEL)
+    out = np.zeros(gt.shape, bool)
+    for shift in ((slice(1, None), slice(None)), (slice(None), slice(1, None))):  # the next row, the next column
+        back = tuple(slice(None, -1) if s.start else s for s in shift)
+        meet = objects[shift] & objects[back] & (gt[shift] != gt[back])
+        out[shift] |= meet
+        out[back] |= meet
+    return out
+
+
+def contact_gaps(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, *,
+                 videos: Sequence[str] | None = None) -> dict:
+    """On the ground truth's contact pixels (:func:`contact_pixels`), what the prediction says.
+
+    Returns ``{"contact": number of contact pixels over all frames, "background": share of them
+    predicted as background (the gaps the paper closes), "correct": share given the right id}``.
+    """
+    gt_dir, pred_dir = resolve(gt_dir), resolve(pred_dir)
+    names = videos if videos is not None else sorted(p.name for p in gt_dir.iterdir() if p.is_dir())
+    total = background = correct = 0
+    for name in names:
+        for gt_path in sorted((gt_dir / name).glob("*.png")):
+            gt = read_mask(gt_path)
+            pred_path = pred_dir / name / gt_path.name
+            pred = read_mask(pred_path)
+            if pred.shape != gt.shape:
+                raise DataError(pred_path, f"size {pred.shape[1]}x{pred.shape[0]} differs from {gt_path}")
+            contact = contact_pixels(gt)
+            total += int(contact.sum())
+            background += int((pred[contact] == 0).sum())
+            correct += int((pred[contact] == gt[contact]).sum())
+    return {"contact": total, "background": background / total if total else None,
+            "correct": correct / total if total else None}
+
+
+def bridged_gap_table(kernel_sizes: Sequence[int] = KERNEL_SIZES, shapes: Sequence[str] = postprocess.SHAPES,
+                      widths: Sequence[int] = (1, 2, 3, 4), *, side: int = 24) -> pd.DataFrame:
+    """Which straight gap a kernel bridges: two ``side`` x ``side`` squares ``w`` px apart, filled by
+    :func:`fvos_utils.postprocess.fill_gaps` (the paper's rule), with the gap along x and along y.
+
+    Returns a DataFrame indexed by ``(shape, kernel)`` with one column per width: the share of the gap
+    between the squares that was filled (the mean over both orientations).
+    """
+    margin = side + max(kernel_sizes, default=0)  # dilations never reach the image border
+    rows = {}
+    for shape in shapes:
+        for k in kernel_sizes:
+            row = {}
+            for w in widths:
+                masks = np.zeros((2, side + 2 * margin, 2 * side + w + 2 * margin), bool)
+                across = slice(margin, margin + side)
+                masks[0, across, margin:margin + side] = True
+                masks[1, across, margin + side + w:margin + 2 * side + w] = True
+                gap = (across, slice(margin + side, margin + side + w))
+                shares = [(postprocess.fill_gaps(m, [1, 2], k, shape=shape)[g] != 0).mean()
+                          for m, g in ((masks, gap), (masks.transpose(0, 2, 1), gap[::-1]))]
+                row[f"gap {w} px"] = float(np.mean(shares))
+            rows[(shape, k)] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.names = ["shape", "kernel"]
+    return table
+
+
+# ---------------------------------------------------------------------------------- figure crops
+def frame_changes(before_dir: str | os.PathLike, after_dir: str | os.PathLike, *,
+                  videos: Sequence[str] | None = None) -> dict[tuple[str, str], tuple[int, int]]:
+    """``{(video, frame): (pixels that differ, pixels)}`` between two prediction folders (the frames of
+    ``before_dir``)."""
+    before_dir, after_dir = resolve(before_dir), resolve(after_dir)
+    listing = postprocess.list_predictions(before_dir)
+    out = {}
+    for name in (videos if videos is not None else listing):
+        for frame in listing[name]:
+            before = read_mask(before_dir / name / f"{frame}.png")
+            after_path = after_dir / name / f"{frame}.png"
+            after = read_mask(after_path)
+            if after.shape != before.shape:
+                raise DataError(after_path, f"size {after.shape[1]}x{after.shape[0]} differs from {before_dir / name}")
+            out[name, frame] = (int((before != after).sum()), before.size)
+    return out
+
+
+def most_changed_frame(before_dir: str | os.PathLike, after_dir: str | os.PathLike, *,
+                       videos: Sequence[str] | None = None) -> tuple[str, str, int]:
+    """The ``(video, frame, changed pixels)`` where two prediction folders differ most (first on ties)."""
+    changes = frame_changes(before_dir, after_dir, videos=videos)
+    (video, frame), (changed, _) = max(changes.items(), key=lambda item: item[1][0])
+    return video, frame, changed
+
+
+def changed_share(before_dir: str | os.PathLike, after_dir: str | os.PathLike, *,
+                  videos: Sequence[str] | None = None) -> float:
+    """The share of all pixels that differ between two prediction folders."""
+    changes = frame_changes(before_dir, after_dir, videos=videos).values()
+    return sum(c for c, _ in changes) / max(sum(n for _, n in changes), 1)
+
+
+def zoomed_crops(rgb: np.ndarray, label_maps: Sequence[np.ndarray], crops: Sequence[tuple[slice, slice]], *,
+                 zoom: int = 4, alpha: float = 0.55) -> list[list[np.ndarray]]:
+    """Rows of image cells for a Figure-2-style panel: one row per crop, one column per label map.
+
+    Args:
+        rgb: ``(H, W, 3) uint8`` frame. label_maps: ``(H, W)`` integer maps (before, after each kernel).
+        crops: ``(rows, cols)`` slices (e.g. :func:`fvos_utils.postprocess.meeting_crops`).
+        zoom: each pixel becomes ``zoom x zoom`` (nearest neighbour), so 1-px gaps stay visible.
+
+    Returns:
+        ``[[(h * zoom, w * zoom, 3) uint8, ...], ...]`` (object colours over the frame, outlines drawn).
+    """
+    if zoom < 1:
+        raise ValueError(f"zoom must be >= 1, got {zoom}")
+    drawn = [overlay(rgb, labels, alpha=alpha) for labels in label_maps]
+    return [[np.repeat(np.repeat(image[rows, cols], zoom, axis=0), zoom, axis=1) for image in drawn]
+            for rows, cols in crops]
+
+
+def meeting_crops_figure(rgb: np.ndarray, pred_maps: Sequence[np.ndarray], labels: Sequence[str], *,
+                         title: str, truth: np.ndarray | None = None, n_crops: int = 3, size: int = 40,
+                         zoom: int = 4):
+    """The Figure-2-style panel: crops where gap filling changed where objects meet, one column per map.
+
+    Args:
+        rgb: ``(H, W, 3) uint8`` frame. pred_maps: ``(H, W)`` label maps, first without filling, last with the
+            largest kernel (the crops are where these two differ). labels: their column titles.
+        truth: optional ``(H, W)`` ground truth, shown as the first column.
+    Returns:
+        ``(figure, [(y, x) corner of each crop])``, or ``(None, [])`` when no gap was filled.
+    """
+    crops = postprocess.meeting_crops(pred_maps[0], pred_maps[-1], size=size, max_crops=n_crops)
+    if not crops:
+        return None, []
+    maps, labels = list(pred_maps), list(labels)
+    if truth is not None:
+        maps, labels = [truth, *maps], ["ground truth", *labels]
+    fig = frame_grid(zoomed_crops(rgb, maps, crops, zoom=zoom), col_labels=labels, cell_width=1.7,
+                     row_labels=[f"y {r.start}, x {c.start}" for r, c in crops])
+    fig.suptitle(title, fontsize=9, y=1.02)
+    return fig, [(int(r.start), int(c.start)) for r, c in crops]
+
+
+# --------------------------------------------------------------------------------- the real clip
+def predict_clip(predictor, clip_root: str | os.PathLike, out_dir: str | os.PathLike, *, n_frames: int,
+                 video: str | None = None, mode: str = infer.DEFAULT_MODE, overwrite: bool = False,
+                 progress: bool = True) -> dict:
+    """Propagate one clip's first ``n_frames`` frames from its annotations; write labels and probabilities.
+
+    Writes ``out_dir/<video>/<frame>.png`` and ``out_dir/<video>.npz`` (the folder appears complete or
+    not at all). ``clip_root`` is a DAVIS-style folder (``JPEGImages/``, ``Annotations/``).
+
+    Returns:
+        ``{"video", "frames": [names], "objects": [ids], "seconds"}``.
+    """
+    dataset = VOSDataset(resolve(clip_root))
+    name = video or dataset.video_names()[0]
+    clip = dataset.video(name)
+    frames = clip.frames[:n_frames]
+    prompts = {i: p for i, p in infer.video_prompts(dataset, clip).items() if p[0] < len(frames)}
+    result = infer.predict_video(predictor, frames, prompts, mode=mode, with_probs=True, progress=progress,
+                                 desc=name)
+    names = clip.frame_names[:len(frames)]
+    out_dir = resolve(out_dir)
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        for frame, labels in zip(names, result.labels):
+            write_mask(tmp / name / f"{frame}.png", labels)
+        probs.save_probs(probs.probs_path(tmp, name), result.probs, result.object_ids, names)
+    return {"video": name, "frames": names, "objects": result.object_ids, "seconds": result.seconds}
+
+
+def union_folder(src_dir: str | os.PathLike, out_dir: str | os.PathLike, *, video: str,
+                 frames: Sequence[str] | None = None, overwrite: bool = False) -> Path:
+    """One object, the union of all: ``out_dir/<video>/<frame>.png`` = 1 where ``src`` is not 0.
+
+    For scoring multi-object predictions against a binary ground truth such as DAVIS 2016's (0/255
+    PNGs, converted the same way). ``frames``: a subset, by name (default: every PNG).
+    """
+    src = resolve(src_dir) / video
+    if not src.is_dir():
+        raise DataError(src, "folder not found")
+    names = frames if frames is not None else sorted(p.stem for p in src.glob("*.png"))
+    with atomic_dir(resolve(out_dir), overwrite=overwrite) as tmp:
+        for frame in names:
+            write_mask(tmp / video / f"{frame}.png", (read_mask(src / f"{frame}.png") != 0).astype(np.uint8))
+    return resolve(out_dir)
+
+
+def union_scores(folders: Mapping[GapFilling, str | os.PathLike], union_truth: str | os.PathLike,
+                 work_dir: str | os.PathLike, *, video: str, frames: Sequence[str]) -> dict[GapFilling, dict]:
+    """Score each variant's predictions of one clip as a single object (the union of its objects)
+    against a union ground truth such as DAVIS 2016's, on ``frames``.
+
+    Writes ``work_dir/union_gt/`` and ``work_dir/union/<variant>/`` (see :func:`union_folder`); returns
+    ``{variant: evaluator result}``.
+    """
+    work_dir = resolve(work_dir)
+    truth = union_folder(union_truth, work_dir / "union_gt", video=video, frames=frames, overwrite=True)
+    return {variant: score_folder(truth, union_folder(folder, work_dir / "union" / variant.name, video=video,
+                                                      overwrite=True))
+            for variant, folder in folders.items()}
+
+
+def union_table(results: Mapping[GapFilling, dict], *, baseline: GapFilling = GapFilling()) -> pd.DataFrame:
+    """:func:`union_scores`' results as a table indexed by ``(shape, kernel)``: J&F, J, F and the change
+    of J&F from ``baseline``."""
+    if baseline not in results:
+        raise ValueError(f"the baseline {baseline.name} is not among the results")
+    table = pd.DataFrame([{"shape": v.shape, "kernel": v.kernel, **summary(r)} for v, r in results.items()])
+    table = table.set_index(["shape", "kernel"])
+    table["dJ&F"] = table["J&F"] - results[baseline]["global"]["J&F"]
+    return table
+
+
+def kernel_pick(results: Mapping[GapFilling, dict]) -> KernelPick:
+    """Chapter 05's choice for the recipe: the paper's rule with the kernel (k > 1, one that fills) and
+    shape of the best J&F; on a tie the first in ``results``' order (the smaller kernel)."""
+    filling = [v for v in results if v.method == "paper" and v.kernel > 1]
+    if not filling:
+        raise ValueError("no setting of the paper's rule with a kernel larger than 1 among the results")
+    best = max(filling, key=lambda v: (results[v]["global"]["J&F"], -filling.index(v)))
+    return KernelPick(best.method, best.shape, best.kernel, float(results[best]["global"]["J&F"]))

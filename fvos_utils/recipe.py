@@ -1,0 +1,196 @@
+"""The FVOS inference recipe (paper sections 2.1-2.3), read top to bottom; chapter 06 ends with it.
+
+    python -m fvos_utils.recipe --params params/paper_mose_val.yaml [--data-root DIR] [--split valid] [--out ZIP]
+
+1. **The chosen model** (section 2.1): the run's picked epoch and memory sigmoid
+   (:func:`fvos_utils.choices.chosen_model`, the fallback rule in :mod:`fvos_utils.choices`).
+2. **Every scale** (section 2.3): one pass of SAM 2 per scale, the model's image size = scale x its base
+   size, each pass keeping its per-object probabilities (:func:`run_passes`; a killed run resumes).
+3. **Gap filling per pass** (section 2.2): each pass's per-object masks filled with the chosen kernel,
+   as the paper fills single-model results (:func:`fvos_utils.postprocess.fill_variants`).
+4. **Vote** (section 2.3): hard voting over the filled passes (:func:`fvos_utils.fusion.vote_folders`).
+5. **Checked zip**: :func:`fvos_utils.selection.write_submission` checks every frame against the split
+   (names, sizes, palette) before writing the server's zip.
+
+:func:`run_recipe` does steps 2-5 for given settings; :func:`settings_for_run` gathers the settings a
+run chose (chapters 03-06) with the same fallbacks as the chapters; the command line does both.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from . import choices, fusion, infer, models, postprocess, selection
+from .choices import ModelChoice
+from .io import DataError
+from .paths import resolve
+from .postprocess import GapFilling
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One model pass: SAM 2 at ``scale`` x its base image size on frames under ``transform``.
+
+    Its :attr:`name` (``"scale1.125-identity"``) names its folder and result key; :meth:`from_name`
+    reads one back.
+    """
+
+    scale: float
+    transform: str = "identity"
+
+    @property
+    def name(self) -> str:
+        return f"scale{self.scale:g}-{self.transform}"
+
+    @classmethod
+    def from_name(cls, name: str) -> "Pass":
+        found = re.fullmatch(r"scale(?P<scale>[0-9.]+)-(?P<transform>[a-z0-9]+)", name)
+        if not found:
+            raise ValueError(f"not a pass name (scale<S>-<transform>, e.g. scale1.25-identity): {name!r}")
+        return cls(float(found["scale"]), found["transform"])
+
+
+def passes_for(scales: Sequence[float], transforms: Sequence[str] = ("identity",)) -> list[Pass]:
+    """Every (scale, transform) pair, scales outermost; the first pass breaks hard-voting ties.
+    Shown in chapter 06."""
+    return [Pass(float(s), t) for s in scales for t in transforms]
+
+
+def run_passes(choice: ModelChoice, data_root: str | os.PathLike, work_dir: str | os.PathLike,
+               passes: Sequence[Pass], *, split: str | None = "valid", videos: Sequence[str] | None = None,
+               seed: int = 0, device: str | None = None, resume: bool = False,
+               progress: bool = True) -> dict[Pass, dict]:
+    """Step 2: run every pass (joint propagation, probabilities saved) into ``work_dir/<pass.name>/``.
+    Shown in chapter 06.
+
+    One predictor is built per scale. Folders are recomputed each call (timings must be fresh), unless
+    ``resume``: then videos already done are kept (a killed run loses only the video in progress).
+
+    Returns:
+        ``{pass: run_dataset summary + "folder" + "seconds_per_frame"}`` (propagation time only).
+    """
+    work_dir = resolve(work_dir)
+    out = {}
+    for scale in dict.fromkeys(p.scale for p in passes):
+        predictor = choice.build(scale=scale, seed=seed, device=device)
+        for one in (p for p in passes if p.scale == scale):
+            folder = work_dir / one.name
+            done = infer.run_dataset(predictor, data_root, folder, model=choice.model,
+                                     weights=choice.weights_label(seed=seed), split=split, videos=videos,
+                                     transform=one.transform, save_probs=True, overwrite=not resume,
+                                     progress=progress)
+            out[one] = {**done, "folder": folder, "seconds_per_frame": done["seconds"] / max(done["frames"], 1)}
+    return out
+
+
+def fuse_folders(sources: Sequence[str | os.PathLike], out: str | os.PathLike, fusion_method: str) -> Path:
+    """Step 4: ``"hard"`` voting over label folders or ``"soft"`` voting over probability folders.
+    Shown in chapter 06."""
+    if fusion_method == "hard":
+        return fusion.vote_folders(sources, out, overwrite=True)
+    if fusion_method == "soft":
+        return fusion.soft_vote_folders(sources, out, overwrite=True)
+    raise ValueError(f"fusion must be 'hard' or 'soft', got {fusion_method!r}")
+
+
+@dataclass(frozen=True)
+class RecipeSettings:
+    """What the recipe runs with, and where each setting came from (in words)."""
+
+    choice: ModelChoice
+    filling: GapFilling
+    scales: tuple[float, ...]
+    sources: dict  # {"model", "filling", "scales"}: where each came from
+
+    def as_dict(self) -> dict:
+        return {"model": self.choice.as_dict(), "filling": self.filling.name, "scales": list(self.scales),
+                "sources": dict(self.sources)}
+
+
+def settings_for_run(run: str, *, model: str = "fvos_tiny", ckpt: str = models.REGISTRY,
+                     scales: Sequence[float] = fusion.FVOS_SCALES, fill_kernel: int = 2,
+                     fill_shape: str = "square") -> RecipeSettings:
+    """The recipe's settings for ``run``: its recorded picks, else these values (the fallback rule of
+    :mod:`fvos_utils.choices`; defaults: the registry's weights, the paper's square k = 2 and 7 scales).
+    Shown in chapter 06."""
+    choice = choices.chosen_model(run, model=model, ckpt=ckpt)
+    filling, filling_source = choices.chosen_filling(run, fill_kernel=fill_kernel, fill_shape=fill_shape)
+    chosen, scales_source = choices.chosen_scales(run, scales=scales)
+    return RecipeSettings(choice, filling, chosen, {"model": choice.source, "filling": filling_source,
+                                                    "scales": scales_source})
+
+
+def run_recipe(settings: RecipeSettings, server_root: str | os.PathLike, work_dir: str | os.PathLike,
+               zip_path: str | os.PathLike, *, split: str | None = "valid", seed: int = 0,
+               device: str | None = None, progress: bool = True) -> Path:
+    """Steps 2-5 on a split with hidden ground truth (MOSE valid or test): the zip for the server.
+    Shown in chapter 06.
+
+    Passes go to ``work_dir/passes/<pass>/`` and resume after an interruption; the filled passes
+    (``work_dir/filled/``) and the fused masks (``work_dir/fused/``) are rebuilt from them. Returns ``zip_path``.
+    """
+    work_dir = resolve(work_dir)
+    passes = passes_for(settings.scales)
+    runs = run_passes(settings.choice, server_root, work_dir / "passes", passes, split=split, seed=seed,
+                      device=device, resume=True, progress=progress)
+    filled = [postprocess.fill_variants(runs[p]["folder"], work_dir / "filled" / p.name, [settings.filling],
+                                        from_probs=True, overwrite=True, progress=False)[settings.filling]
+              for p in passes]
+    fuse_folders(filled, work_dir / "fused", "hard")
+    return selection.write_submission(work_dir / "fused", server_root, zip_path, split=split)
+
+
+# ------------------------------------------------------------------------------------ command line
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fvos_utils.recipe", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", required=True,
+                        help="a pipeline params file (e.g. params/paper_mose_val.yaml): its run's picks and "
+                             "chapter 06's model, ckpt, scales, fill_kernel, fill_shape, server_root, server_split")
+    parser.add_argument("--data-root", help="the folder whose split is predicted (default: server_root there)")
+    parser.add_argument("--split", help="its split folder, valid or test (default: server_split there)")
+    parser.add_argument("--out", help="the zip to write (default: outputs/<run>/06_multiscale_fusion/fvos_<split>.zip)")
+    parser.add_argument("--device", help="cuda, mps or cpu (default: the first available)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (batch logs)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from . import pipeline  # the params file is read as the pipeline reads it
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        params = pipeline.load_run_params(Path(args.params).resolve())  # command-line paths: from the current folder
+        values = pipeline.parameter_values(params, "06_multiscale_fusion")
+        data_root = Path(args.data_root).resolve() if args.data_root else values["server_root"]
+        if not data_root:
+            raise DataError(resolve(args.params), "no server_root for chapter 06 here: pass --data-root")
+        split = args.split or values["server_split"]
+        run = params["run"]
+        settings = settings_for_run(run, model=values["model"], ckpt=values["ckpt"], scales=values["scales"],
+                                    fill_kernel=values["fill_kernel"], fill_shape=values["fill_shape"])
+        for what, source in settings.sources.items():
+            print(f"{what}: {source}")
+        chapter_dir = choices.run_dir(run) / "06_multiscale_fusion"
+        zip_path = Path(args.out).resolve() if args.out else chapter_dir / f"fvos_{split}.zip"
+        written = run_recipe(settings, data_root, chapter_dir / f"server_{split}", zip_path, split=split,
+                             seed=values["seed"], device=args.device, progress=not args.no_progress)
+    except (DataError, ValueError, pipeline.PipelineError, models.DownloadError) as err:
+        parser.exit(2, f"error: {err}\n")
+    print(f"wrote {written}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Chapter 06's study (fvos_utils.fusion_ablation): which passes each variant fuses, fills and scores,
+checked against literal per-pixel voting; its tables; the notebook end to end (synthetic and MOSE layouts)."""
+import json
+import zipfile
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fvos_utils import evaluate, fusion, fusion_ablation, infer, paths, postprocess, recipe, scoring
+from fvos_utils.io import read_json, read_mask, remove_dir, write_mask
+from fvos_utils.probs import load_probs, save_probs
+from fvos_utils.testing import checked_outputs, evaluator_result as result, execute_chapter, scene_probs, write_mose_layout
+
+
+# ------------------------------------------------------------------------------ literal references
+def literal_vote(maps) -> np.ndarray:
+    """Per pixel: the most frequent label; a tie goes to the first map's label if tied, else the highest."""
+    out = np.zeros(maps[0].shape, np.int64)
+    for y, x in np.ndindex(out.shape):
+        votes = Counter(int(m[y, x]) for m in maps)
+        tied = [label for label, n in votes.items() if n == max(votes.values())]
+        out[y, x] = int(maps[0][y, x]) if int(maps[0][y, x]) in tied else max(tied)
+    return out
+
+
+def literal_soft_vote(stored, ids) -> np.ndarray:
+    """Per pixel, from ``(S, N, H, W)`` stored uint8: the object with the largest summed value (the
+    highest id among equals) where the mean exceeds 127.5, else 0."""
+    sums = stored.astype(np.int64).sum(axis=0)
+    out = np.zeros(sums.shape[1:], np.int64)
+    for y, x in np.ndindex(out.shape):
+        best = sums[:, y, x].max()
+        if best * 2 > 255 * len(stored):
+            out[y, x] = max(i for i, s in zip(ids, sums[:, y, x]) if s == best)
+    return out
+
+
+
+# ----------------------------------------------------------------------------------------- fusion
+SCALE_SETS = {"one": (1.0,), "two": (1.0, 1.125)}
+TRANSFORM_SETS = {"identity": ("identity",), "hflip": ("identity", "hflip")}
+
+
+@pytest.fixture()
+def pass_folders(tmp_path):
+    """Four passes (2 scales x 2 transforms) of one 3-frame video: probabilities and their merged labels,
+    plus ground truth. Scale 1 / identity comes first, as run_passes orders them."""
+    passes = recipe.passes_for((1.0, 1.125), ("identity", "hflip"))
+    folders = {}
+    for index, one in enumerate(passes):
+        stored, ids = scene_probs(10 + index, n_frames=3)
+        folder = tmp_path / "passes" / one.name
+        frames = ["00000", "00001", "00002"]
+        save_probs(folder / "v.npz", stored, ids, frames)
+        for frame, frame_probs in zip(frames, stored):
+            write_mask(folder / "v" / f"{frame}.png", infer.merge_objects(frame_probs, ids, threshold=127.5))
+        folders[one] = folder
+    stored, ids = scene_probs(99, n_frames=3)
+    for t in range(3):
+        write_mask(tmp_path / "gt" / "v" / f"{t:05d}.png", infer.merge_objects(stored[t], ids, threshold=127.5))
+    return folders
+
+
+def test_passes_and_available_sets():
+    assert [p.name for p in recipe.passes_for((1.0, 1.25), ("identity", "rot90"))] == [
+        "scale1-identity", "scale1-rot90", "scale1.25-identity", "scale1.25-rot90"]
+    assert list(fusion_ablation.available_sets(fusion.SCALE_SETS, (1.0, 1.125, 1.25))) == ["single", "low3"]
+    assert list(fusion_ablation.available_sets(fusion.TRANSFORM_SETS, ("identity", "hflip"))) == ["identity", "hflip"]
+
+
+def test_variant_names_round_trip_and_pick_the_best():
+    variants = fusion_ablation.fusion_variants(["single", "fvos7"], ["identity", "hflip"], fillings_for=["identity"])
+    assert [fusion_ablation.FusionVariant.from_name(v.name) for v in variants] == variants
+    for bad in ("fvos7-identity-hard", "fvos7-identity-mean-fill_none", "fvos7-identity-hard-fill_both"):
+        with pytest.raises(ValueError, match="not a fusion variant name"):
+            fusion_ablation.FusionVariant.from_name(bad)
+    assert recipe.Pass.from_name("scale1.125-rot90") == recipe.Pass(1.125, "rot90")
+    with pytest.raises(ValueError, match="not a pass name"):
+        recipe.Pass.from_name("1.125-rot90")
+    F = fusion_ablation.FusionVariant
+    scores = {v: 0.1 for v in variants}
+    scores.update({F("fvos7", "identity", "soft"): 0.4, F("single", "hflip", "hard"): 0.4,  # a tie: the first wins
+                   F("fvos7", "identity", "hard", "after"): 0.9,  # filled: not a candidate without filling
+                   F("single", "identity", "hard", "before"): 0.5, F("fvos7", "identity", "hard", "before"): 0.5})
+    results = {v: result({("a", 1): (j, j)}) for v, j in scores.items()}
+    assert fusion_ablation.best_variant(results) == F("fvos7", "identity", "soft")
+    assert fusion_ablation.best_variant(results, filling="after") == F("fvos7", "identity", "hard", "after")
+    pick = fusion_ablation.scale_set_pick(results, fusion.SCALE_SETS)
+    assert (pick.name, pick.scales, pick.j_and_f) == ("single", (1.0,), pytest.approx(0.5))  # first of the tie
+    with pytest.raises(ValueError, match="before fusion"):
+        fusion_ablation.scale_set_pick({v: r for v, r in results.items() if v.filling != "before"}, fusion.SCALE_SETS)
+
+
+def test_fusion_variants_and_their_checks():
+    variants = fusion_ablation.fusion_variants(["one", "two"], ["identity", "hflip"], fillings_for=["identity"])
+    assert len(variants) == 2 * 5 + 2 * 2 and len({v.name for v in variants}) == len(variants)
+    assert fusion_ablation.FusionVariant("two", "hflip", "soft", "after").name == "two-hflip-soft-fill_after"
+    with pytest.raises(ValueError, match="after"):
+        fusion_ablation.FusionVariant("one", "identity", "soft", "before")
+    with pytest.raises(ValueError, match="fusion"):
+        fusion_ablation.FusionVariant("one", "identity", "mean")
+
+
+def test_fusion_ablation_fuses_fills_and_scores_the_right_passes(pass_folders, tmp_path):
+    filling = postprocess.GapFilling("paper", "square", 3)
+    variants = fusion_ablation.fusion_variants(list(SCALE_SETS), list(TRANSFORM_SETS), fillings_for=["hflip"])
+    results = fusion_ablation.score_variants(pass_folders, tmp_path / "gt", tmp_path / "fused", variants,
+                                       scale_sets=SCALE_SETS, transform_sets=TRANSFORM_SETS, filling=filling,
+                                       progress=False)
+    passes = list(pass_folders)
+    for v in variants:
+        members = [p for p in passes if p.scale in SCALE_SETS[v.scales] and p.transform in TRANSFORM_SETS[v.transforms]]
+        assert members[0] == passes[0]  # scale 1 without transform breaks the ties
+        for t in range(3):
+            frame = f"{t:05d}"
+            videos = [load_probs(pass_folders[p] / "v.npz") for p in members]
+            if v.fusion == "soft":
+                want = literal_soft_vote(np.stack([vp.probs[t][np.argsort(vp.object_ids)] for vp in videos]),
+                                         np.sort(videos[0].object_ids))
+            elif v.filling == "before":  # the paper's order: fill each pass's separate masks, then vote
+                want = literal_vote([postprocess.fill_gaps_reference(vp.probs[t] > 127, vp.object_ids, 3)
+                                     for vp in videos])
+            else:
+                want = literal_vote([read_mask(pass_folders[p] / "v" / f"{frame}.png") for p in members])
+            if v.filling == "after":
+                want = postprocess.fill_gaps_reference(want[None] == np.arange(1, 5)[:, None, None],
+                                                       np.arange(1, 5), 3)
+            got = read_mask(tmp_path / "fused" / v.name / "v" / f"{frame}.png")
+            assert np.array_equal(got, want), (v.name, frame)
+        assert results[v] == evaluate.evaluate(tmp_path / "gt", tmp_path / "fused" / v.name, progress=False)
+        assert json.loads((tmp_path / "fused" / v.name / scoring.SCORES_FILE).read_text())["global"] == \
+            pytest.approx(results[v]["global"])
+    with pytest.raises(ValueError, match=r"no pass for .*1\.125"):
+        fusion_ablation.score_variants({p: d for p, d in pass_folders.items() if p.scale == 1.0}, tmp_path / "gt",
+                                 tmp_path / "fused2", [fusion_ablation.FusionVariant("two", "identity")],
+                                 scale_sets=SCALE_SETS, transform_sets=TRANSFORM_SETS, progress=False)
+
+
+def test_fusion_and_cost_tables():
+    passes = recipe.passes_for((1.0, 1.125), ("identity", "hflip"))
+    runs = {p: {"seconds_per_frame": s} for p, s in zip(passes, (0.1, 0.3, 0.5, 0.7))}
+    assert fusion_ablation.seconds_per_scale(runs) == pytest.approx({1.0: 0.2, 1.125: 0.6})
+    variants = [fusion_ablation.FusionVariant("two", "hflip", "hard"), fusion_ablation.FusionVariant("two", "hflip", "soft"),
+                fusion_ablation.FusionVariant("two", "hflip", "hard", "after")]
+    results = {v: result({("a", 1): (0.1 * i, 0.2)}) for i, v in enumerate(variants, 1)}
+    table = fusion_ablation.fusion_table(results, scale_sets=SCALE_SETS, transform_sets=TRANSFORM_SETS,
+                                  singles={passes[0]: result({("a", 1): (0.5, 0.5)})})
+    assert table.loc[("1", "identity", "single", "none"), "J&F"] == 0.5
+    assert table.loc[("two", "hflip", "soft", "none"), "passes"] == 4
+    assert table.loc[("two", "hflip", "hard", "after"), "J&F"] == pytest.approx(0.25)
+    cost = fusion_ablation.cost_table(results, runs, scale_sets=SCALE_SETS, transform_sets=TRANSFORM_SETS)
+    assert cost.loc[("two", "hflip"), "seconds_per_frame"] == pytest.approx((0.2 + 0.6) * 2)
+    assert cost.loc[("one", "identity"), "seconds_per_frame"] == pytest.approx(0.2)
+    assert cost.loc[("two", "hflip"), "J&F hard"] == pytest.approx(0.15)  # filling "none" only
+    assert cost.loc[("two", "hflip"), "J&F soft"] == pytest.approx(0.2)
+    assert pd.isna(cost.loc[("one", "identity"), "J&F hard"])
+
+
+RUN = "pytest-fusion"
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_chapter_06_records_what_the_evaluator_said():
+    executed = execute_chapter("06_multiscale_fusion", RUN, {"ckpt": "random", "n_videos": 1, "scales": [1.0, 1.125, 1.25],
+                                                             "transforms": ["identity", "hflip"]})
+    chapter = paths.outputs_dir(RUN) / "06_multiscale_fusion"
+    metrics = read_json(chapter / "metrics.json")
+    assert sorted(metrics["passes"]) == sorted(p.name for p in recipe.passes_for((1.0, 1.125, 1.25), ("identity", "hflip")))
+    for name, fused in metrics["fused"].items():
+        assert fused["J&F"] == read_json(chapter / "fused" / name / scoring.SCORES_FILE)["global"]["J&F"]
+    assert {(f["scales"], f["transforms"]) for f in metrics["fused"].values()} == {
+        (s, t) for s in ("single", "low3") for t in ("identity", "hflip")}
+    assert {row["scales"] for row in metrics["cost"]} == {"single", "low3"}
+    first = metrics["passes"][recipe.Pass(1.0).name]["J&F"]
+    plain = {name: f["J&F"] for name, f in metrics["fused"].items() if f["filling"] == "none"}
+    assert metrics["best_fused"] == {"variant": max(plain, key=plain.get), "J&F": max(plain.values())}
+    assert checked_outputs(executed) == [f"single pass (scale1-identity) J&F {first:.4f}; best fused: "
+                                         f"{metrics['best_fused']['variant']} J&F {metrics['best_fused']['J&F']:.4f}\n"]
+    # the recipe's scale set: the best of each set's passes filled, then hard-voted without transforms
+    recipe_order = {fusion_ablation.FusionVariant(s, "identity", "hard", "before").name: s for s in ("single", "low3")}
+    best = max(recipe_order, key=lambda name: metrics["fused"][name]["J&F"])
+    assert metrics["scale_set"] == {"name": recipe_order[best], "scales": list(fusion.SCALE_SETS[recipe_order[best]]),
+                                    "J&F": metrics["fused"][best]["J&F"]}
+    assert read_json(chapter / "best_scales.json") == metrics["scale_set"]
+    for figure in ("fusion_ablation", "fill_order"):
+        assert (chapter / f"{figure}.png").stat().st_size > 10_000 and (chapter / f"{figure}.pdf").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_chapter_06_on_a_mose_layout_chooses_on_a_holdout_and_zips_the_server_split(tmp_path):
+    """The real-data path: data_root is a MOSE-layout folder (hidden valid ground truth), so the chapter
+    scores on videos held out of train and writes the recipe's zip of valid for the server."""
+    mose = write_mose_layout(tmp_path / "fake-mose-pytest", n_train=7, n_valid=2)
+    try:
+        executed = execute_chapter("06_multiscale_fusion", f"{RUN}-mose",  # other videos: a run of its own
+                                   {"ckpt": "random", "data_root": str(mose), "server_root": str(mose), "n_videos": 0,
+                                    "scales": [1.0, 1.125], "transforms": ["identity"], "fill_kernel": 2})
+    finally:  # the hold-out view (links into tmp_path) that datasets.prepare made under data/
+        remove_dir(paths.data_dir() / "fake-mose-pytest-holdout1-seed0")
+    chapter = paths.outputs_dir(f"{RUN}-mose") / "06_multiscale_fusion"
+    metrics = read_json(chapter / "metrics.json")
+    assert metrics["videos"] == ["train06"]  # 7 // 7 = 1 held-out video, scored against its full masks
+    assert metrics["submission"] == str(chapter / "fvos_valid.zip")
+    with zipfile.ZipFile(metrics["submission"]) as archive:
+        assert sorted(archive.namelist()) == [f"Annotations/valid{v:02d}/{t:05d}.png" for v in range(2) for t in range(4)]
+    assert checked_outputs(executed)
+
+
+def test_full_settings_fit_the_notebooks():
+    """params/ablations_full.yaml: every key is a parameter of its chapter (checked by the pipeline)."""
+    from fvos_utils import pipeline
+
+    params = pipeline.load_run_params(paths.params_dir() / "ablations_full.yaml")
+    assert list(params["chapters"]) == ["05_morphology_ablation", "06_multiscale_fusion"]
+    fused = pipeline.chapter_parameters(params, "06_multiscale_fusion")
+    assert fused["n_videos"] == 0 and fused["scales"] == list(fusion.FVOS_SCALES)
+    assert sorted(fused["transforms"]) == sorted(fusion.TRANSFORM_SETS["all"])
+
+

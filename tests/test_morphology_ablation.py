@@ -1,0 +1,196 @@
+"""Chapter 05's study (fvos_utils.morphology_ablation): tables, contact gaps, crops, the real clip, and the
+notebook end to end, checked against literal per-pixel references and hand-computed numbers."""
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from fvos_utils import choices, morphology_ablation, paths, postprocess, scoring
+from fvos_utils.io import DataError, read_json, read_mask, write_mask
+from fvos_utils.testing import checked_outputs, evaluator_result as result, execute_chapter
+
+
+def literal_contact(gt) -> np.ndarray:
+    """Object pixels (not 0 or 255) with a 4-neighbour holding another object."""
+    h, w = gt.shape
+    out = np.zeros(gt.shape, bool)
+    for y, x in np.ndindex(gt.shape):
+        if gt[y, x] in (0, 255):
+            continue
+        for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            v, u = y + dy, x + dx
+            if 0 <= v < h and 0 <= u < w and gt[v, u] not in (0, 255, gt[y, x]):
+                out[y, x] = True
+    return out
+
+
+
+def test_bridged_gap_table_follows_the_kernel_geometry():
+    """A gap pixel x (1..w) is filled iff both dilations cover it. With ``cv2.dilate``'s rule
+    dst(x) = max over kernel cells v of src(x + v - a), anchor a = k // 2, the left object grows right by
+    a - min(v) and the right one grows left by max(v) - a (v over the kernel's nonzero columns)."""
+    widths = (1, 2, 3, 4)
+    table = morphology_ablation.bridged_gap_table((0, 1, 2, 3, 4, 5, 7, 9), widths=widths)
+    for (shape, k), row in table.iterrows():
+        if k <= 1:
+            assert (row == 0).all()
+            continue
+        kernel = np.ones((k, k)) if shape == "square" else cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+        cols = np.flatnonzero(kernel.any(axis=0))
+        right, left = k // 2 - cols.min(), cols.max() - k // 2
+        for w in widths:
+            want = np.mean([x <= right and w + 1 - x <= left for x in range(1, w + 1)])
+            assert row[f"gap {w} px"] == pytest.approx(want), (shape, k, w)
+    assert (table.loc[("square", 2)] == 0).all()  # the paper's size bridges no straight gap
+    assert table.loc[("square", 3), "gap 1 px"] == 1 and table.loc[("square", 4), "gap 2 px"] == 0.5
+
+
+def test_gap_filling_table_rows():
+    base, k3 = postprocess.GapFilling(), postprocess.GapFilling("paper", "square", 3)
+    results = {base: result({("a", 1): (0.5, 0.6), ("a", 2): (0.8, 0.9)}),
+               k3: result({("a", 1): (0.6, 0.7), ("a", 2): (0.8, 0.9)})}
+    results[k3]["per_tag"] = {"touching": {"J&F": 0.42}}
+    table = morphology_ablation.gap_filling_table(results)
+    row = table.loc[("paper", "square", 3)]
+    assert row["dJ&F"] == pytest.approx(0.05) and row["J&F touching"] == 0.42
+    assert (row["objects better"], row["objects worse"]) == (1, 0) and row["mean dJ"] == pytest.approx(0.05)
+    assert table.loc[("paper", "square", 0), "dJ&F"] == 0 and pd.isna(table.loc[("paper", "square", 0), "J&F touching"])
+    with pytest.raises(ValueError, match="baseline"):
+        morphology_ablation.gap_filling_table({k3: results[k3]})
+
+
+def test_contact_pixels_match_the_literal_definition():
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        gt = rng.choice(np.array([0, 1, 2, 3, 255], np.uint8), size=(13, 17), p=[0.3, 0.25, 0.2, 0.15, 0.1])
+        assert np.array_equal(morphology_ablation.contact_pixels(gt), literal_contact(gt))
+
+
+def test_contact_gaps_counts_the_true_contact_line(tmp_path):
+    gt = np.zeros((6, 8), np.uint8)
+    gt[:, :4], gt[:, 4:7] = 1, 2  # contact: columns 3 and 4, 12 pixels
+    pred = gt.copy()
+    pred[:, 3] = 0  # a 1-px gap on object 1's side
+    pred[:2, 4] = 1  # object 1 spills onto object 2 for two rows
+    write_mask(tmp_path / "gt" / "v" / "00000.png", gt)
+    write_mask(tmp_path / "pred" / "v" / "00000.png", pred)
+    assert morphology_ablation.contact_gaps(tmp_path / "gt", tmp_path / "pred") == {
+        "contact": 12, "background": 6 / 12, "correct": 4 / 12}
+    write_mask(tmp_path / "pred" / "v" / "00000.png", pred[:, :5])
+    with pytest.raises(DataError, match="size"):
+        morphology_ablation.contact_gaps(tmp_path / "gt", tmp_path / "pred")
+
+
+# ---------------------------------------------------------------------------------- figure helpers
+def test_most_changed_frame_and_zoomed_crops(tmp_path):
+    maps = {"00000": np.zeros((8, 10), np.uint8), "00001": np.ones((8, 10), np.uint8)}
+    changed = {"00000": maps["00000"].copy(), "00001": maps["00001"].copy()}
+    changed["00000"][:2, :3] = 2  # 6 pixels
+    changed["00001"][5:, 5:] = 2  # 15 pixels
+    for frame in maps:
+        write_mask(tmp_path / "a" / "v" / f"{frame}.png", maps[frame])
+        write_mask(tmp_path / "b" / "v" / f"{frame}.png", changed[frame])
+    assert morphology_ablation.most_changed_frame(tmp_path / "a", tmp_path / "b") == ("v", "00001", 15)
+    assert morphology_ablation.frame_changes(tmp_path / "a", tmp_path / "b") == {("v", "00000"): (6, 80), ("v", "00001"): (15, 80)}
+    assert morphology_ablation.changed_share(tmp_path / "a", tmp_path / "b") == 21 / 160
+    assert morphology_ablation.most_changed_frame(tmp_path / "a", tmp_path / "a") == ("v", "00000", 0)  # ties: the first
+    write_mask(tmp_path / "c" / "v" / "00000.png", maps["00000"][:4])
+    with pytest.raises(DataError, match="size"):
+        morphology_ablation.frame_changes(tmp_path / "a", tmp_path / "c")
+    rgb = np.random.default_rng(0).integers(0, 256, size=(8, 10, 3), dtype=np.uint8)
+    cells = morphology_ablation.zoomed_crops(rgb, [maps["00001"], changed["00001"]], [(slice(4, 8), slice(3, 9))], zoom=3)
+    assert len(cells) == 1 and len(cells[0]) == 2 and cells[0][0].shape == (12, 18, 3)
+    from fvos_utils.figures import overlay
+    drawn = overlay(rgb, changed["00001"], alpha=0.55)[4:8, 3:9]
+    assert np.array_equal(cells[0][1][::3, ::3], drawn) and np.array_equal(cells[0][1][2::3, 2::3], drawn)
+
+
+def test_union_folder_makes_one_object(tmp_path):
+    labels = np.array([[0, 1, 2], [255, 0, 3]], np.uint8)
+    write_mask(tmp_path / "src" / "v" / "00000.png", labels, allow_void=True)
+    write_mask(tmp_path / "src" / "v" / "00001.png", labels[::-1], allow_void=True)
+    out = morphology_ablation.union_folder(tmp_path / "src", tmp_path / "out", video="v", frames=["00001"])
+    assert sorted(p.name for p in (out / "v").iterdir()) == ["00001.png"]
+    assert np.array_equal(read_mask(out / "v" / "00001.png"), (labels[::-1] != 0).astype(np.uint8))
+    with pytest.raises(DataError, match="folder not found"):
+        morphology_ablation.union_folder(tmp_path / "src", tmp_path / "out2", video="w")
+
+
+def test_union_scores_score_each_variant_as_one_object(tmp_path):
+    """Two objects splitting a 4x8 block score J = 1 against the block; object 1 alone (half) scores J = 0.5."""
+    block = np.zeros((12, 16), np.uint8)
+    block[4:8, 4:12] = 255  # DAVIS 2016 style: 0 / 255
+    split = np.zeros_like(block)
+    split[4:8, 4:8], split[4:8, 8:12] = 1, 2
+    for t in range(4):  # the truth has a frame more than was predicted
+        write_mask(tmp_path / "truth" / "v" / f"{t:05d}.png", block, allow_void=True)
+    variants = {postprocess.GapFilling("paper", "square", k): tmp_path / f"k{k}" for k in (0, 2)}
+    for t in range(3):
+        write_mask(tmp_path / "k0" / "v" / f"{t:05d}.png", split)
+        write_mask(tmp_path / "k2" / "v" / f"{t:05d}.png", np.where(split == 1, 1, 0).astype(np.uint8))
+    scores = morphology_ablation.union_scores(variants, tmp_path / "truth", tmp_path / "work", video="v",
+                                   frames=["00000", "00001", "00002"])  # frame 00001 is scored (DAVIS rule)
+    assert list(scores) == list(variants)
+    assert [scores[v]["global"]["J"] for v in variants] == pytest.approx([1.0, 0.5])
+    assert sorted(p.name for p in (tmp_path / "work" / "union_gt" / "v").iterdir()) == ["00000.png", "00001.png", "00002.png"]
+
+
+def test_meeting_crops_figure_crops_where_filling_changed_the_maps():
+    before = np.zeros((60, 60), np.uint8)
+    before[10:30, 10:29], before[10:30, 30:50] = 1, 2  # a 1-px gap at column 29
+    after = postprocess.fill_gaps_labels(before, 3)
+    rgb = np.zeros((60, 60, 3), np.uint8)
+    fig, corners = morphology_ablation.meeting_crops_figure(rgb, [before, after], ["k 0", "k 3"], title="t", truth=after, n_crops=1)
+    assert fig is not None and len(corners) == 1
+    y, x = corners[0]
+    assert y <= 10 + 19 and x <= 29 < x + 40  # the crop holds the filled gap
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["ground truth", "k 0", "k 3"]
+    assert morphology_ablation.meeting_crops_figure(rgb, [before, before], ["a", "b"], title="t") == (None, [])
+
+
+def test_kernel_pick_is_the_best_filling_kernel_of_the_paper_s_rule():
+    scores = {("paper", "square", 0): 0.9, ("paper", "square", 2): 0.5, ("paper", "square", 3): 0.6,
+              ("paper", "circle", 3): 0.6, ("background", "square", 3): 0.8}
+    results = {postprocess.GapFilling(*key): result({("a", 1): (j, j)}) for key, j in scores.items()}
+    pick = morphology_ablation.kernel_pick(results)  # k 0 and other methods do not count; ties: the first
+    assert (pick.method, pick.shape, pick.kernel, pick.j_and_f) == ("paper", "square", 3, pytest.approx(0.6))
+    with pytest.raises(ValueError, match="larger than 1"):
+        morphology_ablation.kernel_pick({postprocess.GapFilling(): results[postprocess.GapFilling()]})
+    table = morphology_ablation.union_table({v: r for v, r in results.items() if v.method == "paper"})
+    assert table.loc[("square", 3), "dJ&F"] == pytest.approx(-0.3) and table.loc[("square", 0), "dJ&F"] == 0
+    assert table.loc[("circle", 3), "J&F"] == pytest.approx(0.6)
+
+
+RUN = "pytest-morphology"
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_chapter_05_records_what_the_evaluator_said():
+    executed = execute_chapter("05_morphology_ablation", RUN, {"ckpt": "random", "n_videos": 1, "kernel_sizes": [0, 2, 3],
+                                                               "methods": ["paper", "background"], "clip_frames": 4})
+    chapter = paths.outputs_dir(RUN) / "05_morphology_ablation"
+    metrics = read_json(chapter / "metrics.json")
+    assert metrics["model"]["checkpoint"] == "random" and metrics["environment"]["packages"]["numpy"]
+    assert metrics["parameters"]["kernel_sizes"] == [0, 2, 3] and metrics["parameters"]["run"] == RUN
+    names = [postprocess.GapFilling(m, s, k).name for m in ("paper", "background") for s in ("square", "circle")
+             for k in (0, 2, 3)]
+    assert sorted(metrics["variants"]) == sorted(names)
+    for name in names:
+        scores = read_json(chapter / "filled" / name / scoring.SCORES_FILE)["global"]
+        assert metrics["variants"][name]["J&F"] == scores["J&F"]
+    best = metrics["best_paper"]
+    candidates = [postprocess.GapFilling("paper", s, k) for s in ("square", "circle") for k in (2, 3)]
+    assert best["J&F"] == max(metrics["variants"][v.name]["J&F"] for v in candidates)
+    assert best == read_json(choices.KernelPick.path(RUN))  # the record chapter 06 and the recipe read
+    base = metrics["variants"][postprocess.GapFilling().name]["J&F"]
+    assert checked_outputs(executed) == [f"J&F without filling {base:.4f}; best kernel with the paper's rule: "
+                                         f"{best['shape']} k {best['kernel']} ({best['J&F']:.4f})\n"]
+    bridged = {(row["shape"], row["kernel"]): row for row in metrics["bridged_gaps"]}
+    assert [bridged[("square", 2)][f"gap {w} px"] for w in (1, 2, 3, 4)] == [0.0, 0.0, 0.0, 0.0]
+    for figure in ("kernel2_anchor", "kernel_ablation"):
+        assert (chapter / f"{figure}.png").stat().st_size > 10_000 and (chapter / f"{figure}.pdf").is_file()
+    if paths.shared_samples_dir() is not None and (paths.shared_samples_dir() / "davis_bmx-trees").is_dir():
+        assert metrics["clip"]["frames"] == 4 and metrics["clip"]["objects"] == [1, 2]
+        assert set(metrics["clip"]["union_scores"]) == {n for n in names if n.startswith("paper")}
+
