@@ -15,6 +15,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.transforms import Bbox
 
 from .io import VOID_LABEL, atomic_path, davis_palette
 
@@ -168,6 +169,66 @@ def boundary_figure(gt_mask, pred_mask, *, radius: int | None = None, crop: bool
         ax.set_axis_off()
     fig.tight_layout()
     return fig
+
+
+#: where :func:`label_points` tries a label, nearest first: directions (x, y) from its point ...
+LABEL_DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (0, 1), (0, -1), (1, 0), (-1, 0))
+#: ... and distances in points (no leader lines, so a label never strays far from its point)
+LABEL_DISTANCES = (5, 10, 16)
+
+
+def label_points(ax, points, *, fontsize: float = 6, marker_size: float = 6) -> list[str]:
+    """Label data points of ``ax`` so that no label overlaps another label, a point or the axes' edge.
+
+    Args:
+        points: ``[(x, y, label)]`` in data coordinates; points at the same place share one label
+            (their labels joined by ", ").
+        marker_size: the markers' size in points (each point keeps a square of that side free).
+    Returns:
+        the labels that found no free place among :data:`LABEL_DIRECTIONS` x :data:`LABEL_DISTANCES`
+        and were left out (shared labels as joined).
+
+    Places are measured in display space, so call it once the layout is final (after ``tight_layout``,
+    with the axis limits set); ``savefig(bbox_inches="tight")`` and another dpi keep them apart.
+    """
+    fig = ax.figure
+    fig.canvas.draw()  # final view limits and layout, and a renderer to measure text
+    renderer = fig.canvas.get_renderer()
+    shared: dict[tuple[float, float], list[str]] = {}
+    for x, y, label in points:
+        names = shared.setdefault((float(x), float(y)), [])
+        if label not in names:
+            names.append(label)
+    half = marker_size * fig.dpi / 72 / 2
+    taken = [Bbox.from_extents(px - half, py - half, px + half, py + half)
+             for px, py in ax.transData.transform(list(shared))]
+    frame = ax.get_window_extent(renderer)
+    left_out = []
+    for (x, y), names in shared.items():
+        text = ", ".join(names)
+        box = _place_label(ax, (x, y), text, fontsize, taken, frame, renderer)
+        if box is None:
+            left_out.append(text)
+        else:
+            taken.append(box)
+    return left_out
+
+
+def _place_label(ax, point, text, fontsize, taken, frame, renderer):
+    """Annotate ``point`` with ``text`` at the first place inside ``frame`` clear of the ``taken``
+    boxes; returns the label's box, or None (and nothing drawn) when no place is free."""
+    air = ax.figure.dpi / 72  # a point of air around each label
+    for distance in LABEL_DISTANCES:
+        for dx, dy in LABEL_DIRECTIONS:
+            label = ax.annotate(text, point, xytext=(dx * distance, dy * distance), textcoords="offset points",
+                                fontsize=fontsize, ha={1: "left", -1: "right", 0: "center"}[dx],
+                                va={1: "bottom", -1: "top", 0: "center"}[dy])
+            box = label.get_window_extent(renderer).padded(air)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if inside and not any(box.overlaps(other) for other in taken):
+                return box
+            label.remove()
+    return None
 
 
 def save_table(table, path: str | os.PathLike, *, float_format: str = "{:.4f}",

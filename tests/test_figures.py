@@ -58,6 +58,26 @@ def test_saved_figures_are_png_and_pdf_with_reproducible_bytes(tmp_path):
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["curve.pdf", "curve.png"]
 
 
+def test_point_labels_never_overlap_and_crowded_ones_are_reported():
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot([0, 10], [0, 10], linestyle="none")
+    try:
+        fig.tight_layout()
+        spread = [(x, x % 3, f"p{x}") for x in range(10)] + [(4, 1, "twin")]  # (4, 1) twice: one label
+        crowd = [(5 + 0.01 * i, 5, f"crowd{i}") for i in range(40)]
+        left_out = figures.label_points(ax, spread + [(4, 1, "p4")] + crowd)
+        fig.canvas.draw()
+        shown = [t.get_text() for t in ax.texts]
+        boxes = [t.get_window_extent() for t in ax.texts]
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+        assert all(t.get_window_extent().x0 >= ax.get_window_extent().x0 for t in ax.texts)  # inside the axes
+        assert "p4, twin" in shown and left_out and all(name.startswith("crowd") for name in left_out)
+        assert sorted(shown + left_out) == sorted(["p4, twin"] + [f"p{x}" for x in range(10) if x != 4]
+                                                  + [f"crowd{i}" for i in range(40)])
+    finally:
+        plt.close(fig)
+
+
 # ------------------------------------------------------------------------------------------ tables
 def _ablation_table():
     """A small chapter-05-style table: a (method, kernel) MultiIndex, an integer column, floats with a NaN."""
