@@ -1,15 +1,21 @@
-"""One figure style for the whole kit, and saving every figure as PNG (300 dpi) and PDF together.
+"""One figure style for the whole kit, saving every figure as PNG (300 dpi) and PDF together, and
+every table as CSV, Markdown and booktabs LaTeX (:func:`save_table`).
 
 PDFs embed TrueType fonts (``pdf.fonttype: 42``) and carry no creation date, so re-running a notebook
 gives byte-identical figure files.
 """
 from __future__ import annotations
 
+import numbers
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 import numpy as np
+import pandas as pd
+from matplotlib.transforms import Bbox
 
 from .io import VOID_LABEL, atomic_path, davis_palette
 
@@ -165,12 +171,108 @@ def boundary_figure(gt_mask, pred_mask, *, radius: int | None = None, crop: bool
     return fig
 
 
-def save_table(table, path: str | os.PathLike, *, float_format: str = "{:.4f}") -> list[Path]:
-    """Save a pandas DataFrame as ``<path>.csv``, ``<path>.md`` and ``<path>.tex``, atomically."""
+#: where :func:`label_points` tries a label, nearest first: directions (x, y) from its point ...
+LABEL_DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (0, 1), (0, -1), (1, 0), (-1, 0))
+#: ... and distances in points (no leader lines, so a label never strays far from its point)
+LABEL_DISTANCES = (5, 10, 16)
+
+
+def label_points(ax, points, *, fontsize: float = 6, marker_size: float = 6) -> list[str]:
+    """Label data points of ``ax`` so that no label overlaps another label, a point or the axes' edge.
+
+    Args:
+        points: ``[(x, y, label)]`` in data coordinates; points at the same place share one label
+            (their labels joined by ", ").
+        marker_size: the markers' size in points (each point keeps a square of that side free).
+    Returns:
+        the labels that found no free place among :data:`LABEL_DIRECTIONS` x :data:`LABEL_DISTANCES`
+        and were left out (shared labels as joined).
+
+    Places are measured in display space, so call it once the layout is final (after ``tight_layout``,
+    with the axis limits set); ``savefig(bbox_inches="tight")`` and another dpi keep them apart.
+    """
+    fig = ax.figure
+    fig.canvas.draw()  # final view limits and layout, and a renderer to measure text
+    renderer = fig.canvas.get_renderer()
+    shared: dict[tuple[float, float], list[str]] = {}
+    for x, y, label in points:
+        names = shared.setdefault((float(x), float(y)), [])
+        if label not in names:
+            names.append(label)
+    half = marker_size * fig.dpi / 72 / 2
+    taken = [Bbox.from_extents(px - half, py - half, px + half, py + half)
+             for px, py in ax.transData.transform(list(shared))]
+    frame = ax.get_window_extent(renderer)
+    left_out = []
+    for (x, y), names in shared.items():
+        text = ", ".join(names)
+        box = _place_label(ax, (x, y), text, fontsize, taken, frame, renderer)
+        if box is None:
+            left_out.append(text)
+        else:
+            taken.append(box)
+    return left_out
+
+
+def _place_label(ax, point, text, fontsize, taken, frame, renderer):
+    """Annotate ``point`` with ``text`` at the first place inside ``frame`` clear of the ``taken``
+    boxes; returns the label's box, or None (and nothing drawn) when no place is free."""
+    air = ax.figure.dpi / 72  # a point of air around each label
+    for distance in LABEL_DISTANCES:
+        for dx, dy in LABEL_DIRECTIONS:
+            label = ax.annotate(text, point, xytext=(dx * distance, dy * distance), textcoords="offset points",
+                                fontsize=fontsize, ha={1: "left", -1: "right", 0: "center"}[dx],
+                                va={1: "bottom", -1: "top", 0: "center"}[dy])
+            box = label.get_window_extent(renderer).padded(air)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if inside and not any(box.overlaps(other) for other in taken):
+                return box
+            label.remove()
+    return None
+
+
+def save_table(table, path: str | os.PathLike, *, float_format: str = "{:.4f}",
+               caption: str | None = None) -> list[Path]:
+    r"""Save a pandas DataFrame as ``<path>.csv``, ``<path>.md`` and ``<path>.tex`` (each atomically).
+
+    Columns, the same in all three files: each level of a named index (or MultiIndex) becomes an
+    ordinary leading column; an unnamed ``RangeIndex`` (row numbers) is dropped; any other unnamed
+    index leads with an empty header (pandas' own convention: ``pd.read_csv(..., index_col=0)``). The
+    labels of a column MultiIndex are joined with ``" / "`` in the CSV and Markdown headers; LaTeX
+    shows one header row per level.
+
+    - CSV: for machines: every value at full precision, missing values (NaN, None) empty.
+    - Markdown and LaTeX: for readers: floats with ``float_format`` (default 4 decimals), integers as
+      integers, missing values empty; numeric columns right-aligned, the others left. Index values are
+      labels: their floats are written as in the CSV (``1.125``), not with ``float_format``.
+    - LaTeX: a booktabs ``tabular`` (``\usepackage{booktabs}``) in a ``table`` environment with
+      ``\caption{caption}`` (default: the file stem in words) and ``\label{tab:<file stem>}``; LaTeX's
+      special characters in cells, headers and the caption are escaped (plain text only).
+
+    Returns the three paths. Errors name the path: TypeError for anything but a DataFrame, ValueError
+    for a stem unfit for a LaTeX label, a table without columns, or a ``float_format`` that cannot
+    format a float.
+    """
     stem = Path(path).with_suffix("")
-    formatted = table.map(lambda v: float_format.format(v) if isinstance(v, float) else v)
-    outputs = {".csv": table.to_csv(), ".md": formatted.to_markdown() + "\n",
-               ".tex": formatted.to_latex(escape=True)}
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"{stem}: save_table needs a pandas DataFrame, got {type(table).__name__}")
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]+", stem.name):
+        raise ValueError(f"{stem}: the file name is the LaTeX label tab:{stem.name}; "
+                         "use only letters, digits and _ . : -")
+    try:
+        float_format.format(0.5)
+    except (ValueError, IndexError, KeyError) as error:
+        raise ValueError(f"{stem}: float_format {float_format!r} cannot format a float ({error})") from None
+    columns = _table_columns(table)
+    if not columns:
+        raise ValueError(f"{stem}: the table has no columns")
+    if caption is None:
+        words = stem.name.replace("_", " ")
+        caption = words[:1].upper() + words[1:]
+    outputs = {".csv": pd.DataFrame({i: c.values for i, c in enumerate(columns)})
+                       .set_axis([c.flat_header for c in columns], axis=1).to_csv(index=False),
+               ".md": _markdown(columns, float_format) + "\n",
+               ".tex": _latex(columns, table.columns.names, float_format, caption, f"tab:{stem.name}")}
     written = []
     for ext, text in outputs.items():
         target = stem.with_suffix(ext)
@@ -178,3 +280,120 @@ def save_table(table, path: str | os.PathLike, *, float_format: str = "{:.4f}") 
             tmp.write_text(text)
         written.append(target)
     return written
+
+
+@dataclass(frozen=True)
+class _TableColumn:
+    """One column as :func:`save_table` writes it: its header labels (one per column level; a leading
+    column's name sits on the last), its values (a Series indexed 0..n-1) and whether it came from the index."""
+
+    labels: tuple[str, ...]
+    values: pd.Series
+    from_index: bool
+
+    @property
+    def flat_header(self) -> str:
+        return " / ".join(label for label in self.labels if label)
+
+    @property
+    def numeric(self) -> bool:
+        return all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+                   for v in self.values if not _missing(v))
+
+    def cells(self, float_format: str) -> list[str]:
+        return [_cell(v, float_format, self.from_index) for v in self.values]
+
+
+def _table_columns(table: pd.DataFrame) -> list[_TableColumn]:
+    """The index levels worth keeping (see :func:`save_table`), then the table's own columns."""
+    depth = table.columns.nlevels
+    columns = []
+    if not (isinstance(table.index, pd.RangeIndex) and table.index.name is None):
+        columns += [_TableColumn(("",) * (depth - 1) + ("" if name is None else str(name),),
+                                 pd.Series(table.index.get_level_values(level)), True)
+                    for level, name in enumerate(table.index.names)]
+    for position, label in enumerate(table.columns):
+        labels = label if depth > 1 else (label,)
+        columns.append(_TableColumn(tuple(str(part) for part in labels), table.iloc[:, position].reset_index(drop=True), False))
+    return columns
+
+
+def _missing(value) -> bool:
+    return pd.api.types.is_scalar(value) and bool(pd.isna(value))
+
+
+def _cell(value, float_format: str, label: bool) -> str:
+    """A value as readers see it: empty if missing, integers as integers, floats with ``float_format``
+    (an index label's float as Python writes it)."""
+    if _missing(value):
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return str(float(value)) if label else float_format.format(value)
+    return str(value)
+
+
+def _markdown(columns: list[_TableColumn], float_format: str) -> str:
+    def escape(text: str) -> str:
+        return text.replace("|", r"\|")  # a bare pipe would end the cell
+
+    rows = list(zip(*(c.cells(float_format) for c in columns)))
+    shown = pd.DataFrame([[escape(cell) for cell in row] for row in rows],
+                         columns=[escape(c.flat_header) for c in columns])
+    return shown.to_markdown(index=False, disable_numparse=True,
+                             colalign=["right" if c.numeric else "left" for c in columns])
+
+
+#: LaTeX's special characters in text
+LATEX_ESCAPES = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                               "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                               "^": r"\textasciicircum{}"})
+
+
+def latex_escape(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped (``J&F`` -> ``J\\&F``), for use as plain text."""
+    return str(text).translate(LATEX_ESCAPES)
+
+
+def _latex(columns: list[_TableColumn], column_names, float_format: str, caption: str, label: str) -> str:
+    """The booktabs table of :func:`save_table`; ``column_names``: the names of the column levels."""
+    n_leading = sum(c.from_index for c in columns)
+    depth = len(columns[0].labels)
+    # pandas' layout: a column level's name heads the leading columns of its header row, and the index
+    # names then need a row of their own
+    level_names = [latex_escape(name) if name is not None else "" for name in column_names]
+    names_row = n_leading > 0 and any(level_names)
+    header = []
+    for level in range(depth):
+        cells = [""] * n_leading
+        if names_row:
+            cells[-1] = level_names[level]
+        elif level == depth - 1:
+            cells = [latex_escape(c.labels[-1]) for c in columns[:n_leading]]
+        rules = []
+        start = n_leading
+        while start < len(columns):  # a run of columns under the same labels down to this level spans them
+            end = start + 1
+            while (level < depth - 1 and end < len(columns)
+                   and columns[end].labels[:level + 1] == columns[start].labels[:level + 1]):
+                end += 1
+            text = latex_escape(columns[start].labels[level])
+            cells.append(text if end - start == 1 else rf"\multicolumn{{{end - start}}}{{c}}{{{text}}}")
+            if end - start > 1 and text:
+                rules.append(rf"\cmidrule(lr){{{start + 1}-{end}}}")
+            start = end
+        header.append(" & ".join(cells) + r" \\")
+        if rules:
+            header.append(" ".join(rules))
+    if names_row:
+        header.append(" & ".join([latex_escape(c.labels[-1]) for c in columns[:n_leading]]
+                                 + [""] * (len(columns) - n_leading)) + r" \\")
+    body = [" & ".join(latex_escape(cell) for cell in row) + r" \\"
+            for row in zip(*(c.cells(float_format) for c in columns))]
+    spec = "".join("r" if c.numeric else "l" for c in columns)
+    return "\n".join([r"\begin{table}[htbp]", r"\centering", rf"\caption{{{latex_escape(caption)}}}",
+                      rf"\label{{{label}}}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule", *header, r"\midrule",
+                      *body, r"\bottomrule", r"\end{tabular}", r"\end{table}", ""])

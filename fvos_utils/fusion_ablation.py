@@ -6,8 +6,9 @@ voting from :mod:`fvos_utils.fusion`. This module decides which fused results th
 - :class:`FusionVariant`: a scale set x a transform set, hard or soft voting, gap filling none, before
   (each pass filled, then hard voting: the paper's order) or after fusion; :func:`fusion_variants`
   lists the chapter's, :func:`score_variants` fuses, fills and scores them.
-- :func:`fusion_table`, :func:`cost_table`: the tables; :func:`best_variant` and :func:`scale_set_pick`
-  (the chapter's choice for the recipe, :class:`fvos_utils.choices.ScaleSetPick`).
+- :func:`fusion_table`, :func:`cost_table`: the tables; :func:`fusion_figure`: the figure of both;
+  :func:`best_variant` and :func:`scale_set_pick` (the chapter's choice for the recipe,
+  :class:`fvos_utils.choices.ScaleSetPick`).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 
 from . import fusion, postprocess
 from .choices import ScaleSetPick
+from .figures import label_points
 from .paths import resolve
 from .postprocess import GapFilling
 from .recipe import Pass, fuse_folders
@@ -157,6 +159,80 @@ def fusion_table(results: Mapping[FusionVariant, dict], *, scale_sets: Mapping[s
               "passes": len(scale_sets[v.scales]) * len(transform_sets[v.transforms]), **summary(result, tag=tag)}
              for v, result in results.items()]
     return pd.DataFrame(rows).set_index(["scales", "transforms", "fusion", "filling"])
+
+
+def largest_set(scale_sets: Mapping[str, Sequence[float]]) -> str:
+    """The name of the set with the most scales (the first on a tie). Shown in chapter 06."""
+    return max(scale_sets, key=lambda name: len(scale_sets[name]))
+
+
+def fusion_figure(pass_table: pd.DataFrame, table: pd.DataFrame, results: Mapping[FusionVariant, dict],
+                  scale_sets: Mapping[str, Sequence[float]]):
+    """Chapter 06's fusion figure, two panels of J&F, each on its own labelled axis. Shown in chapter 06.
+
+    Left: the J&F of every single pass against its scale, one line per transform (each its own marker
+    and line style, so equal scores stay visible), and as horizontal lines the :func:`largest_set`
+    fused without transforms, by hard and by soft voting (where ``results`` has them). Right: the J&F
+    of every fused variant without gap filling against its model passes per frame; colour: transform
+    set, marker: voting; each point labelled with its scale set (points at the same place share a label;
+    labels never overlap, see :func:`fvos_utils.figures.label_points`).
+
+    Args:
+        pass_table: one row per pass indexed by ``(scale, transform)``, with ``J&F`` (chapter 06's
+            ``single_passes`` table).
+        table: :func:`fusion_table` (its ``single`` rows are not drawn on the right).
+        results: ``{variant: evaluator result}`` (:func:`score_variants`).
+        scale_sets: name -> scales.
+    Returns:
+        the matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    for name, frame, needed in (("pass_table", pass_table, ("scale", "transform")),
+                                ("table", table, ("scales", "transforms", "fusion", "filling"))):
+        if list(frame.index.names) != list(needed) or "J&F" not in frame.columns:
+            raise ValueError(f"{name} must be indexed by {needed} and have a J&F column, "
+                             f"got index {list(frame.index.names)} and columns {list(frame.columns)}")
+    fig, (by_scale, by_cost) = plt.subplots(1, 2, figsize=(10, 3.9))  # own y ranges: room for the labels
+    transforms = list(dict.fromkeys(pass_table.index.get_level_values("transform")))
+    markers, lines = "osD^v<>", ("-", "--", ":", "-.")
+    for i, transform in enumerate(transforms):
+        rows = pass_table.xs(transform, level="transform")
+        by_scale.plot(rows.index, rows["J&F"], marker=markers[i % len(markers)], linestyle=lines[i % len(lines)],
+                      markerfacecolor="none" if i else None, label=f"single pass, {transform}")
+    largest = largest_set(scale_sets)
+    for fusion_method, style in (("hard", "-"), ("soft", ":")):
+        variant = FusionVariant(largest, "identity", fusion_method)
+        if variant in results:
+            by_scale.axhline(results[variant]["global"]["J&F"], linestyle=style, color="k", linewidth=1,
+                             label=f"{largest} fused, {fusion_method} voting")
+    by_scale.set_xlabel("scale (x base image size)")
+    by_scale.set_title("single passes", fontsize=9)
+
+    plain = table.xs("none", level="filling")
+    plain = plain[plain.index.get_level_values("fusion") != "single"]
+    labels = []
+    for i, transform_set in enumerate(dict.fromkeys(plain.index.get_level_values("transforms"))):
+        for fusion_method, marker in (("hard", "o"), ("soft", "s")):
+            rows = plain[(plain.index.get_level_values("transforms") == transform_set)
+                         & (plain.index.get_level_values("fusion") == fusion_method)]
+            if rows.empty:
+                continue
+            by_cost.plot(rows["passes"], rows["J&F"], marker=marker, linestyle="none", color=f"C{i}",
+                         markerfacecolor="none" if fusion_method == "soft" else f"C{i}", markersize=6,
+                         label=f"{fusion_method} voting, transforms {transform_set}")
+            labels += [(row["passes"], row["J&F"], scales) for (scales, _, _), row in rows.iterrows()]
+    by_cost.set_xlabel("model passes per frame")
+    by_cost.set_title("fused, no gap filling (labels: scale sets)", fontsize=9)
+    by_cost.margins(x=0.12, y=0.15)  # room for the labels of the outermost points
+    for ax in (by_scale, by_cost):
+        ax.set_ylabel("J&F")
+        ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    fig.tight_layout()
+    left_out = label_points(by_cost, labels)
+    if left_out:
+        by_cost.set_title(f"fused, no gap filling; not labelled for lack of room: {'; '.join(left_out)}", fontsize=7)
+    return fig
 
 
 def seconds_per_scale(pass_runs: Mapping[Pass, dict]) -> dict[float, float]:

@@ -5,7 +5,8 @@ The method itself (the paper's rule, its alternatives, :class:`fvos_utils.postpr
 what the chapter fills, scores and draws:
 
 - :func:`gap_filling_table`: every setting scored against no filling (J&F, objects better / worse);
-  :func:`kernel_pick`: the chapter's choice for the recipe (:class:`fvos_utils.choices.KernelPick`).
+  :func:`kernel_figure`: it drawn against the kernel size; :func:`kernel_pick`: the chapter's choice for
+  the recipe (:class:`fvos_utils.choices.KernelPick`).
 - :func:`contact_gaps`: how much of the true contact line between touching objects is predicted as
   background (what the paper set out to fix); :func:`bridged_gap_table`: which straight gap a kernel can
   bridge at all.
@@ -52,6 +53,76 @@ def gap_filling_table(results: Mapping[GapFilling, dict], *, baseline: GapFillin
         rows.append(row)
     return pd.DataFrame(rows).set_index(["method", "shape", "kernel"])
 
+
+#: how far apart along x :func:`kernel_figure` draws its series (kernel sizes are integers, so a small
+#: offset cannot be mistaken for another k)
+SERIES_SPREAD = 0.4
+
+
+def kernel_figure(table: pd.DataFrame, results: Mapping[GapFilling, dict], baseline: GapFilling,
+                  kernel_sizes: Sequence[int]):
+    """Chapter 05's kernel figure: J&F and the contact left as gap against the kernel size, and the
+    per-object changes of the paper's rule with square kernels. Shown in chapter 05.
+
+    Many settings score the same (every k <= 1 adds nothing; ``paper`` and ``background`` fill the same
+    gaps), so each (method, shape) series has its own colour (method), line style (shape) and hollow
+    marker, and is shifted along x (by up to half of :data:`SERIES_SPREAD` either way, as the legend says) so
+    that equal values stay visible side by side.
+
+    Args:
+        table: :func:`gap_filling_table` indexed by ``(method, shape, kernel)``, with the columns ``J&F``
+            and ``contact as gap`` (chapter 05 adds the share of :func:`contact_gaps`).
+        results: ``{setting: evaluator result}`` (the per-object changes are taken from them).
+        baseline: the setting the changes are measured from (no filling).
+        kernel_sizes: the x ticks.
+    Returns:
+        the matplotlib figure (three panels, a legend of the settings below the first two).
+    """
+    import matplotlib.pyplot as plt
+
+    if list(table.index.names) != ["method", "shape", "kernel"]:
+        raise ValueError(f"table must be indexed by (method, shape, kernel), got {list(table.index.names)}")
+    missing = [c for c in ("J&F", "contact as gap") if c not in table.columns]
+    if missing:
+        raise ValueError(f"table has no column {missing} (columns: {list(table.columns)})")
+    if baseline not in results:
+        raise ValueError(f"the baseline {baseline.name} is not among the results")
+    fig, (by_jf, by_contact, per_object) = plt.subplots(1, 3, figsize=(11, 3.6))
+    series = list(table.groupby(level=["method", "shape"], sort=False))
+    shifts = np.linspace(-SERIES_SPREAD / 2, SERIES_SPREAD / 2, len(series)) if len(series) > 1 else [0.0]
+    method_colours = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(m for (m, _), _ in series))}
+    markers = "osD^vph*"
+    for i, ((method, shape), rows) in enumerate(series):
+        style = dict(color=method_colours[method], marker=markers[i % len(markers)], markerfacecolor="none",
+                     markersize=5, linewidth=1.2, linestyle="--" if shape == "circle" else "-",
+                     label=method if method == "expand_labels" else f"{method}, {shape}")
+        x = rows.index.get_level_values("kernel") + shifts[i]
+        by_jf.plot(x, rows["J&F"], **style)
+        by_contact.plot(x, rows["contact as gap"], **style)
+    by_jf.set_ylabel("J&F")
+    by_contact.set_ylabel("share of contact pixels left as background")
+    for ax, title in ((by_jf, "J&F of each setting"), (by_contact, "true contact line left as a gap")):
+        ax.set_xlabel("kernel size k (px)")
+        ax.set_xticks(kernel_sizes)
+        ax.set_title(title, fontsize=9)
+
+    paper_square = [v for v in results if v.method == "paper" and v.shape == "square" and v.kernel > 1]
+    per_object.axhline(0, color="0.6", linewidth=0.8)
+    for x, variant in enumerate(paper_square):
+        deltas = object_deltas(results[baseline], results[variant])
+        spread = np.linspace(0.03, 0.2, len(deltas))  # dJ left of the tick, dF right of it: never on top
+        per_object.scatter(x - spread, deltas["dJ"], s=10, color="C0", label="dJ" if x == 0 else None)
+        per_object.scatter(x + spread, deltas["dF"], s=12, color="C3", marker="x", label="dF" if x == 0 else None)
+    per_object.set_xticks(range(len(paper_square)), [f"k {v.kernel}" for v in paper_square])
+    per_object.set_ylabel("change per object from no filling")
+    per_object.set_title("paper rule, square kernel: per object", fontsize=9)
+    per_object.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    fig.tight_layout(rect=(0, 0.13, 1, 1))
+    by_jf.legend(fontsize="x-small", ncol=min(len(series), 5), frameon=False,
+                 loc="upper left", bbox_to_anchor=(0, -0.2),
+                 title=f"setting (series shifted along k by up to ±{SERIES_SPREAD / 2:g} px so that equal values "
+                       "stay visible)", title_fontsize="x-small")
+    return fig
 
 
 # ------------------------------------------------------------------------ where objects really touch

@@ -37,11 +37,11 @@ FIGURE_CAPTIONS = {
     "jf_per_epoch": "Validation J&F of every epoch of both stages; the chosen epoch is marked.",
     "sigmoid_heatmap": "J&F over the memory-encoder sigmoid scale and bias grid; the best pair is marked.",
     "sigmoid_mapping": "What the sigmoid scale and bias do to the mask probability fed to the memory encoder.",
-    "kernel_ablation": "J&F against the gap-filling kernel size, for square and circular kernels.",
+    "kernel_ablation": "J&F and the contact line left as a gap against the gap-filling kernel size, for each method and kernel shape (series shifted slightly along k so that equal values stay visible), and the per-object changes of square kernels.",
     "kernel2_anchor": "Why a 2x2 kernel barely fills gaps under OpenCV's default anchor.",
     "meeting_crops": "Where adjacent objects meet: crops before and after gap filling with each kernel (cf. the paper's Figure 2).",
     "clip_meeting_crops": "The same crops on the real two-object clip bmx-trees.",
-    "fusion_ablation": "Single scales against fused scale sets, hard against soft voting, with and without test-time transforms.",
+    "fusion_ablation": "Single scales against fused scale sets (points labelled with their scale set), hard against soft voting, with and without test-time transforms.",
     "fill_order": "Gap filling before against after fusion.",
 }
 

@@ -1,9 +1,11 @@
 """Chapter 06's study (fvos_utils.fusion_ablation): which passes each variant fuses, fills and scores,
 checked against literal per-pixel voting; its tables; the notebook end to end (synthetic and MOSE layouts)."""
+import itertools
 import json
 import zipfile
 from collections import Counter
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -156,6 +158,58 @@ def test_fusion_and_cost_tables():
     assert cost.loc[("two", "hflip"), "J&F hard"] == pytest.approx(0.15)  # filling "none" only
     assert cost.loc[("two", "hflip"), "J&F soft"] == pytest.approx(0.2)
     assert pd.isna(cost.loc[("one", "identity"), "J&F hard"])
+
+
+def _fusion_figure_inputs():
+    """Chapter-06-shaped inputs whose right panel crowds: sets of equal size score the same or nearly so,
+    hard and soft voting a hair apart; both transforms score the same single passes."""
+    scale_sets = {"single": (1.0,), "low3": (1.0, 1.125, 1.25), "wide3": (1.0, 1.25, 1.5),
+                  "spread3": (1.0, 1.125, 1.5), "all4": (1.0, 1.125, 1.25, 1.5)}
+    transform_sets = {"identity": ("identity",), "hflip": ("identity", "hflip")}
+    passes = recipe.passes_for((1.0, 1.125, 1.25, 1.5), ("identity", "hflip"))
+    singles = {p: result({("a", 1): (0.4 + 0.01 * p.scale, 0.5)}) for p in passes}
+    pass_table = pd.DataFrame([{"scale": p.scale, "transform": p.transform, **scoring.summary(r)}
+                               for p, r in singles.items()]).set_index(["scale", "transform"])
+    variants = fusion_ablation.fusion_variants(list(scale_sets), list(transform_sets), fillings_for=["identity"])
+    fused = {v: result({("a", 1): (0.45 + 0.002 * len(scale_sets[v.scales]) + (0.0004 if v.fusion == "soft" else 0)
+                                    + (0.0003 if v.scales == "spread3" else 0), 0.55)}) for v in variants}
+    table = fusion_ablation.fusion_table(fused, scale_sets=scale_sets, transform_sets=transform_sets, singles=singles)
+    return pass_table, table, fused, scale_sets
+
+
+def test_fusion_figure_labels_every_scale_set_without_overlaps():
+    pass_table, table, fused, scale_sets = _fusion_figure_inputs()
+    fig = fusion_ablation.fusion_figure(pass_table, table, fused, scale_sets)
+    try:
+        assert len(fig.axes) == 2 and [ax.get_ylabel() for ax in fig.axes] == ["J&F", "J&F"]
+        by_scale, by_cost = fig.axes
+        fig.canvas.draw()
+        assert any(label.get_visible() and label.get_text() for label in by_cost.get_yticklabels())
+        labels = by_cost.texts
+        boxes = [label.get_window_extent() for label in labels]
+        assert not any(a.overlaps(b) for a, b in itertools.combinations(boxes, 2))
+        shown = [label.get_text() for label in labels]
+        assert "low3, wide3" in shown  # the same place: one label
+        assert {name for text in shown for name in text.split(", ")} == set(scale_sets)  # none left out
+        assert "lack of room" not in by_cost.get_title()
+        single = [line for line in by_scale.get_lines() if line.get_label().startswith("single pass")]
+        assert len(single) == 2 and np.array_equal(single[0].get_ydata(), single[1].get_ydata())
+        assert single[0].get_marker() != single[1].get_marker()
+        assert single[0].get_linestyle() != single[1].get_linestyle()
+        for ax in fig.axes:
+            assert not ax.get_legend().get_window_extent().overlaps(ax.get_window_extent())
+    finally:
+        plt.close(fig)
+
+
+def test_fusion_figure_names_a_table_of_the_wrong_shape():
+    pass_table, table, fused, scale_sets = _fusion_figure_inputs()
+    with pytest.raises(ValueError, match=r"pass_table must be indexed by \('scale', 'transform'\)"):
+        fusion_ablation.fusion_figure(pass_table.reset_index(), table, fused, scale_sets)
+    with pytest.raises(ValueError, match="table must be indexed by .*J&F"):
+        fusion_ablation.fusion_figure(pass_table, table.drop(columns="J&F"), fused, scale_sets)
+    assert fusion_ablation.largest_set(scale_sets) == "all4"
+    assert fusion_ablation.largest_set({"a": (1.0, 2.0), "b": (1.0, 3.0)}) == "a"  # first on a tie
 
 
 RUN = "pytest-fusion"

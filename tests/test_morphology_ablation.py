@@ -1,6 +1,9 @@
 """Chapter 05's study (fvos_utils.morphology_ablation): tables, contact gaps, crops, the real clip, and the
 notebook end to end, checked against literal per-pixel references and hand-computed numbers."""
+import itertools
+
 import cv2
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -159,6 +162,52 @@ def test_kernel_pick_is_the_best_filling_kernel_of_the_paper_s_rule():
     table = morphology_ablation.union_table({v: r for v, r in results.items() if v.method == "paper"})
     assert table.loc[("square", 3), "dJ&F"] == pytest.approx(-0.3) and table.loc[("square", 0), "dJ&F"] == 0
     assert table.loc[("circle", 3), "J&F"] == pytest.approx(0.6)
+
+
+def _kernel_inputs():
+    """Chapter-05-shaped inputs where ``background`` scores exactly as ``paper`` (their series coincide) and
+    every setting scores the same up to k = 1."""
+    objects = [("a", 1), ("a", 2), ("b", 1)]
+    results = {}
+    for v in postprocess.gap_filling_variants((0, 1, 2, 3), methods=("paper", "background")):
+        change = {0: 0.0, 1: 0.0, 2: -0.01, 3: 0.02 if v.shape == "square" else 0.03}[v.kernel]
+        results[v] = result({o: (0.5 + change + 0.01 * i, 0.6 + change - 0.01 * i) for i, o in enumerate(objects)})
+    baseline = postprocess.GapFilling("paper", "square", 0)
+    table = morphology_ablation.gap_filling_table(results, baseline=baseline)
+    table["contact as gap"] = [0.3 if v.kernel < 3 else 0.1 for v in results]
+    return table, results, baseline
+
+
+def test_kernel_figure_keeps_equal_series_visible_and_its_legend_off_the_data():
+    table, results, baseline = _kernel_inputs()
+    fig = morphology_ablation.kernel_figure(table, results, baseline, (0, 1, 2, 3))
+    try:
+        assert len(fig.axes) == 3 and all(ax.get_ylabel() for ax in fig.axes)
+        for ax in fig.axes[:2]:
+            series = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+            assert len(series) == 4  # paper and background, square and circle
+            equal = [(a, b) for a, b in itertools.combinations(series, 2)
+                     if np.array_equal(a.get_ydata(), b.get_ydata())]
+            assert equal  # background = paper: their lines would hide each other
+            for a, b in equal:
+                assert np.abs(np.asarray(a.get_xdata()) - np.asarray(b.get_xdata())).min() > 0.05
+                assert a.get_marker() != b.get_marker()
+        fig.canvas.draw()
+        legend = fig.axes[0].get_legend()
+        assert "equal values stay visible" in legend.get_title().get_text()
+        assert not any(legend.get_window_extent().overlaps(ax.get_window_extent()) for ax in fig.axes[:2])
+    finally:
+        plt.close(fig)
+
+
+def test_kernel_figure_names_what_its_table_lacks():
+    table, results, baseline = _kernel_inputs()
+    with pytest.raises(ValueError, match="contact as gap"):
+        morphology_ablation.kernel_figure(table.drop(columns="contact as gap"), results, baseline, (0, 1, 2, 3))
+    with pytest.raises(ValueError, match=r"indexed by \(method, shape, kernel\)"):
+        morphology_ablation.kernel_figure(table.reset_index(), results, baseline, (0, 1, 2, 3))
+    with pytest.raises(ValueError, match="baseline paper-square-k5"):
+        morphology_ablation.kernel_figure(table, results, postprocess.GapFilling("paper", "square", 5), (0, 1, 2, 3))
 
 
 RUN = "pytest-morphology"

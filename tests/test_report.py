@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from fvos_utils import io, report
+from fvos_utils import figures, io, report
 
 
 def _scores(jf, j=None, f=None):
@@ -112,3 +112,21 @@ def test_figure_index_captions(run_dir):
     assert [p.name for p, _ in index] == ["hard_cases.png", "something_new.png"]
     assert index[0][1].startswith("00_data_and_metrics: Synthetic mini-MOSE")
     assert index[1][1] == "05_morphology_ablation: something new"
+
+
+def test_ablation_tables_read_back_what_save_table_wrote(run_dir):
+    """Index levels come back as ordinary columns, a column MultiIndex (chapter 06's fill order) as one
+    header row, missing values as NaN."""
+    columns = pd.MultiIndex.from_tuples([("hard", "after"), ("hard", "before"), ("soft", "after")],
+                                        names=["fusion", "filling"])
+    order = pd.DataFrame([[0.43, 0.44, 0.47], [0.41, 0.40, float("nan")]], columns=columns,
+                         index=pd.Index(["fvos7", "low3"], name="scales"))
+    epochs = pd.DataFrame({"J&F": [0.5, 0.6]}, index=pd.MultiIndex.from_tuples([(1, 1), (2, 1)], names=["stage", "epoch"]))
+    figures.save_table(order, run_dir / "06_multiscale_fusion" / "fill_order")
+    figures.save_table(epochs, run_dir / "03_epoch_selection" / "jf_per_epoch")
+    (epoch_title, epoch_table), (order_title, order_table) = report.ablation_tables("r")
+    assert epoch_title.startswith("Epoch selection") and order_title.startswith("Fusion: gap filling before")
+    assert epoch_table.to_dict(orient="list") == {"stage": [1, 2], "epoch": [1, 1], "J&F": [0.5, 0.6]}
+    assert list(order_table.columns) == ["scales", "hard / after", "hard / before", "soft / after"]
+    assert order_table["scales"].tolist() == ["fvos7", "low3"] and order_table["soft / after"].isna().tolist() == [False, True]
+    assert report.to_markdown(order_table).splitlines()[3] == "| low3     | 0.4100         | 0.4000          |                |"
