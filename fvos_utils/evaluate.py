@@ -70,7 +70,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from .io import VOID_LABEL, DataError, atomic_path, frame_files, read_json, read_mask, write_json
+from .io import VOID_LABEL, DataError, atomic_path, frame_files, read_json, read_mask, video_folders, write_json
 
 SCORING_MODES = ("davis", "mosev2")
 BOUNDARY_FRACTION = 0.008  # of the frame diagonal: the F-measure's matching radius
@@ -480,7 +480,7 @@ def _per_tag(objects: list[dict], tags: dict[str, list[str]], mode: str) -> dict
 def _video_names(gt_dir: Path) -> list[str]:
     if not gt_dir.is_dir():
         raise DataError(gt_dir, "ground-truth folder not found")
-    names = sorted(p.name for p in gt_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    names = video_folders(gt_dir)
     if not names:
         raise DataError(gt_dir, "no video folders (expected GT_DIR/<video>/<frame>.png)")
     if "Annotations" in names:
@@ -500,7 +500,8 @@ def evaluate(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, *, mode: st
         workers: processes scoring videos in parallel (1: in this process).
         tags: video -> tags (a dict, or a path to a ``meta.json`` with ``{"videos": {name: {"tags": [...]}}}``);
             adds ``"per_tag"``: global values over the objects of the videos carrying each tag.
-        missing_as_empty: score a missing prediction frame or video as empty instead of raising.
+        missing_as_empty: score a missing prediction frame or video as empty instead of raising (a
+            missing ``pred_dir`` stays an error).
         progress: show a progress bar over videos.
 
     Returns:
@@ -523,7 +524,7 @@ def evaluate(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, *, mode: st
         if unknown:
             raise DataError(gt_dir, f"video(s) not in the ground truth: {', '.join(unknown[:5])}")
         names = list(videos)
-    if not pred_dir.is_dir() and not missing_as_empty:
+    if not pred_dir.is_dir():  # even with missing_as_empty: a mistyped folder would score as all empty
         raise DataError(pred_dir, "prediction folder not found")
     tag_map = load_tags(tags) if tags is not None else None
     tasks = [(gt_dir / name, pred_dir / name, mode, missing_as_empty) for name in names]
@@ -579,6 +580,18 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _check_output_path(path: Path) -> None:
+    """Raise DataError if ``path`` cannot be written as a file: it is a folder, or what should be its
+    folder is a file. Checked before scoring, so that hours of scoring are not lost at the end."""
+    if path.is_dir():
+        raise DataError(path, "is a folder; give a file name to write the results to")
+    folder = path.parent
+    while not folder.exists():  # the nearest existing folder above; the rest is created when writing
+        folder = folder.parent
+    if not folder.is_dir():
+        raise DataError(folder, f"is not a folder, so {path} cannot be written")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fvos_utils.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--gt", required=True, help="ground truth: GT_DIR/<video>/<frame>.png")
@@ -590,10 +603,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--csv", type=Path, help="write one row per object plus a global row")
     parser.add_argument("--tags", type=Path, help='meta.json with {"videos": {name: {"tags": [...]}}}')
     parser.add_argument("--missing-as-empty", action="store_true",
-                        help="score a missing prediction frame or video as empty instead of failing")
+                        help="score a missing prediction frame or video as empty instead of failing "
+                             "(a missing PRED_DIR stays an error)")
     parser.add_argument("--quiet", action="store_true", help="no table, no progress bar")
     args = parser.parse_args(argv)
     try:
+        for output in (args.json, args.csv):
+            if output is not None:
+                _check_output_path(output)
         results = evaluate(args.gt, args.pred, mode=args.mode, workers=args.workers, tags=args.tags,
                            missing_as_empty=args.missing_as_empty, progress=not args.quiet)
     except (DataError, ValueError) as err:

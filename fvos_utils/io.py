@@ -17,8 +17,10 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -62,9 +64,21 @@ _PALETTE_BYTES = davis_palette().tobytes()
 
 
 # ----------------------------------------------------------------------------------- atomic writes
+def _umask() -> int:
+    """The process's umask. Reading it means setting it: the most private mask stands for that instant,
+    so a file another thread creates meanwhile is never more open than its user asked for."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The file gets the permissions a plain ``open()`` gives under the current umask (mkstemp makes it
+    private, and others on a shared machine could not read the result).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
@@ -72,6 +86,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -81,7 +96,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; it becomes ``path`` only if the block succeeds.
 
-    With ``overwrite=False`` an existing ``path`` is an error; with True it is replaced.
+    With ``overwrite=False`` an existing ``path`` is an error; with True it is replaced. The folder gets
+    the permissions a plain ``os.mkdir()`` gives under the current umask (mkdtemp makes it private).
     """
     path = Path(path)
     if path.exists() and not overwrite:
@@ -90,6 +106,7 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
         remove_dir(path)
         os.replace(tmp, path)
     finally:
@@ -233,10 +250,52 @@ def split_root(root: str | os.PathLike, split: str | None = None) -> Path:
 
 
 def frame_files(folder: Path, exts: Sequence[str] = (".png",)) -> list[Path]:
-    """Files of ``folder`` with one of ``exts``, sorted by name, hidden files left out ([] if no folder)."""
+    """The frames of one video: files of ``folder`` with one of ``exts``, sorted by name, hidden files left
+    out ([] if no folder).
+
+    Frames are told apart by name only, so two files for one name (``00002.jpg`` and ``00002.png``) and a
+    name unlike the others (``thumbnail.png`` among ``00000.png ...``, which would sort last and shift the
+    frames scored) are errors: names follow the pattern (digits in the same places) most of them share.
+    """
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in exts and not p.name.startswith("."))
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in exts and not p.name.startswith("."))
+    by_name: dict[str, Path] = {}
+    for path in files:
+        if path.stem in by_name:
+            raise DataError(path, f"two files for frame {path.stem} ({by_name[path.stem].name} and {path.name}); "
+                                  "keep one")
+        by_name[path.stem] = path
+    patterns = Counter(_name_pattern(p.stem) for p in files)
+    if len(patterns) > 1:
+        common = patterns.most_common(1)[0][0]
+        example = next(p for p in files if _name_pattern(p.stem) == common)
+        odd = next(p for p in files if _name_pattern(p.stem) != common)
+        raise DataError(odd, f"frame name {odd.stem!r} does not follow the pattern {common!r} of the other "
+                             f"frames (# a digit; as in {example.name}): rename or remove the file")
+    return files
+
+
+def _name_pattern(stem: str) -> str:
+    """``stem`` with each digit replaced by ``#``: ``00017`` -> ``#####``."""
+    return re.sub(r"[0-9]", "#", stem)
+
+
+def video_folders(folder: Path) -> list[str]:
+    """Names of the video folders in ``folder``, sorted, hidden ones (temporaries) left out.
+
+    A symbolic link to a missing folder (a hold-out view whose dataset moved) is an error naming it,
+    not a video silently dropped.
+    """
+    names = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_symlink() and not path.exists():
+            raise DataError(path, f"symbolic link to a missing folder ({os.readlink(path)})")
+        if path.is_dir():
+            names.append(path.name)
+    return names
 
 
 @dataclass
@@ -279,7 +338,7 @@ class VOSDataset:
         self._subset = list(videos) if videos is not None else None
 
     def video_names(self) -> list[str]:
-        present = sorted(p.name for p in self.image_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        present = video_folders(self.image_dir)
         if self._subset is None:
             return present
         missing = sorted(set(self._subset) - set(present))

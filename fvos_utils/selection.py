@@ -213,14 +213,15 @@ def check_submission(pred_dir: str | os.PathLike, val_root: str | os.PathLike, *
 
     Every video of ``val_root``'s ``JPEGImages`` must have a folder in ``pred_dir`` with one PNG per
     frame, named like the frame, of the frame's size, a palette (``P``) image with the DAVIS palette;
-    no other videos or frames. The first problem raises a DataError naming the file.
+    no other videos or frames. Hidden entries (names starting with ``.``: the temporaries a killed run
+    leaves) are neither, and are ignored. The first problem raises a DataError naming the file.
     """
     pred_dir = paths.resolve(pred_dir)
     dataset = io.VOSDataset(paths.resolve(val_root), split)
     names = dataset.video_names()
     if not pred_dir.is_dir():
         raise io.DataError(pred_dir, "prediction folder not found")
-    extra = sorted(p.name for p in pred_dir.iterdir() if p.is_dir() and p.name not in set(names))
+    extra = sorted(name for name in io.video_folders(pred_dir) if name not in set(names))
     if extra:
         raise io.DataError(pred_dir / extra[0], f"video not in the val folder {dataset.image_dir} "
                                                 f"({len(extra)} such folder(s))")
@@ -230,7 +231,7 @@ def check_submission(pred_dir: str | os.PathLike, val_root: str | os.PathLike, *
         folder = pred_dir / name
         if not folder.is_dir():
             raise io.DataError(folder, "prediction folder missing for this val video")
-        have = {p.name for p in folder.iterdir()}
+        have = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
         want = {f"{stem}.png" for stem in video.frame_names}
         if have != want:
             odd = sorted(have - want)
@@ -264,6 +265,6 @@ def write_submission(pred_dir: str | os.PathLike, val_root: str | os.PathLike, z
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     with io.atomic_path(zip_path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in names:
-            for png in sorted((pred_dir / name).glob("*.png")):
+            for png in io.frame_files(pred_dir / name):  # the checked frames; hidden temporaries left out
                 archive.write(png, f"Annotations/{name}/{png.name}")
     return zip_path

@@ -760,8 +760,13 @@ def generate(out_dir: str | os.PathLike, *, seed: int = 0, config: SyntheticConf
 
 def ensure(out_dir: str | os.PathLike, *, seed: int = 0, preset: str = "mini-mose",
            config: SyntheticConfig | None = None) -> Path:
-    """The dataset for ``(seed, config)`` at ``out_dir``: reused when its ``meta.json`` matches, else
-    (re)generated. ``config`` defaults to ``PRESETS[preset]``. What notebooks call instead of ``generate``.
+    """The dataset for ``(seed, config)`` at ``out_dir``: reused when its ``meta.json`` matches; generated
+    when the folder is missing or empty, or holds a set of an older ``FORMAT_VERSION``. ``config``
+    defaults to ``PRESETS[preset]``. What notebooks call instead of ``generate``.
+
+    Raises:
+        DataError: the folder holds a set of another seed or configuration. Other runs may be reading
+            it, so it is not rewritten under them; the message says what it holds and what was asked.
     """
     if config is None:
         if preset not in PRESETS:
@@ -770,10 +775,31 @@ def ensure(out_dir: str | os.PathLike, *, seed: int = 0, preset: str = "mini-mos
     out = paths.resolve(out_dir)
     if (out / "meta.json").is_file():
         meta = io.read_json(out / "meta.json")
-        if (meta.get("generator") == GENERATOR and meta.get("format_version") == FORMAT_VERSION
-                and meta.get("seed") == seed and meta.get("config") == json.loads(json.dumps(asdict(config)))):
-            return out
+        if meta.get("generator") == GENERATOR and meta.get("format_version") == FORMAT_VERSION:
+            asked = _json_config(config)
+            if meta.get("seed") == seed and meta.get("config") == asked:
+                return out
+            raise io.DataError(out, f"holds the synthetic set of {_describe(meta.get('seed'), meta.get('config'))}; "
+                                    f"asked for {_describe(seed, asked)}. A dataset folder holds one set: give "
+                                    "this one another data_root, or delete the folder to regenerate it")
     return generate(out, seed=seed, config=config, overwrite=out.exists())
+
+
+def _json_config(config: SyntheticConfig) -> dict:
+    """``config`` as meta.json stores it (pairs as lists)."""
+    return json.loads(json.dumps(asdict(config)))
+
+
+def _describe(seed, config: dict) -> str:
+    """``seed 0, preset mini-mose`` or, for a changed preset, ``seed 0, preset pretrain with frames=[10, 16]``
+    (the preset with the fewest changes)."""
+    def changes(name: str) -> dict:
+        base = _json_config(PRESETS[name])
+        return {key: value for key, value in config.items() if base.get(key) != value}
+
+    closest = min(PRESETS, key=lambda name: len(changes(name)))
+    changed = ", ".join(f"{key}={value}" for key, value in changes(closest).items())
+    return f"seed {seed}, preset {closest}" + (f" with {changed}" if changed else "")
 
 
 def hard_case_examples(dataset: str | os.PathLike, *, split: str = "valid_gt") -> list[tuple[str, str]]:
@@ -809,7 +835,7 @@ def load_video(dataset: str | os.PathLike, video: str, *, split: str = "valid_gt
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fvos_utils.synthetic",
                                      description="Write a synthetic MOSE-layout dataset with MOSE's hard cases.")
-    parser.add_argument("--out", required=True, help="dataset folder to create (relative: from the project root)")
+    parser.add_argument("--out", required=True, help="dataset folder to create (relative: from the current directory)")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="mini-mose",
                         help="starting configuration; the options below override it (default mini-mose)")
@@ -829,7 +855,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {f.name: getattr(args, f.name) for f in fields(SyntheticConfig) if getattr(args, f.name) is not None}
     try:
         config = replace(PRESETS[args.preset], **overrides)
-        out = generate(args.out, seed=args.seed, config=config, overwrite=args.overwrite)
+        out = generate(Path(args.out).absolute(), seed=args.seed, config=config, overwrite=args.overwrite)
     except (ValueError, FileExistsError) as err:
         parser.error(str(err))
     print(out)

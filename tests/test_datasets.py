@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from fvos_utils import datasets, io, paths
+from fvos_utils import datasets, io, paths, synthetic
 from fvos_utils.testing import write_mose_layout
 
 
@@ -78,3 +78,15 @@ def test_prepare_picks_synthetic_or_holdout(project, tmp_path):
     assert not datasets.is_synthetic(mose)
     with pytest.raises(io.DataError, match="no 'train/JPEGImages/' folder"):
         datasets.prepare(tmp_path)  # exists, but neither synthetic nor MOSE
+
+
+def test_prepare_refuses_another_seed_for_the_shared_synthetic_folder(project, monkeypatch):
+    """``papermill 00_data_and_metrics.ipynb out.ipynb -p seed 3`` must not rewrite the seed-0 set other runs read."""
+    monkeypatch.setitem(synthetic.PRESETS, "mini-mose", synthetic.SyntheticConfig(
+        videos_train=1, videos_valid=1, frames=(2, 2), size=(32, 32), objects=(1, 1)))
+    root = datasets.prepare("data/synthetic-mini-mose", seed=0)
+    assert datasets.prepare("data/synthetic-mini-mose", seed=0) == root == project / "data" / "synthetic-mini-mose"
+    with pytest.raises(io.DataError, match=r"data/synthetic-mini-mose: holds the synthetic set of seed 0, preset "
+                                           r"mini-mose; asked for seed 3, preset mini-mose\. .*another data_root"):
+        datasets.validation_split("data/synthetic-mini-mose", seed=3)
+    assert io.read_json(root / "meta.json")["seed"] == 0

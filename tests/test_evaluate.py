@@ -493,6 +493,35 @@ def test_missing_prediction_frame_and_video_are_named(tmp_path):
         ev.evaluate(tmp_path / "gt", tmp_path / "pred", missing_as_empty=False, progress=False)
 
 
+def test_missing_prediction_root_is_an_error_even_with_missing_as_empty(tmp_path):
+    """--missing-as-empty covers frames and videos inside the predictions, not a mistyped --pred."""
+    frame = np.zeros((8, 8), np.uint8)
+    frame[2:5, 2:5] = 1
+    write_video(tmp_path / "gt", "a", [frame] * 4)
+    write_video(tmp_path / "pred", "a", [frame] * 4)
+    with pytest.raises(DataError, match=r"perd: prediction folder not found"):
+        ev.evaluate(tmp_path / "gt", tmp_path / "perd", missing_as_empty=True, progress=False)
+
+
+def test_gt_video_link_to_a_missing_folder_is_named(tmp_path):
+    frame = np.ones((8, 8), np.uint8)
+    write_video(tmp_path / "gt", "a", [frame] * 3)
+    write_video(tmp_path / "pred", "a", [frame] * 3)
+    (tmp_path / "gt" / "b").symlink_to(tmp_path / "moved" / "b", target_is_directory=True)
+    with pytest.raises(DataError, match=r"gt/b: symbolic link to a missing folder"):
+        ev.evaluate(tmp_path / "gt", tmp_path / "pred", progress=False)
+
+
+def test_stray_gt_file_is_named_not_scored_as_the_last_frame(tmp_path):
+    frame = np.zeros((8, 8), np.uint8)
+    frame[2:5, 2:5] = 1
+    write_video(tmp_path / "gt", "a", [frame] * 4)
+    write_video(tmp_path / "pred", "a", [frame] * 4)
+    write_mask(tmp_path / "gt" / "a" / "thumbnail.png", frame)
+    with pytest.raises(DataError, match=r"gt/a/thumbnail\.png: frame name 'thumbnail' does not follow"):
+        ev.evaluate(tmp_path / "gt", tmp_path / "pred", missing_as_empty=True, progress=False)
+
+
 def test_id_above_k_and_size_mismatch_are_named(tmp_path):
     frame = np.zeros((8, 8), np.uint8)
     frame[2:5, 2:5] = 1
@@ -601,6 +630,19 @@ def test_cli_errors_name_the_file(tmp_path):
     proc = subprocess.run(run + ["--missing-as-empty", "--quiet"], cwd=project_root(), capture_output=True, text=True)
     assert proc.returncode == 0 and json.loads((tmp_path / "m.json").read_text())["global"]["J"] == 0.5
 
+
+
+def test_cli_checks_its_output_paths_before_scoring(generated, tmp_path, monkeypatch, capsys):
+    """A --json that cannot be written fails at once, not after the scoring it would lose."""
+    gt, pred, _ = generated
+    monkeypatch.setattr(ev, "evaluate", lambda *args, **kwargs: pytest.fail("scored before checking --json/--csv"))
+    (tmp_path / "taken").write_text("a file")
+    for option, target, problem in (("--json", tmp_path, "is a folder"),
+                                    ("--csv", tmp_path / "taken" / "out" / "m.csv", "is not a folder")):
+        assert ev.main(["--gt", str(gt), "--pred", str(pred), option, str(target), "--quiet"]) == 1
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and problem in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 
 
 # ------------------------------------------------------------------------------ generated data (fvos_utils.testing)

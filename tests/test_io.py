@@ -1,4 +1,6 @@
 """Data layer: palette, masks, frames, layouts, splits, atomic writes and the errors bad input gets."""
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +138,37 @@ def test_atomic_dir_leaves_nothing_on_failure_and_refuses_overwrite(tmp_path):
     assert sorted(p.name for p in target.iterdir()) == ["y"]
 
 
+@pytest.fixture(params=[0o022, 0o027], ids=lambda mask: f"umask{mask:03o}")
+def umask(request):
+    """Run the test under this umask, restoring the previous one afterwards."""
+    previous = os.umask(request.param)
+    yield request.param
+    os.umask(previous)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_atomic_writes_get_the_permissions_the_umask_gives(tmp_path, umask):
+    """A lab mate on a shared machine reads what a plain open() / mkdir() would let them read."""
+    file_mode, folder_mode = 0o666 & ~umask, 0o777 & ~umask
+    with io.atomic_path(tmp_path / "notes.txt") as tmp:
+        tmp.write_text("1")
+    io.write_json(tmp_path / "metrics.json", {"a": 1})
+    with io.atomic_dir(tmp_path / "predictions") as tmp:
+        io.write_mask(tmp / "video" / "00000.png", np.zeros((4, 4), np.uint8))
+        io.write_frame(tmp / "video" / "00000.jpg", np.zeros((4, 4, 3), np.uint8))
+        (tmp / "plain.txt").write_text("2")
+    written = tmp_path / "predictions"
+    assert {name: _mode(tmp_path / name) for name in ("notes.txt", "metrics.json")} == \
+        {"notes.txt": file_mode, "metrics.json": file_mode}
+    assert _mode(written) == folder_mode and _mode(written / "video") == folder_mode
+    assert {p.name: _mode(p) for p in [*(written / "video").iterdir(), written / "plain.txt"]} == \
+        {"00000.png": file_mode, "00000.jpg": file_mode, "plain.txt": file_mode}
+    assert os.umask(umask) == umask  # the umask read is put back as it was
+
+
 def test_remove_dir_takes_a_folder_away_in_one_step(tmp_path, monkeypatch):
     target = tmp_path / "stage1"
     (target / "weights").mkdir(parents=True)
@@ -203,6 +236,35 @@ def test_mask_of_wrong_size_is_an_error(tmp_path):
     ds = io.VOSDataset(tmp_path)
     with pytest.raises(io.DataError, match=r"00000\.png: mask size 10x10 \(WxH\) differs from its frame 00000\.jpg 32x24"):
         ds.first_annotation(ds.video("v"))
+
+
+def test_stray_file_among_the_frames_is_an_error_naming_it(tmp_path):
+    """A thumbnail.png sorts after 00002.png: taken as a frame it would shift which frame is last."""
+    _write_video(tmp_path, "v", annotate=(0, 1, 2))
+    io.write_frame(tmp_path / "JPEGImages" / "v" / "thumbnail.jpg", np.zeros((24, 32, 3), np.uint8))
+    with pytest.raises(io.DataError, match=r"JPEGImages/v/thumbnail\.jpg: frame name 'thumbnail' does not follow "
+                                           r"the pattern '#####' of the other frames \(# a digit; as in 00000\.jpg\)"):
+        io.VOSDataset(tmp_path).video("v")
+    (tmp_path / "JPEGImages" / "v" / "thumbnail.jpg").unlink()
+    io.write_mask(tmp_path / "Annotations" / "v" / "thumbnail.png", np.zeros((24, 32), np.uint8))
+    with pytest.raises(io.DataError, match=r"Annotations/v/thumbnail\.png: frame name 'thumbnail'"):
+        io.VOSDataset(tmp_path).video("v")
+
+
+def test_two_files_for_one_frame_are_an_error_naming_both(tmp_path):
+    _write_video(tmp_path, "v", n_frames=4)
+    io.write_frame(tmp_path / "JPEGImages" / "v" / "00002.png", np.zeros((24, 32, 3), np.uint8))
+    with pytest.raises(io.DataError, match=r"JPEGImages/v/00002\.png: two files for frame 00002 "
+                                           r"\(00002\.jpg and 00002\.png\)"):
+        io.VOSDataset(tmp_path).video("v")
+
+
+def test_video_link_to_a_missing_folder_is_an_error_naming_it(tmp_path):
+    """A hold-out view links into the MOSE folder: if that moves, its videos must not silently vanish."""
+    _write_video(tmp_path, "v")
+    (tmp_path / "JPEGImages" / "moved").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(io.DataError, match=r"JPEGImages/moved: symbolic link to a missing folder \(.*elsewhere\)"):
+        io.VOSDataset(tmp_path).video_names()
 
 
 def test_listed_videos_must_exist(tmp_path):

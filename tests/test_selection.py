@@ -141,6 +141,19 @@ def test_submission_zip_holds_every_prediction_byte_for_byte(val_and_predictions
             assert archive.read(name) == (pred / name.split("/", 1)[1]).read_bytes()
 
 
+def test_submission_ignores_and_leaves_out_the_temporaries_of_a_killed_run(val_and_predictions, tmp_path):
+    """A run killed while writing leaves hidden temporaries (a video folder, a frame): not videos or frames."""
+    val, pred = val_and_predictions
+    io.write_mask(pred / ".bbb.bw4s_wry.tmp" / "00000.png", np.zeros((20, 20), np.uint8))
+    io.write_mask(pred / "aaa" / ".00001.png.k2x9.tmp.png", np.zeros((24, 32), np.uint8))
+    assert selection.check_submission(pred, val, split=None) == ["aaa", "bbb"]
+    zip_path = selection.write_submission(pred, val, tmp_path / "submission.zip", split=None)
+    with zipfile.ZipFile(zip_path) as archive:
+        assert sorted(archive.namelist()) == ["Annotations/aaa/00000.png", "Annotations/aaa/00001.png",
+                                              "Annotations/aaa/00002.png", "Annotations/bbb/00000.png",
+                                              "Annotations/bbb/00001.png"]
+
+
 def _rejects(pred, val, tmp_path, match):
     target = tmp_path / "rejected.zip"
     with pytest.raises(io.DataError, match=match):

@@ -408,16 +408,54 @@ def test_cli(tmp_path, capsys):
     assert "invalid SyntheticConfig" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
-def test_ensure_reuses_a_matching_dataset_and_regenerates_otherwise(tmp_path):
-    small = synthetic.SyntheticConfig(videos_train=1, videos_valid=2, frames=(3, 3), size=(64, 48), objects=(2, 3))
-    out = synthetic.ensure(tmp_path / "ds", seed=1, config=small)
+ENSURED = SyntheticConfig(videos_train=1, videos_valid=2, frames=(3, 3), size=(64, 48), objects=(2, 3))
+ENSURED_TEXT = "preset mini-mose with videos_train=1, videos_valid=2, frames=[3, 3], size=[64, 48], objects=[2, 3]"
+
+
+def test_ensure_reuses_a_matching_dataset(tmp_path):
+    out = synthetic.ensure(tmp_path / "ds", seed=1, config=ENSURED)
     stamp = (out / "meta.json").stat().st_mtime_ns
-    assert synthetic.ensure(tmp_path / "ds", seed=1, config=small) == out
+    assert synthetic.ensure(tmp_path / "ds", seed=1, config=ENSURED) == out
     assert (out / "meta.json").stat().st_mtime_ns == stamp          # reused, not rewritten
-    synthetic.ensure(tmp_path / "ds", seed=2, config=small)          # another seed: regenerated
-    assert io.read_json(out / "meta.json")["seed"] == 2
     with pytest.raises(ValueError, match="unknown preset 'nope'"):
         synthetic.ensure(tmp_path / "x", preset="nope")
+
+
+@pytest.mark.parametrize("asked, asked_text", [
+    ({"seed": 2, "config": ENSURED}, f"seed 2, {ENSURED_TEXT}"),
+    ({"seed": 1, "config": replace(ENSURED, p_crowd=1.0)}, f"seed 1, {ENSURED_TEXT}, p_crowd=1.0"),
+    ({"seed": 1, "preset": "pretrain"}, "seed 1, preset pretrain"),
+], ids=["seed", "config", "preset"])
+def test_ensure_refuses_to_replace_another_configuration(tmp_path, asked, asked_text):
+    """Other runs read the folder: a second seed or configuration for it must not rewrite it under them."""
+    out = synthetic.ensure(tmp_path / "ds", seed=1, config=ENSURED)
+    before = all_files(out)
+    with pytest.raises(io.DataError) as refused:
+        synthetic.ensure(out, **asked)
+    assert str(refused.value) == (f"{out}: holds the synthetic set of seed 1, {ENSURED_TEXT}; asked for {asked_text}. "
+                                  "A dataset folder holds one set: give this one another data_root, or delete the "
+                                  "folder to regenerate it")
+    assert all_files(out) == before
+
+
+def test_ensure_regenerates_an_empty_folder_and_an_older_generators_set(tmp_path):
+    out = tmp_path / "ds"
+    out.mkdir()
+    synthetic.ensure(out, seed=1, config=ENSURED)
+    expected = all_files(out)
+    meta = io.read_json(out / "meta.json")
+    io.write_json(out / "meta.json", {**meta, "format_version": synthetic.FORMAT_VERSION - 1, "seed": 4})
+    synthetic.ensure(out, seed=1, config=ENSURED)
+    assert all_files(out) == expected
+
+
+def test_cli_out_is_relative_to_the_current_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path / "kit"))
+    monkeypatch.chdir(tmp_path)
+    assert synthetic.main(["--out", "here/ds", "--videos-train", "1", "--videos-valid", "1", "--frames", "2", "2",
+                           "--size", "32", "32"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "here" / "ds")
+    assert (tmp_path / "here" / "ds" / "meta.json").is_file() and not (tmp_path / "kit").exists()
 
 
 def test_hard_case_examples_and_load_video(tmp_path):
