@@ -532,9 +532,13 @@ def evaluate(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, *, mode: st
     if workers == 1:
         results = [_evaluate_video_task(task) for task in tqdm(tasks, **bar)]
     else:
-        # fork starts a worker in milliseconds (spawn re-imports numpy and cv2, ~0.3 s each, and re-runs
-        # an unguarded __main__); macOS and Windows cannot fork safely, so they spawn
-        context = get_context("fork" if sys.platform == "linux" else "spawn")
+        # Not plain fork: a process whose cv2 or torch thread pools have run (any chapter, after
+        # inference or the synthetic generator) deadlocks its forked workers. The fork server is a clean
+        # process started once (numpy and cv2 imported there, ~0.5 s), whose forks start in milliseconds;
+        # where it does not exist (Windows) the workers are spawned.
+        context = get_context("forkserver" if sys.platform != "win32" else "spawn")
+        if context.get_start_method() == "forkserver":
+            context.set_forkserver_preload([__name__])
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context,
                                  initializer=_pin_threads) as pool:
             results = list(tqdm(pool.map(_evaluate_video_task, tasks), **bar))

@@ -669,3 +669,26 @@ def test_worker_pool_reports_a_missing_frame_naming_it(tmp_path):
                 write_mask(tmp_path / "pred" / video / f"{t:05d}.png", np.ones((8, 8), np.uint8))
     with pytest.raises(DataError, match=r"pred/b/00001\.png"):
         ev.evaluate(tmp_path / "gt", tmp_path / "pred", workers=2, progress=False)
+
+
+def test_workers_do_not_hang_after_the_caller_used_cv2_threads(tmp_path):
+    """A caller that ran cv2's thread pool (the synthetic generator, inference) and then scores with
+    workers: forked workers inherited a locked pool and hung (seen: the suite stalled here)."""
+    for t, labels in enumerate(testing.moving_objects(48, 64, 4, 2, seed=1)):
+        write_mask(tmp_path / "gt" / "v" / f"{t:05d}.png", labels)
+        write_mask(tmp_path / "gt" / "w" / f"{t:05d}.png", labels)
+        write_mask(tmp_path / "pred" / "v" / f"{t:05d}.png", np.roll(labels, 1, axis=0))
+        write_mask(tmp_path / "pred" / "w" / f"{t:05d}.png", labels)
+    script = (
+        "import cv2, numpy as np, sys\n"
+        "from fvos_utils.evaluate import evaluate\n"
+        "cv2.setNumThreads(4)\n"
+        "image = np.random.default_rng(0).random((2000, 2000)).astype(np.float32)\n"
+        "for _ in range(5):\n"
+        "    cv2.GaussianBlur(image, (31, 31), 5)  # the parallel path: the pool's threads now exist\n"
+        f"result = evaluate({str(tmp_path / 'gt')!r}, {str(tmp_path / 'pred')!r}, workers=2, progress=False)\n"
+        "print(result['global']['J&F'])\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    single = ev.evaluate(tmp_path / "gt", tmp_path / "pred", progress=False)
+    assert float(done.stdout.strip()) == pytest.approx(single["global"]["J&F"], abs=1e-12)
