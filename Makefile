@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # Quiet CI logs; a progress bar refreshed every few seconds is plenty in a log file.
 export TQDM_MININTERVAL ?= 5
 
-.PHONY: install demo test test-fast nbval-reference clean-outputs
+.PHONY: install demo test test-fast nbval-reference readme-results clean-outputs
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not notebook"
+
+# Maintainers: copy the demo run's FVOS steps table into README.md (the demo itself writes no tracked
+# file); run after `make demo`, then commit README.md.
+readme-results: $(STAMP)
+	$(PY) -m fvos_utils.report --run demo --update-readme
 
 # Rewrite tests/nbval/ (the executed copies whose checked outputs pin key numbers); commit the result.
 nbval-reference: $(STAMP)
