@@ -22,6 +22,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	# a `python3` Jupyter kernel that runs inside this environment
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fvos kit)"
+	# in a git checkout, the nbstripout filter .gitattributes names (repository-local git config):
+	# notebooks are staged without outputs; skipped outside git (a copied folder, an unpacked archive)
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		$(PY) -m nbstripout --install --attributes .gitattributes; fi
 	touch $(STAMP)
 
 # The main job: the FVOS pipeline on the embedded default (synthetic mini-MOSE, CPU).
