@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # Quiet CI logs; a progress bar refreshed every few seconds is plenty in a log file.
 export TQDM_MININTERVAL ?= 5
 
-.PHONY: install demo test test-fast nbval-reference readme-results clean-outputs
+.PHONY: install git-filter demo test test-fast nbval-reference readme-results clean-outputs
 
 install: $(STAMP)
 
@@ -22,11 +22,16 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	# a `python3` Jupyter kernel that runs inside this environment
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fvos kit)"
-	# in a git checkout, the nbstripout filter .gitattributes names (repository-local git config):
-	# notebooks are staged without outputs; skipped outside git (a copied folder, an unpacked archive)
-	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
-		$(PY) -m nbstripout --install --attributes .gitattributes; fi
+	$(MAKE) --no-print-directory git-filter
 	touch $(STAMP)
+
+# Git's nbstripout filter that .gitattributes names, in the repository's own git config, so that notebooks
+# are staged without outputs; nothing outside a git checkout (a copied folder, an unpacked archive).
+# --keep-id: nbstripout would renumber the committed cell ids, and every notebook would show as changed.
+git-filter:
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		$(PY) -m nbstripout --install --attributes .gitattributes && \
+		git config --local filter.nbstripout.clean '"$(abspath $(PY))" -m nbstripout --keep-id'; fi
 
 # The main job: the FVOS pipeline on the embedded default (synthetic mini-MOSE, CPU).
 demo: $(STAMP)

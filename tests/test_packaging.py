@@ -63,7 +63,7 @@ def _in_git_checkout(root: Path) -> bool:
 def _notebook_with_outputs(runs: int = 1) -> str:
     """A one-cell notebook as JupyterLab saves it after running the cell ``runs`` times."""
     nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("print(1)", execution_count=runs)
+    cell = nbformat.v4.new_code_cell("print(1)", execution_count=runs, id="cell-00")  # ids are kept
     cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n" * runs)]
     nb.cells = [cell]
     return nbformat.writes(nb)
@@ -87,33 +87,49 @@ def test_gitattributes_filters_the_chapters_but_not_the_nbval_references():
     assert attributes == [f"{chapter}: filter: nbstripout", f"{reference}: filter: unspecified"]
 
 
-def test_the_configured_filter_strips_outputs():
+def _chapters() -> list[Path]:
+    return sorted((paths.project_root() / "notebooks").glob("*.ipynb"))
+
+
+def test_the_configured_filter_strips_outputs_and_leaves_the_committed_chapters_as_they_are():
     root = paths.project_root()
     clean = _git("config", "--get", "filter.nbstripout.clean", cwd=root).stdout.strip() \
         if _in_git_checkout(root) else ""
     if not clean:
         pytest.skip("no nbstripout filter in this checkout's git config (make install sets it up)")
-    done = subprocess.run(clean, shell=True, input=_notebook_with_outputs(), capture_output=True, text=True,
-                          cwd=root, timeout=120)  # as git runs it: a shell command, notebook on stdin
-    assert done.returncode == 0, done.stderr
-    _assert_stripped(done.stdout)
+
+    def cleaned(text: str) -> str:  # as git runs the filter: a shell command, the file on stdin
+        done = subprocess.run(clean, shell=True, input=text, capture_output=True, text=True, cwd=root, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    _assert_stripped(cleaned(_notebook_with_outputs()))
+    for notebook in _chapters():  # else a fresh checkout shows every notebook as changed
+        assert cleaned(notebook.read_text()) == notebook.read_text(), notebook.name
 
 
-def test_make_install_s_filter_set_up_stages_notebooks_without_outputs(tmp_path):
-    """What the Makefile's nbstripout line does, in a fresh repository holding the kit's .gitattributes."""
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
-    attributes = (paths.project_root() / ".gitattributes").read_text()
+def test_make_git_filter_stages_notebooks_without_outputs(tmp_path):
+    """`make git-filter` (part of `make install`) in a fresh repository holding the kit's .gitattributes."""
+    if shutil.which("git") is None or shutil.which("make") is None:
+        pytest.skip("needs git and make")
+    root = paths.project_root()
+    attributes = (root / ".gitattributes").read_text()
     (tmp_path / ".gitattributes").write_text(attributes)
     assert _git("init", "-q", cwd=tmp_path).returncode == 0
-    done = subprocess.run([sys.executable, "-m", "nbstripout", "--install", "--attributes", ".gitattributes"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    done = subprocess.run(["make", "--no-print-directory", "-f", str(root / "Makefile"), "git-filter",
+                           f"PY={sys.executable}"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / ".gitattributes").read_text() == attributes  # the tracked file stays as committed
-    for folder in ("notebooks", "tests/nbval"):
-        (tmp_path / folder).mkdir(parents=True)
-        (tmp_path / folder / "a.ipynb").write_text(_notebook_with_outputs())
-    assert _git("add", "notebooks/a.ipynb", "tests/nbval/a.ipynb", cwd=tmp_path).returncode == 0
+    (tmp_path / "notebooks").mkdir()
+    for notebook in _chapters():  # a fresh checkout stays clean: the committed chapters pass unchanged
+        shutil.copy(notebook, tmp_path / "notebooks")
+    (tmp_path / "notebooks" / "a.ipynb").write_text(_notebook_with_outputs())
+    (tmp_path / "tests" / "nbval").mkdir(parents=True)
+    (tmp_path / "tests" / "nbval" / "a.ipynb").write_text(_notebook_with_outputs())
+    assert _git("add", "notebooks", "tests", cwd=tmp_path).returncode == 0
+    for notebook in _chapters():
+        staged = _git("show", f":notebooks/{notebook.name}", cwd=tmp_path).stdout
+        assert staged == notebook.read_text(), notebook.name
     _assert_stripped(_git("show", ":notebooks/a.ipynb", cwd=tmp_path).stdout)
     assert nbformat.reads(_git("show", ":tests/nbval/a.ipynb", cwd=tmp_path).stdout, as_version=4).cells[0].outputs
     assert _git("-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "commit.gpgsign=false",
