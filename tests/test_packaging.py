@@ -87,8 +87,13 @@ def test_gitattributes_filters_the_chapters_but_not_the_nbval_references():
     assert attributes == [f"{chapter}: filter: nbstripout", f"{reference}: filter: unspecified"]
 
 
-def _chapters() -> list[Path]:
-    return sorted((paths.project_root() / "notebooks").glob("*.ipynb"))
+def _committed_chapters() -> dict[str, str]:
+    """Each chapter notebook's name and text as it is committed: the git index's copy in a checkout (the
+    working copy may hold an autosave's outputs), the file itself elsewhere."""
+    root = paths.project_root()
+    in_git = _in_git_checkout(root)
+    return {path.name: _git("show", f":notebooks/{path.name}", cwd=root).stdout if in_git else path.read_text()
+            for path in sorted((root / "notebooks").glob("*.ipynb"))}
 
 
 def test_the_configured_filter_strips_outputs_and_leaves_the_committed_chapters_as_they_are():
@@ -104,8 +109,8 @@ def test_the_configured_filter_strips_outputs_and_leaves_the_committed_chapters_
         return done.stdout
 
     _assert_stripped(cleaned(_notebook_with_outputs()))
-    for notebook in _chapters():  # else a fresh checkout shows every notebook as changed
-        assert cleaned(notebook.read_text()) == notebook.read_text(), notebook.name
+    for name, text in _committed_chapters().items():  # else a fresh checkout shows every notebook as changed
+        assert cleaned(text) == text, name
 
 
 def test_make_git_filter_stages_notebooks_without_outputs(tmp_path):
@@ -121,15 +126,15 @@ def test_make_git_filter_stages_notebooks_without_outputs(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / ".gitattributes").read_text() == attributes  # the tracked file stays as committed
     (tmp_path / "notebooks").mkdir()
-    for notebook in _chapters():  # a fresh checkout stays clean: the committed chapters pass unchanged
-        shutil.copy(notebook, tmp_path / "notebooks")
+    chapters = _committed_chapters()
+    for name, text in chapters.items():
+        (tmp_path / "notebooks" / name).write_text(text)
     (tmp_path / "notebooks" / "a.ipynb").write_text(_notebook_with_outputs())
     (tmp_path / "tests" / "nbval").mkdir(parents=True)
     (tmp_path / "tests" / "nbval" / "a.ipynb").write_text(_notebook_with_outputs())
     assert _git("add", "notebooks", "tests", cwd=tmp_path).returncode == 0
-    for notebook in _chapters():
-        staged = _git("show", f":notebooks/{notebook.name}", cwd=tmp_path).stdout
-        assert staged == notebook.read_text(), notebook.name
+    for name, text in chapters.items():  # a fresh checkout stays clean: the committed chapters pass unchanged
+        assert _git("show", f":notebooks/{name}", cwd=tmp_path).stdout == text, name
     _assert_stripped(_git("show", ":notebooks/a.ipynb", cwd=tmp_path).stdout)
     assert nbformat.reads(_git("show", ":tests/nbval/a.ipynb", cwd=tmp_path).stdout, as_version=4).cells[0].outputs
     assert _git("-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "commit.gpgsign=false",
