@@ -2,7 +2,6 @@
 notebooks free of outputs (.gitattributes, set up by `make install`)."""
 import importlib
 import inspect
-import json
 import re
 import shutil
 import subprocess
