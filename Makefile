@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # Quiet CI logs; a progress bar refreshed every few seconds is plenty in a log file.
 export TQDM_MININTERVAL ?= 5
 
-.PHONY: install demo test test-fast nbval-reference clean-outputs
+.PHONY: install git-filter demo test test-fast nbval-reference readme-results clean-outputs
 
 install: $(STAMP)
 
@@ -22,7 +22,16 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	# a `python3` Jupyter kernel that runs inside this environment
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fvos kit)"
+	$(MAKE) --no-print-directory git-filter
 	touch $(STAMP)
+
+# Git's nbstripout filter that .gitattributes names, in the repository's own git config, so that notebooks
+# are staged without outputs; nothing outside a git checkout (a copied folder, an unpacked archive).
+# --keep-id: nbstripout would renumber the committed cell ids, and every notebook would show as changed.
+git-filter:
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		$(PY) -m nbstripout --install --attributes .gitattributes && \
+		git config --local filter.nbstripout.clean '"$(abspath $(PY))" -m nbstripout --keep-id'; fi
 
 # The main job: the FVOS pipeline on the embedded default (synthetic mini-MOSE, CPU).
 demo: $(STAMP)
@@ -34,6 +43,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not notebook"
+
+# Maintainers: copy the demo run's FVOS steps table into README.md (the demo itself writes no tracked
+# file); run after `make demo`, then commit README.md.
+readme-results: $(STAMP)
+	$(PY) -m fvos_utils.report --run demo --update-readme
 
 # Rewrite tests/nbval/ (the executed copies whose checked outputs pin key numbers); commit the result.
 nbval-reference: $(STAMP)

@@ -502,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
+    """The command line; returns :func:`run_dataset`'s summary (for callers in Python)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.threads:
@@ -524,5 +525,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     return summary
 
 
+def console_main(argv: Sequence[str] | None = None) -> int:
+    """``fvos-infer`` and ``python -m fvos_utils.infer``: :func:`main` with exit status 0 (a console
+    script's return value is its exit status; errors exit 2 inside main)."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(console_main())

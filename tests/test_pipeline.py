@@ -4,6 +4,7 @@ Runs against a throw-away project (``$FVOS_ROOT``) holding two tiny chapter note
 tests the runner and not the kit's chapters (those are executed by tests/test_notebooks.py).
 """
 import json
+import subprocess
 
 import nbformat
 import pytest
@@ -152,6 +153,15 @@ def test_shipped_pipeline_params_fit_the_notebooks(params_file, monkeypatch):
     assert params["chapters"], "a pipeline params file runs at least one chapter"
 
 
+def _tracked_changes() -> str | None:
+    """``git status`` of the kit's tracked files (empty when clean); None outside a git checkout."""
+    try:
+        return subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                              cwd=pipeline.paths.project_root(), capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
@@ -162,11 +172,13 @@ def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
 
     monkeypatch.delenv("FVOS_ROOT", raising=False)
     params = yaml.safe_load((pipeline.paths.params_dir() / "demo.yaml").read_text())
-    params["run"] = "pytest-demo"
-    params["chapters"]["07_report"]["update_readme"] = False  # the README belongs to the real demo run
+    params["run"] = "pytest-demo"  # everything else exactly as the demo runs
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump(params))
+    clean_before = _tracked_changes() == ""
     manifest = pipeline.run_pipeline(path, force=True)
+    if clean_before:  # the demo writes no tracked file (README.md included: make readme-results does)
+        assert _tracked_changes() == ""
     assert list(manifest["chapters"]) == list(pipeline.CHAPTERS)
     out = pipeline.paths.outputs_dir("pytest-demo")
     finetune = io.read_json(out / "02_finetune" / "metrics.json")
