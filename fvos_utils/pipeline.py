@@ -105,7 +105,7 @@ def notebook_parameters(chapter: str) -> dict[str, dict]:
 
 
 def _unknown_key_error(source: str, key: str, known) -> PipelineError:
-    close = difflib.get_close_matches(key, list(known), n=1)
+    close = difflib.get_close_matches(str(key), list(known), n=1)  # YAML keys may be numbers
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return PipelineError(f"{source}: unknown parameter {key!r}{hint}; known: {', '.join(sorted(known))}")
 
@@ -118,8 +118,10 @@ def _check_type(where: str, declared: str, value) -> None:
 
 
 def _mapping(path: Path, raw: dict, key: str, what: str) -> dict:
-    """``raw[key]`` as a dict ({} when absent or empty); anything else is a PipelineError."""
-    value = raw.get(key) or {}
+    """``raw[key]`` as a dict ({} when absent or left empty); anything else is a PipelineError."""
+    value = raw.get(key)
+    if value is None:
+        return {}
     if not isinstance(value, dict):
         raise PipelineError(f"{path}: {key!r} must be a mapping ({what}), got a {type(value).__name__}")
     return value
