@@ -107,7 +107,8 @@ def score_variants(pass_dirs: Mapping[Pass, str | os.PathLike], gt_dir: str | os
         videos: the videos scored (default: every video of ``gt_dir``).
 
     Folders: ``work_dir/<variant.name>/`` (each with its ``scores.json``), the passes filled once under
-    ``work_dir/filled/<pass.name>/``.
+    ``work_dir/filled/<pass.name>/``. Variant and filled-pass folders an earlier call left that this
+    one does not write are removed at the end (:func:`fvos_utils.postprocess.remove_other_variants`).
     """
     work_dir = resolve(work_dir)
     pass_dirs = {p: resolve(d) for p, d in pass_dirs.items()}
@@ -133,6 +134,8 @@ def score_variants(pass_dirs: Mapping[Pass, str | os.PathLike], gt_dir: str | os
             fuse_folders([(filled if variant.filling == "before" else pass_dirs)[p] for p in members], out, variant.fusion)
             fused.add(variant)
         results[variant] = score_folder(gt_dir, out, videos=videos, tags=tags)
+    postprocess.remove_other_variants(work_dir, {v.name for v in fused | set(variants)}, FusionVariant.from_name)
+    postprocess.remove_other_variants(work_dir / "filled", {p.name for p in filled}, Pass.from_name)
     return results
 
 

@@ -22,8 +22,9 @@ Merge rules (a pixel goes to an object whose logit is > 0):
     ``argmax``  the object with the largest logit (= SAM 2's tool with ``non_overlap_masks``, its default).
 Objects first annotated after frame 0 (YouTube-VOS style) are added at that frame and are background
 before it. Test-time transforms (flip, quarter turns) are applied to frames and prompts and inverted
-exactly on the outputs. A re-run skips videos already complete; under ``torchrun`` rank r takes every
-world_size-th video.
+exactly on the outputs. Each video's settings, weights (by content) and data are recorded beside it
+once its files are written, so a re-run skips exactly the videos already done the same way and never
+mixes two settings in one folder; under ``torchrun`` rank r takes every world_size-th video.
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ import argparse
 import contextlib
 import json
 import os
+import re
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -45,16 +48,21 @@ from tqdm.auto import tqdm
 
 from . import models, transforms
 from . import probs as probs_format
-from .io import DataError, MAX_OBJECT_ID, VOID_LABEL, VOSDataset, Video, atomic_dir, read_frame, read_json, \
-    read_list_file, write_json, write_mask
+from .io import DataError, MAX_OBJECT_ID, VOID_LABEL, VOSDataset, Video, atomic_dir, mask_size, read_frame, \
+    read_json, read_list_file, write_json, write_mask
 from .paths import resolve
 
 PROPAGATION_MODES = ("separate", "joint")
 #: The kit's default: the same logits as the paper's ``separate``, computed faster (module docstring).
 DEFAULT_MODE = "joint"
 MERGE_RULES = ("higher", "lower", "argmax")
-#: Settings of the run that produced a prediction folder (hidden: evaluators skip dot files).
-MANIFEST = ".fvos_infer.json"
+#: ``OUT/.fvos_infer.<video>.json``: how a video of a prediction folder was made (:func:`record_path`;
+#: hidden: evaluators and the submission check skip dot files).
+RECORD_PREFIX = ".fvos_infer."
+#: What :mod:`fvos_utils.io`'s atomic writers leave when a run is killed: ``.<name>.<random>.tmp``
+#: (folders), ``.<name>.<random>.tmp.<ext>`` (files) and ``.<name>.<random>.removing`` (a folder being
+#: deleted), ``<random>`` being tempfile's 8 characters (so a record of a video named "tmp" is no match).
+_LEFTOVER = re.compile(r"\..+\.[a-z0-9_]{8}\.(tmp(\.[^.]+)?|removing)")
 # SAM 2's frame normalisation (sam2.utils.misc.load_video_frames)
 _IMG_MEAN = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
 _IMG_STD = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
@@ -378,22 +386,97 @@ def _process_group() -> Iterator[tuple[int, int]]:
             torch.distributed.destroy_process_group()
 
 
-def _settings(model: str, weights: str, predictor, mode: str, merge: str, transform: str) -> dict:
-    return {"model": model, "checkpoint": weights, "image_size": predictor.image_size,
+def _settings(model: str, weights: str, predictor, mode: str, merge: str, transform: str, save_probs: bool) -> dict:
+    """Everything a video's files depend on besides its data; ``weights`` by content (a checkpoint
+    rewritten in place under the same name is other weights)."""
+    return {"model": model, "weights": models.weights_identity(model, weights), "image_size": predictor.image_size,
             "sigmoid_scale": predictor.sigmoid_scale_for_mem_enc, "sigmoid_bias": predictor.sigmoid_bias_for_mem_enc,
-            "mode": mode, "merge": merge, "transform": transform, "device_type": predictor.device.type}
+            "mode": mode, "merge": merge, "transform": transform, "save_probs": save_probs,
+            "device_type": predictor.device.type}
 
 
-def _check_manifest(out_dir: Path, settings: dict, *, overwrite: bool) -> None:
-    path = out_dir / MANIFEST
-    if path.is_file() and not overwrite:
-        previous = read_json(path)
-        changed = {k: (previous.get(k), v) for k, v in settings.items() if previous.get(k) != v}
+def _video_data(video: Video) -> dict:
+    """What a video's predictions depend on in its data, cheaply: frame file names, the first frame's
+    ``[H, W]`` (read from its header) and which frames are annotated; no pixels are read."""
+    return {"frames": [p.name for p in video.frames], "frame_size": list(mask_size(video.frames[0])),
+            "annotations": sorted(video.annotations)}
+
+
+def record_path(out_dir: str | os.PathLike, video: str) -> Path:
+    """The record of how ``video`` of a prediction folder was made, ``{"video", "checkpoint" (the weights'
+    label), "settings", "data"}``: written after the video's files, removed before they are rewritten,
+    so that it describes only files that match it."""
+    return Path(out_dir) / f"{RECORD_PREFIX}{video}.json"
+
+
+def _read_record(path: Path) -> dict | None:
+    """A video's record, or None where there is none."""
+    if not path.is_file():
+        return None
+    record = read_json(path)
+    if not (isinstance(record, dict) and isinstance(record.get("settings"), dict)
+            and isinstance(record.get("data"), dict) and isinstance(record.get("video"), str)):
+        raise DataError(path, "not a video record written by fvos_utils.infer (delete it to redo that video)")
+    return record
+
+
+def _differences(record: dict, settings: dict, data: dict | None) -> dict[str, tuple]:
+    """``{key: (recorded, current)}`` for each setting, and with ``data`` each data field, that differs.
+    Probabilities recorded but not asked for now are no difference (the labels are the same)."""
+    changed = {k: (record["settings"].get(k), v) for k, v in settings.items()
+               if k != "save_probs" and record["settings"].get(k) != v}
+    if data is not None:
+        changed.update({k: (record["data"].get(k), v) for k, v in data.items() if record["data"].get(k) != v})
+    return changed
+
+
+def _shown(value) -> str:
+    """A recorded value for a message: long lists (frame names) as their length and ends."""
+    if isinstance(value, list) and len(value) > 3:
+        return f"{len(value)} ({value[0]}..{value[-1]})"
+    return repr(value)
+
+
+def _check_folder(out_dir: Path, settings: dict, dataset: VOSDataset, names: set[str]) -> None:
+    """Refuse a folder holding videos recorded with other settings, or, for the videos ``names`` of this
+    run, from other data: a DataError naming the folder, how many such videos and how the first differs."""
+    conflicts = {}
+    for path in sorted(out_dir.glob(f"{RECORD_PREFIX}*.json")):
+        record = _read_record(path)
+        data = _video_data(dataset.video(record["video"])) if record["video"] in names else None
+        changed = _differences(record, settings, data)
         if changed:
-            shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in changed.items())
-            raise DataError(path, f"this folder holds a run with other settings ({shown}); "
-                                  "choose another output folder or pass overwrite")
-    write_json(path, settings)
+            conflicts[record["video"]] = changed
+    if conflicts:
+        video, changed = next(iter(conflicts.items()))
+        shown = ", ".join(f"{k}: {_shown(then)} there, {_shown(now)} now" for k, (then, now) in changed.items())
+        raise DataError(out_dir, f"{len(conflicts)} video(s) here were written with other settings or data "
+                                 f"(first, {video}: {shown}); choose another output folder or pass overwrite "
+                                 "to redo them")
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Delete what killed runs of the atomic writers left in ``folder`` (nothing else)."""
+    for entry in folder.iterdir():
+        if _LEFTOVER.fullmatch(entry.name):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
+def _output_folder(path: Path) -> Path:
+    """``path``, created; a file where it or a folder above it should be is a DataError naming that file."""
+    blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise DataError(blocking, f"a file, not a folder: {path} cannot be an output folder")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _collective_device(predictor) -> str | torch.device:
+    """Where tensors of collectives live: the rank's GPU under NCCL, else the CPU (gloo)."""
+    return predictor.device if predictor.device.type == "cuda" else "cpu"
 
 
 def rank_device(device: str | torch.device | None = None) -> str | torch.device | None:
@@ -415,12 +498,17 @@ def run_dataset(predictor, data_root: str | os.PathLike, out_dir: str | os.PathL
         predictor: a ``SAM2VideoPredictor`` (:func:`fvos_utils.models.build_predictor`: its image size
             and memory sigmoid are what the run uses).
         model, weights: the registry name and :func:`fvos_utils.models.weights_label` of the loaded
-            weights, recorded in the folder's settings so that a resume with other weights is refused.
+            weights; the record of each video holds the weights by content
+            (:func:`fvos_utils.models.weights_identity`).
 
-    A video counts as done when its folder exists (it appears only once complete) and, with
-    ``save_probs``, its ``<probs_dir>/<video>.npz`` too (``probs_dir`` defaults to ``out_dir``); done
-    videos are skipped unless ``overwrite``. The run's settings are kept in ``out_dir/.fvos_infer.json``;
-    resuming with other settings is an error. Under torchrun, rank r takes videos r, r + world_size, ...
+    Each video's :func:`record_path` is written once its files are (``<video>/`` and, with ``save_probs``,
+    ``<probs_dir>/<video>.npz``; ``probs_dir`` defaults to ``out_dir``): the settings (model, weights,
+    image size, sigmoid pair, mode, merge rule, transform, save_probs, device type) and its data (frame
+    names, frame size, annotated frames). A video is done when its record matches this run and its files
+    are there; done videos are skipped unless ``overwrite``, which redoes every video. Without
+    ``overwrite``, a folder holding any video recorded with other settings (or, for this run's videos,
+    other data) is a DataError, raised before anything is written. Hidden temporary files a killed run
+    left in the output folders are removed first. Under torchrun, rank r takes videos r, r + world_size, ...
 
     Returns:
         ``{"videos", "done", "skipped", "frames", "seconds"}`` for this process, and the same summed
@@ -433,18 +521,39 @@ def run_dataset(predictor, data_root: str | os.PathLike, out_dir: str | os.PathL
     dataset = VOSDataset(resolve(data_root), split, videos=videos)
     out_dir = resolve(out_dir)
     probs_folder = resolve(probs_dir) if probs_dir is not None else out_dir
+    settings = _settings(model, weights, predictor, mode, merge, transform, save_probs)
     with _process_group() as (rank, world):
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _check_manifest(out_dir, _settings(model, weights, predictor, mode, merge, transform), overwrite=overwrite)
-        names = dataset.video_names()[rank::world]
+        _output_folder(out_dir)
+        if save_probs:
+            _output_folder(probs_folder)
+        if rank == 0:
+            for folder in {out_dir, probs_folder}:
+                if folder.is_dir():
+                    _remove_leftovers(folder)
+        all_names = dataset.video_names()
+        if not overwrite:
+            _check_folder(out_dir, settings, dataset, set(all_names))
+        if world > 1 and torch.distributed.is_initialized():
+            # no rank writes before rank 0 has cleaned up and every rank has read the records as they were
+            torch.distributed.all_reduce(torch.zeros(1, device=_collective_device(predictor)))
+        names = all_names[rank::world]
         summary = {"videos": len(names), "done": 0, "skipped": 0, "frames": 0, "seconds": 0.0}
         show = progress and rank == 0
         for name in tqdm(names, desc=f"videos ({mode}, {predictor.image_size}px)", disable=not show):
+            video = dataset.video(name)
+            data = _video_data(video)
+            record_file = record_path(out_dir, name)
+            record = _read_record(record_file)
             probs_file = probs_format.probs_path(probs_folder, name)
-            if not overwrite and (out_dir / name).is_dir() and (not save_probs or probs_file.is_file()):
+            if (not overwrite and record is not None and not _differences(record, settings, data)
+                    and (out_dir / name).is_dir()
+                    and (not save_probs or (record["settings"].get("save_probs") and probs_file.is_file()))):
                 summary["skipped"] += 1
                 continue
-            video = dataset.video(name)
+            # the record goes first: until it is written again, no file of this video counts as done
+            record_file.unlink(missing_ok=True)
+            if record is not None and record["settings"].get("save_probs") and not save_probs:
+                probs_file.unlink(missing_ok=True)  # old probabilities must not sit beside new labels
             prediction = predict_video(predictor, video.frames, video_prompts(dataset, video), mode=mode,
                                        merge=merge, transform=transform, with_probs=save_probs,
                                        offload_video=offload_video, offload_state=offload_state,
@@ -454,14 +563,14 @@ def run_dataset(predictor, data_root: str | os.PathLike, out_dir: str | os.PathL
             with atomic_dir(out_dir / name, overwrite=True) as tmp:
                 for frame, labels in zip(video.frame_names, prediction.labels):
                     write_mask(tmp / f"{frame}.png", labels)
+            write_json(record_file, {"video": name, "checkpoint": weights, "settings": settings, "data": data})
             summary["done"] += 1
             summary["frames"] += len(video)
             summary["seconds"] += prediction.seconds
         summary["total"] = dict(summary)
         if world > 1 and torch.distributed.is_initialized():
             keys = ("videos", "done", "skipped", "frames", "seconds")
-            counts = torch.tensor([float(summary[k]) for k in keys],
-                                  device=predictor.device if predictor.device.type == "cuda" else "cpu")
+            counts = torch.tensor([float(summary[k]) for k in keys], device=_collective_device(predictor))
             torch.distributed.all_reduce(counts)
             summary["total"] = {k: (int(v) if k != "seconds" else v) for k, v in zip(keys, counts.tolist())}
     return summary
@@ -501,23 +610,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _from_here(path: str | None) -> Path | None:
+    """A command-line path taken from the current folder (library functions take relative paths from
+    the kit's folder)."""
+    return Path(path).expanduser().resolve() if path else None
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     """The command line; returns :func:`run_dataset`'s summary (for callers in Python)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    ckpt = args.ckpt if args.ckpt in (models.REGISTRY, models.RANDOM) else str(_from_here(args.ckpt))
     try:
-        videos = read_list_file(resolve(args.video_list)) if args.video_list else None
-        predictor = models.build_predictor(args.model, args.ckpt, scale=args.scale, device=rank_device(args.device),
+        videos = read_list_file(_from_here(args.video_list)) if args.video_list else None
+        predictor = models.build_predictor(args.model, ckpt, scale=args.scale, device=rank_device(args.device),
                                            seed=args.seed, sigmoid_scale=args.sigmoid_scale,
                                            sigmoid_bias=args.sigmoid_bias)
         summary = run_dataset(
-            predictor, args.data_root, args.out, model=args.model,
-            weights=models.weights_label(args.ckpt, seed=args.seed), split=args.split, videos=videos,
+            predictor, _from_here(args.data_root), _from_here(args.out), model=args.model,
+            weights=models.weights_label(ckpt, seed=args.seed), split=args.split, videos=videos,
             mode=args.mode, merge=args.merge, transform=args.tta, save_probs=args.save_probs,
-            probs_dir=args.probs_dir, offload_video=args.offload_video, offload_state=args.offload_state,
-            overwrite=args.overwrite, progress=not args.no_progress)
+            probs_dir=_from_here(args.probs_dir), offload_video=args.offload_video,
+            offload_state=args.offload_state, overwrite=args.overwrite, progress=not args.no_progress)
     except (DataError, ValueError, models.DownloadError) as err:
         parser.exit(2, f"error: {err}\n")
     if int(os.environ.get("RANK", "0")) == 0:

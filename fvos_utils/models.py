@@ -109,11 +109,12 @@ def image_size_for(spec: ModelSpec, scale: float) -> int:
     if not (math.isfinite(size) and size > 0):
         raise ValueError(f"scale must be a positive number, got {scale!r}")
     whole = round(size)
-    if abs(size - whole) > 1e-6 or whole % IMAGE_SIZE_MULTIPLE:
+    # a scale near 0 rounds to size 0, a multiple of 32 that SAM 2 cannot run (and would be recorded)
+    if abs(size - whole) > 1e-6 or whole % IMAGE_SIZE_MULTIPLE or whole < IMAGE_SIZE_MULTIPLE:
         valid = ", ".join(f"{s:g}" for s in FVOS_SCALES
                           if (spec.base_image_size * s) % IMAGE_SIZE_MULTIPLE == 0)
         raise ValueError(f"scale {scale:g} gives image size {size:g} for {spec.name} (base "
-                         f"{spec.base_image_size}); SAM 2 needs a multiple of {IMAGE_SIZE_MULTIPLE} "
+                         f"{spec.base_image_size}); SAM 2 needs a positive multiple of {IMAGE_SIZE_MULTIPLE} "
                          f"(valid FVOS scales here: {valid})")
     return whole
 
@@ -154,9 +155,24 @@ def default_checkpoint_path(spec: ModelSpec) -> Path:
 def _sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
+        for block in iter(lambda: fh.read(1 << 20), b""):  # 1 MB at a time: multi-GB checkpoints fit
             digest.update(block)
     return digest.hexdigest()
+
+
+#: ``(path, size, mtime_ns) -> sha256`` of the checkpoints hashed in this process: a run of several passes
+#: (one ``run_dataset`` call each) reads a multi-GB file once; a file rewritten in place gets a new key.
+_CHECKPOINT_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def checkpoint_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a checkpoint file, read once per process while its size and mtime stay the same."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _CHECKPOINT_HASHES:
+        _CHECKPOINT_HASHES[key] = _sha256_of(path)
+    return _CHECKPOINT_HASHES[key]
 
 
 def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, progress: bool = True,
@@ -320,6 +336,15 @@ def weights_label(ckpt: str | os.PathLike | None, *, seed: int = 0) -> str:
     if str(ckpt) == RANDOM:
         return f"{RANDOM} (seed {seed})"
     return str(ckpt)
+
+
+def weights_identity(model: str, label: str) -> str:
+    """What a :func:`weights_label` stands for, by content: ``"sha256:<hex>"`` of the checkpoint file it
+    names (the registry's file for ``"registry"``), or the label itself for random weights (their seed,
+    in the label, decides them). Two runs made the same predictions only if this is the same."""
+    if label == RANDOM or label.startswith(f"{RANDOM} (seed "):
+        return label
+    return f"sha256:{checkpoint_sha256(resolve_checkpoint(get_spec(model), label, allow_download=False))}"
 
 
 def set_memory_sigmoid(predictor, *, scale: float | None = None, bias: float | None = None) -> tuple[float, float]:

@@ -11,15 +11,25 @@ A params file (YAML)::
       00_data_and_metrics:
         n_show: 3
 
-Every key is checked against the parameters cells of the notebooks it feeds before anything runs: a
-misspelt key is an error here, not papermill's silent warning. Chapters pass results through files
-under ``outputs/<run>/`` (never through hidden state). A chapter whose notebook, parameters and the
-files they name (chapter 02's training params, say) are unchanged since its last successful run is
-skipped; once one chapter re-runs, every later one does too, since it may read what that one wrote.
-``--force`` re-runs every chapter and is passed on as the ``force`` parameter to chapters that keep
-work between runs (chapter 02 then trains again instead of finding its stages finished). A failing
-chapter stops the chain with a message naming the notebook and the cell; its partial notebook is
-kept, earlier chapters' outputs stay as they are.
+Every key and value is checked against the parameters cells of the notebooks it feeds before anything
+runs: a misspelt key or a value of another type than the cell declares is an error here, naming file,
+chapter and key, not papermill's silent warning or a TypeError deep in a chapter. Chapters pass results
+through files under ``outputs/<run>/`` (never through hidden state).
+
+A chapter is skipped as current while its inputs are unchanged since its last successful run (its
+notebook, its parameters, the files they name by content or size and time, the folders they name, such
+as ``data_root``, by their files' relative paths, sizes and modification times) and the outputs that run
+recorded are still there (its executed notebook, ``metrics.json``, each entry of its folder and, for
+chapter 02, the trained weights under ``outputs/<run>/train/``). Once one chapter re-runs, every later one
+does too, since it may read what that one wrote. ``--force`` re-runs every chapter and is passed on as the
+``force`` parameter to chapters that keep work between runs (chapter 02 then trains again instead of
+finding its stages finished).
+
+A chapter runs into ``<chapter>.running.ipynb``, which becomes ``<chapter>.ipynb`` on success and
+``<chapter>.failed.ipynb`` otherwise: the last good executed notebook is never overwritten by a failed
+attempt. A failure stops the chain with a message naming that notebook, the cell (its index there and its
+first line) and the error; the chapter and every later one then count as not current (state and
+``manifest.json``), earlier chapters' outputs stay as they are.
 """
 from __future__ import annotations
 
@@ -36,6 +46,7 @@ from pathlib import Path
 import yaml
 
 from . import io, paths, provenance
+from .chapter import METRICS_FILE
 
 #: The kit's chapters in the order they run (notebooks/<name>.ipynb).
 CHAPTERS = (
@@ -57,6 +68,20 @@ RUNNER_KEYS = ("run", "force")
 HASHED_FILE_BYTES = 64 * 2**20
 STATE_FILE = "pipeline_state.json"
 MANIFEST_FILE = "manifest.json"
+#: Paths under ``outputs/<run>/`` a chapter writes besides its own folder and counts among its outputs
+#: (chapter 02 trains into ``outputs/<run>/train/``; chapter 03 adds a file beside those weights, so the
+#: weights folders are named, not ``train/`` itself).
+OTHER_OUTPUTS = {"02_finetune": ("train/stage1/weights", "train/stage2/weights")}
+#: The parameter types papermill infers that values are checked against (a float takes an int; a bool,
+#: although a Python int, is no number here). Other annotations are not checked.
+_TYPE_CHECKS = {
+    "int": lambda value: isinstance(value, int) and not isinstance(value, bool),
+    "float": lambda value: isinstance(value, (int, float)) and not isinstance(value, bool),
+    "str": lambda value: isinstance(value, str),
+    "bool": lambda value: isinstance(value, bool),
+    "list": lambda value: isinstance(value, list),
+    "dict": lambda value: isinstance(value, dict),
+}
 
 
 class PipelineError(RuntimeError):
@@ -80,9 +105,30 @@ def notebook_parameters(chapter: str) -> dict[str, dict]:
 
 
 def _unknown_key_error(source: str, key: str, known) -> PipelineError:
-    close = difflib.get_close_matches(key, list(known), n=1)
+    close = difflib.get_close_matches(str(key), list(known), n=1)  # YAML keys may be numbers
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return PipelineError(f"{source}: unknown parameter {key!r}{hint}; known: {', '.join(sorted(known))}")
+
+
+def _check_type(where: str, declared: str, value) -> None:
+    """A PipelineError ``where: expected <declared>, got <type> <value>`` when ``value`` does not fit."""
+    fits = _TYPE_CHECKS.get(declared)
+    if fits is not None and not fits(value):
+        raise PipelineError(f"{where}: expected {declared}, got {type(value).__name__} {value!r}")
+
+
+def _mapping(path: Path, raw: dict, key: str, what: str) -> dict:
+    """``raw[key]`` as a dict ({} when absent or left empty); anything else is a PipelineError."""
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PipelineError(f"{path}: {key!r} must be a mapping ({what}), got a {type(value).__name__}")
+    return value
+
+
+def _is_plain_folder_name(name) -> bool:
+    return isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
 
 
 def load_run_params(path: str | os.PathLike) -> dict:
@@ -100,27 +146,35 @@ def load_run_params(path: str | os.PathLike) -> dict:
         if key not in TOP_LEVEL_KEYS:
             raise _unknown_key_error(str(path), key, TOP_LEVEL_KEYS)
     run = raw.get("run")
-    if not isinstance(run, str) or not run or "/" in run:
-        raise PipelineError(f"{path}: 'run' must be a plain folder name under outputs/, got {run!r}")
-    chapters = raw.get("chapters") or {}
-    common = raw.get("common") or {}
-    for name in chapters:
+    if not _is_plain_folder_name(run):
+        raise PipelineError(f"{path}: 'run' must be a plain folder name under outputs/ (not '.' or '..', no "
+                            f"slash or backslash), got {run!r}")
+    chapters = _mapping(path, raw, "chapters", "chapter name: its parameters")
+    common = _mapping(path, raw, "common", "parameter: value")
+    for name, params in chapters.items():
         if name not in CHAPTERS:
             raise PipelineError(f"{path}: unknown chapter {name!r}; chapters: {', '.join(CHAPTERS)}")
+        if params is not None and not isinstance(params, dict):
+            raise PipelineError(f"{path}: chapters.{name}: expected a mapping of its parameters, got "
+                                f"{type(params).__name__} {params!r}")
     declared = {name: notebook_parameters(name) for name in chapters}
     for name, params in chapters.items():
-        for key in params or {}:
+        for key, value in (params or {}).items():
             if key in RUNNER_KEYS:
                 raise PipelineError(f"{path}: chapters.{name}: {key!r} is set by the runner (the top-level "
                                     f"'run' key, the --force flag), not per chapter")
             if key not in declared[name]:
                 raise _unknown_key_error(f"{path}: chapters.{name}", key, declared[name])
-    for key in common:
+            _check_type(f"{path}: chapters.{name}.{key}", declared[name][key]["type"], value)
+    for key, value in common.items():
         if key in RUNNER_KEYS:
             raise PipelineError(f"{path}: common: {key!r} is set by the runner, not in common")
         if not any(key in d for d in declared.values()):
             known = set().union(*declared.values()) if declared else set()
             raise _unknown_key_error(f"{path}: common (no chapter declares it)", key, known)
+        for name in chapters:
+            if key in declared[name]:
+                _check_type(f"{path}: common.{key} (for chapter {name})", declared[name][key]["type"], value)
     return {"run": run, "common": common, "chapters": {n: dict(chapters[n] or {}) for n in CHAPTERS
                                                        if n in chapters}, "declared": declared, "path": path}
 
@@ -149,18 +203,79 @@ def parameter_values(params: dict, chapter: str) -> dict:
     return values
 
 
-def _fingerprint(chapter: str, parameters: dict) -> str:
+def _files_digest(path: Path, *, times: bool) -> str | None:
+    """A cheap digest of a file or folder, contents unread: each file's relative path, size and, with
+    ``times``, modification time (hidden entries left out, links followed); None when nothing is there."""
+    if not path.exists():
+        return None
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else []
+    for root, dirs, names in os.walk(path, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # in place: os.walk descends in this order
+        files += [Path(root, n) for n in sorted(names) if not n.startswith(".")]
+    for file in files:
+        try:
+            stat = file.stat()
+        except FileNotFoundError:  # a dangling link: a missing input
+            size, mtime = -1, -1
+        else:
+            size, mtime = stat.st_size, stat.st_mtime_ns
+        stamp = f"{size} {mtime}" if times else str(size)
+        digest.update(f"{file.relative_to(path).as_posix()}\0{stamp}\n".encode())
+    return digest.hexdigest()
+
+
+def _fingerprint(chapter: str, parameters: dict, folders: dict[Path, str]) -> str:
     """What a chapter's outputs depend on: its notebook, its parameters (``force`` aside: it asks for a
-    re-run, it does not change the result) and the files they name (e.g. chapter 02's training params)."""
+    re-run, it does not change the result), the files they name (e.g. chapter 02's training params) and
+    the folders they name (e.g. ``data_root``: an edited ground-truth mask changes it). ``folders`` caches
+    folder digests between chapters that change nothing (the caller empties it when a chapter runs)."""
     digest = hashlib.sha256(notebook_path(chapter).read_bytes())
     kept = {k: v for k, v in parameters.items() if k != "force"}
     digest.update(json.dumps(kept, sort_keys=True).encode())
     for key, value in sorted(kept.items()):
-        if isinstance(value, str) and value and (path := paths.resolve(value)).is_file():
+        if not (isinstance(value, str) and value):
+            continue
+        path = paths.resolve(value)
+        if path.is_file():
             stat = path.stat()
             named = path.read_bytes() if stat.st_size <= HASHED_FILE_BYTES else f"{stat.st_size} {stat.st_mtime_ns}".encode()
             digest.update(key.encode() + b"\0" + hashlib.sha256(named).digest())
+        elif path.is_dir():
+            if path not in folders:
+                folders[path] = _files_digest(path, times=True)
+            digest.update(key.encode() + b"\0" + folders[path].encode())
     return digest.hexdigest()
+
+
+def _outputs(run_dir: Path, chapter: str) -> dict[str, str] | None:
+    """A chapter's outputs as its last run left them: ``{path under run_dir: digest of its files' relative
+    paths and sizes}`` for each entry of ``<chapter>/`` and each of :data:`OTHER_OUTPUTS` that exists; None
+    when its executed notebook or its ``metrics.json`` is missing (no finished run to stand on)."""
+    if not (run_dir / f"{chapter}.ipynb").is_file() or not (run_dir / chapter / METRICS_FILE).is_file():
+        return None
+    entries = [f"{chapter}/{p.name}" for p in sorted((run_dir / chapter).iterdir()) if not p.name.startswith(".")]
+    entries += OTHER_OUTPUTS.get(chapter, ())
+    found = {entry: _files_digest(run_dir / entry, times=False) for entry in entries}
+    return {entry: digest for entry, digest in found.items() if digest is not None}
+
+
+def _outputs_intact(run_dir: Path, chapter: str, recorded: dict | None) -> bool:
+    """Whether every output a chapter's last run recorded is still there as it was (sizes; entries added
+    since, such as the recipe's server zip in chapter 06's folder, do not matter)."""
+    now = _outputs(run_dir, chapter)
+    return bool(recorded) and now is not None and all(now.get(entry) == digest for entry, digest in recorded.items())
+
+
+def _failed_cell(notebook: Path) -> tuple[int, str] | None:
+    """``(index, first non-blank source line)`` of the cell papermill marked as raising, as the executed
+    notebook holds it (papermill inserts its parameters and error cells, so its own index is off)."""
+    import nbformat
+
+    for index, cell in enumerate(nbformat.read(notebook, as_version=4).cells):
+        if cell.get("metadata", {}).get("papermill", {}).get("exception"):
+            return index, next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -197,35 +312,54 @@ def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: l
         "environment": provenance.environment(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    folders: dict[Path, str] = {}
     rerun_from_here = force
     bar = tqdm(chapters, desc=f"pipeline {params['run']}", unit="chapter")
     for chapter in bar:
         bar.set_postfix_str(chapter)
         parameters = chapter_parameters(params, chapter, force=force)
-        fingerprint = _fingerprint(chapter, parameters)
-        executed = run_dir / f"{chapter}.ipynb"
         previous = state.get(chapter, {})
-        if not rerun_from_here and previous.get("fingerprint") == fingerprint and executed.is_file():
-            manifest["chapters"][chapter] = {**previous, "skipped": True}
+        if (not rerun_from_here and previous.get("fingerprint") == _fingerprint(chapter, parameters, folders)
+                and _outputs_intact(run_dir, chapter, previous.get("outputs"))):
+            manifest["chapters"][chapter] = {**previous, "skipped": True, "status": "current"}
             continue
         rerun_from_here = True
+        # from here on this chapter's outputs change, and later chapters read them: none of them is current
+        for later in CHAPTERS[CHAPTERS.index(chapter):]:
+            state.pop(later, None)
+        io.write_json(state_path, state)
+        executed = run_dir / f"{chapter}.ipynb"
+        attempt, failed = run_dir / f"{chapter}.running.ipynb", run_dir / f"{chapter}.failed.ipynb"
+        manifest["chapters"][chapter] = {"skipped": False, "status": "running", "notebook": str(attempt)}
+        io.write_json(run_dir / MANIFEST_FILE, manifest)
         start = time.perf_counter()
         try:
-            papermill.execute_notebook(str(notebook_path(chapter)), str(executed), parameters=parameters,
+            papermill.execute_notebook(str(notebook_path(chapter)), str(attempt), parameters=parameters,
                                        kernel_name=kernel_name, cwd=str(paths.project_root()),
                                        progress_bar=False)
-        except papermill.PapermillExecutionError as err:
-            state.pop(chapter, None)
-            io.write_json(state_path, state)
+        except BaseException as err:  # a failure or an interrupt: the attempt is kept apart from the last good run
+            if attempt.is_file():
+                os.replace(attempt, failed)
+            error = f"{err.ename}: {err.evalue}" if isinstance(err, papermill.PapermillExecutionError) else repr(err)
+            manifest["chapters"][chapter] = {"skipped": False, "status": "failed", "notebook": str(failed),
+                                             "error": error}
+            io.write_json(run_dir / MANIFEST_FILE, manifest)
+            if not isinstance(err, papermill.PapermillExecutionError):
+                raise
+            cell = _failed_cell(failed)
+            where = f"cell {cell[0]} (`{cell[1]}`)" if cell else "a cell"
+            kept = f"\n  its last successful notebook is unchanged at {executed}" if executed.is_file() else ""
             raise PipelineError(
-                f"chapter {chapter} failed in cell {err.cell_index} (execution count {err.exec_count}): "
-                f"{err.ename}: {err.evalue}\n  partial notebook kept at {executed}\n"
+                f"chapter {chapter} failed in {where} of {failed}: {error}{kept}\n"
                 f"  earlier chapters' outputs in {run_dir} are intact") from None
+        os.replace(attempt, executed)
+        failed.unlink(missing_ok=True)
         seconds = round(time.perf_counter() - start, 2)
-        state[chapter] = {"fingerprint": fingerprint, "seconds": seconds, "parameters": parameters,
-                          "notebook": str(executed)}
+        folders.clear()  # the chapter may have written into folders that parameters name (chapter 00: data_root)
+        state[chapter] = {"fingerprint": _fingerprint(chapter, parameters, folders), "seconds": seconds,
+                          "parameters": parameters, "notebook": str(executed), "outputs": _outputs(run_dir, chapter)}
         io.write_json(state_path, state)
-        manifest["chapters"][chapter] = {**state[chapter], "skipped": False}
+        manifest["chapters"][chapter] = {**state[chapter], "skipped": False, "status": "done"}
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     io.write_json(run_dir / MANIFEST_FILE, manifest)
     return manifest
@@ -237,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true",
                         help="re-run chapters even if their outputs are current, and redo their cached work "
                              "(chapter 02 trains again from its starting weights)")
-    parser.add_argument("--only", nargs="+", metavar="CHAPTER", help="run only these chapters")
+    parser.add_argument("--only", nargs="+", choices=CHAPTERS, metavar="CHAPTER",
+                        help=f"run only these chapters of the params file: {', '.join(CHAPTERS)}")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
     args = parser.parse_args(argv)
     try:

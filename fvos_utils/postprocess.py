@@ -43,7 +43,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Collection, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -51,7 +51,7 @@ from skimage.segmentation import expand_labels
 from tqdm.auto import tqdm
 
 from . import probs
-from .io import DataError, atomic_dir, read_mask, write_mask
+from .io import DataError, atomic_dir, read_mask, remove_dir, write_mask
 from .paths import resolve
 
 SHAPES = ("square", "circle")
@@ -374,7 +374,8 @@ def fill_variants(source: str | os.PathLike, work_dir: str | os.PathLike, varian
             overlap), which is what the paper fills; else a prediction folder of merged label maps
             ``<video>/<frame>.png`` (split into masks by id).
         work_dir: setting v is written to ``work_dir/<v.name>/<video>/<frame>.png``; each folder
-            appears only once every setting is complete.
+            appears only once every setting is complete. Then the folders of settings not in
+            ``variants`` (an earlier call's) are removed (:func:`remove_other_variants`).
         videos: a subset of the videos (default: all).
 
     Returns:
@@ -390,7 +391,28 @@ def fill_variants(source: str | os.PathLike, work_dir: str | os.PathLike, varian
             for variant, folder in tmp.items():
                 labels = fill_gaps(masks, ids, variant.kernel, shape=variant.shape, method=variant.method)
                 write_mask(folder / video / f"{frame}.png", labels)
+    remove_other_variants(work_dir, {v.name for v in variants}, GapFilling.from_name)
     return {v: work_dir / v.name for v in variants}
+
+
+def remove_other_variants(work_dir: Path, current: Collection[str], parse: Callable[[str], object]) -> None:
+    """Delete the folders of ``work_dir`` named like a variant but not in ``current``: what a call with
+    other settings left beside this call's folders, which would otherwise pass for results of this one.
+
+    A name is a variant's when ``parse`` (e.g. :meth:`GapFilling.from_name`) accepts it; every other
+    entry (files, links, hidden or other folders) is kept. Called once the current folders are written,
+    so a call that fails leaves the folder as it was.
+    """
+    if not work_dir.is_dir():
+        return
+    for entry in sorted(work_dir.iterdir()):
+        if entry.name in current or entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            parse(entry.name)
+        except ValueError:
+            continue
+        remove_dir(entry)
 
 
 # --------------------------------------------------------------------------------- figure crops

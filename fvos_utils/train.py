@@ -498,7 +498,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.params:
         parser.error("--params is required")
-    folder = train_stage(args.params, args.stage, threads=args.threads, restart=args.restart)
+    # a command-line path is taken from the current folder (the library takes them from the kit's)
+    params = Path(args.params).expanduser().resolve()
+    folder = train_stage(params, args.stage, threads=args.threads, restart=args.restart)
     print(f"stage {args.stage} done: {folder}")
     return 0
 

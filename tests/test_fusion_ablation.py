@@ -140,6 +140,22 @@ def test_fusion_ablation_fuses_fills_and_scores_the_right_passes(pass_folders, t
                                  scale_sets=SCALE_SETS, transform_sets=TRANSFORM_SETS, progress=False)
 
 
+def test_fusion_ablation_removes_the_folders_of_variants_no_longer_compared(pass_folders, tmp_path):
+    """Chapter 06 with fewer scale sets: the dropped variants' folders and the passes only they filled go;
+    anything not named like a variant or a pass stays."""
+    work = tmp_path / "fused"
+    run = dict(scale_sets=SCALE_SETS, transform_sets=TRANSFORM_SETS, progress=False)
+    fusion_ablation.score_variants(pass_folders, tmp_path / "gt", work,
+                                   fusion_ablation.fusion_variants(["one", "two"], ["identity"], fillings_for=["identity"]),
+                                   **run)
+    (work / "notes").mkdir()
+    (work / "filled" / "notes").mkdir()
+    kept = fusion_ablation.fusion_variants(["one"], ["identity"], fillings_for=["identity"])
+    fusion_ablation.score_variants(pass_folders, tmp_path / "gt", work, kept, **run)
+    assert sorted(p.name for p in work.iterdir()) == sorted([v.name for v in kept] + ["filled", "notes"])
+    assert sorted(p.name for p in (work / "filled").iterdir()) == ["notes", "scale1-identity"]
+
+
 def test_fusion_and_cost_tables():
     passes = recipe.passes_for((1.0, 1.125), ("identity", "hflip"))
     runs = {p: {"seconds_per_frame": s} for p, s in zip(passes, (0.1, 0.3, 0.5, 0.7))}

@@ -72,10 +72,11 @@ def _prompts(root: Path, name: str):
     return video, infer.video_prompts(data, video)
 
 
-def _run(root, out, *, ckpt=models.RANDOM, seed=0, **kwargs):
-    """infer.run_dataset with a freshly built fvos_tiny (``ckpt``, ``seed``), as the command line runs it."""
+def _run(root, out, *, ckpt=models.RANDOM, seed=0, scale=1.0, **kwargs):
+    """infer.run_dataset with a freshly built fvos_tiny (``ckpt``, ``seed``, ``scale``), as the command
+    line runs it."""
     kwargs.setdefault("progress", False)
-    predictor = models.build_predictor("fvos_tiny", ckpt, seed=seed, device="cpu")
+    predictor = models.build_predictor("fvos_tiny", ckpt, scale=scale, seed=seed, device="cpu")
     return infer.run_dataset(predictor, root, out, model="fvos_tiny", weights=models.weights_label(ckpt, seed=seed),
                              **kwargs)
 
@@ -225,7 +226,7 @@ def test_run_writes_a_palette_png_for_every_frame(dataset, tmp_path):
     out = tmp_path / "pred"
     summary = _run(dataset, out)
     assert summary["done"] == 2 and summary["skipped"] == 0 and summary["frames"] == 12
-    assert sorted(p.name for p in out.iterdir()) == [infer.MANIFEST, "late", "plain"]
+    assert sorted(p.name for p in out.iterdir()) == [".fvos_infer.late.json", ".fvos_infer.plain.json", "late", "plain"]
     palette = io.davis_palette()
     for name, ids in (("plain", {0, 1, 2}), ("late", {0, 1, 2, 3})):
         pngs = sorted((out / name).iterdir())
@@ -235,8 +236,14 @@ def test_run_writes_a_palette_png_for_every_frame(dataset, tmp_path):
             assert img.mode == "P" and img.size == (SIZE[1], SIZE[0])
             assert np.array_equal(np.array(img.getpalette(), np.uint8).reshape(-1, 3)[:256], palette)
             assert set(np.unique(np.asarray(img)).tolist()) <= ids
-    settings = json.loads((out / infer.MANIFEST).read_text())
-    assert settings["image_size"] == 256 and settings["mode"] == infer.DEFAULT_MODE == "joint" and settings["merge"] == "higher"
+    record = json.loads(infer.record_path(out, "late").read_text())
+    assert record["video"] == "late" and record["checkpoint"] == "random (seed 0)"
+    assert record["settings"] == {"model": "fvos_tiny", "weights": "random (seed 0)", "image_size": 256,
+                                  "sigmoid_scale": 20.0, "sigmoid_bias": -10.0, "mode": infer.DEFAULT_MODE,
+                                  "merge": "higher", "transform": "identity", "save_probs": False,
+                                  "device_type": "cpu"}
+    assert record["data"] == {"frames": [f"{t:05d}.jpg" for t in range(6)], "frame_size": list(SIZE),
+                              "annotations": ["00000", f"{LATE_FRAME:05d}"]}
 
 
 def test_same_seed_gives_the_same_bytes(dataset, tmp_path):
@@ -289,9 +296,94 @@ def test_resume_skips_finished_videos_and_redoes_missing_ones(dataset, tmp_path)
 def test_resuming_with_other_settings_is_an_error(dataset, tmp_path):
     out = tmp_path / "pred"
     _run(dataset, out, videos=["plain"])
-    with pytest.raises(io.DataError, match=r"\.fvos_infer\.json: .*merge: 'higher' there, 'lower' now"):
+    with pytest.raises(io.DataError, match=r"pred: 1 video\(s\) here .*plain: merge: 'higher' there, 'lower' now"):
         _run(dataset, out, videos=["plain"], merge="lower")
     assert _run(dataset, out, videos=["plain"], merge="lower", overwrite=True)["done"] == 1
+
+
+def _recorded(out, video):
+    """The settings a video of a prediction folder was written with."""
+    return json.loads(infer.record_path(out, video).read_text())["settings"]
+
+
+def test_a_killed_overwrite_run_never_leaves_a_mixed_folder(tmp_path, monkeypatch):
+    """``--overwrite --scale 1.25`` killed in its second video, then resumed without ``--overwrite``: the
+    folder holds a video of each scale, which is an error naming the old one, not a finished run."""
+    for k in range(3):
+        _write_clip(tmp_path / "data", f"v{k}", seed=k)
+    out = tmp_path / "pred"
+    _run(tmp_path / "data", out)
+    predict = infer.predict_video
+    calls = []
+
+    def killed_in_the_second_video(*args, **kwargs):
+        calls.append(kwargs["desc"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return predict(*args, **kwargs)
+
+    monkeypatch.setattr(infer, "predict_video", killed_in_the_second_video)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path / "data", out, scale=1.25, overwrite=True)
+    monkeypatch.setattr(infer, "predict_video", predict)
+    with pytest.raises(io.DataError, match=rf"{re.escape(str(out))}: 1 video.*v2: image_size: 256 there, 320 now"):
+        _run(tmp_path / "data", out, scale=1.25)
+    # v1 was being redone: its old labels are there, but nothing says they are done
+    assert (out / "v1").is_dir() and not infer.record_path(out, "v1").exists()
+    assert (_recorded(out, "v0")["image_size"], _recorded(out, "v2")["image_size"]) == (320, 256)
+    assert _run(tmp_path / "data", out, scale=1.25, overwrite=True)["done"] == 3
+    assert _run(tmp_path / "data", out, scale=1.25)["skipped"] == 3
+    assert {_recorded(out, f"v{k}")["image_size"] for k in range(3)} == {320}
+
+
+def test_redoing_a_video_without_probabilities_drops_its_old_ones(dataset, tmp_path):
+    """Probabilities of another scale beside new labels would mix two settings in one folder."""
+    out = tmp_path / "pred"
+    _run(dataset, out, videos=["plain"], save_probs=True)
+    _run(dataset, out, videos=["plain"], scale=1.25, overwrite=True)
+    assert (out / "plain").is_dir() and not (out / "plain.npz").exists()
+
+
+def test_other_weights_in_the_same_checkpoint_file_are_not_done(dataset, tmp_path):
+    ckpt = tmp_path / "weights.pt"
+    models.save_checkpoint(models.build_predictor("fvos_tiny", models.RANDOM, seed=0), ckpt)
+    out = tmp_path / "pred"
+    _run(dataset, out, ckpt=str(ckpt), videos=["plain"])
+    assert _run(dataset, out, ckpt=str(ckpt), videos=["plain"])["skipped"] == 1
+    models.save_checkpoint(models.build_predictor("fvos_tiny", models.RANDOM, seed=1), ckpt)  # retrained in place
+    with pytest.raises(io.DataError, match=r"weights: 'sha256:[0-9a-f]{64}' there, 'sha256:[0-9a-f]{64}' now"):
+        _run(dataset, out, ckpt=str(ckpt), videos=["plain"])
+    assert _run(dataset, out, ckpt=str(ckpt), videos=["plain"], overwrite=True)["done"] == 1
+
+
+def test_other_data_with_the_same_video_names_is_not_done(dataset, tmp_path):
+    short = tmp_path / "short"
+    _write_clip(short, "plain", n_frames=4)
+    out = tmp_path / "pred"
+    _run(dataset, out, videos=["plain"])
+    with pytest.raises(io.DataError, match=r"plain: frames: 6 \(00000\.jpg\.\.00005\.jpg\) there, "
+                                           r"4 \(00000\.jpg\.\.00003\.jpg\) now"):
+        _run(short, out)
+    assert _run(short, out, overwrite=True)["done"] == 1
+    assert len(list((out / "plain").iterdir())) == 4
+
+
+def test_a_run_removes_what_a_killed_run_left_and_nothing_else(dataset, tmp_path):
+    out = tmp_path / "pred"
+    _run(dataset, out)
+    leftovers = [out / ".late.k3j_a8x1.tmp", out / ".plain.npz.abcdefgh.tmp.npz",
+                 out / ".fvos_infer.plain.json.q1w2e3r4.tmp.json", out / ".late.zz9_x1y2.removing"]
+    leftovers[0].mkdir()
+    (leftovers[0] / "00000.png").write_bytes(b"half")
+    leftovers[3].mkdir()
+    for path in leftovers[1:3]:
+        path.write_bytes(b"half")
+    kept = [out / ".notes", out / "keep.tmp"]
+    for path in kept:
+        path.write_text("mine")
+    assert _run(dataset, out)["skipped"] == 2
+    assert not any(path.exists() for path in leftovers)
+    assert all(path.read_text() == "mine" for path in kept)
 
 
 # ------------------------------------------------------------------------------------------- errors
@@ -337,6 +429,40 @@ def test_command_line_errors_are_one_clear_line(dataset, tmp_path, capsys, argv,
     assert re.search(message, capsys.readouterr().err)
 
 
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_an_output_folder_where_a_file_is_is_one_clear_line(dataset, tmp_path, capsys, where):
+    (tmp_path / "notes.txt").write_text("mine")
+    out = tmp_path / "notes.txt" if where == "a file" else tmp_path / "notes.txt" / "pred"
+    with pytest.raises(SystemExit) as stop:
+        infer.main(["--data-root", str(dataset), "--out", str(out), "--ckpt", "random", "--no-progress"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert f"{tmp_path / 'notes.txt'}: a file, not a folder" in err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_scale_giving_no_image_is_refused_before_anything_is_written(dataset, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        infer.main(["--data-root", str(dataset), "--out", str(tmp_path / "out"), "--ckpt", "random",
+                    "--scale", "1e-9", "--no-progress"])
+    assert stop.value.code == 2 and "scale 1e-09 gives image size" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_command_line_paths_are_taken_from_the_current_folder(tmp_path, monkeypatch, capsys):
+    _write_clip(tmp_path / "data", "v")
+    _write_clip(tmp_path / "data", "w", seed=2)
+    (tmp_path / "list.txt").write_text("v\n")
+    models.save_checkpoint(models.build_predictor("fvos_tiny", models.RANDOM, seed=0), tmp_path / "weights.pt")
+    monkeypatch.chdir(tmp_path)
+    infer.main(["--data-root", "data", "--out", "pred", "--video-list", "list.txt", "--ckpt", "weights.pt",
+                "--save-probs", "--probs-dir", "probs", "--no-progress"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["done"] == 1
+    assert sorted(p.name for p in (tmp_path / "pred").iterdir() if not p.name.startswith(".")) == ["v"]
+    assert (tmp_path / "probs" / "v.npz").is_file()
+    assert json.loads(infer.record_path(tmp_path / "pred", "v").read_text())["checkpoint"] == str(tmp_path / "weights.pt")
+
+
 def test_unknown_mode_or_transform_is_a_clear_error(predictor, dataset):
     video, prompts = _prompts(dataset, "plain")
     with pytest.raises(ValueError, match="unknown mode 'both'"):
@@ -354,8 +480,8 @@ def test_command_line_on_mose_style_split_folders(tmp_path, capsys):
                 str(out), "--scale", "1.125", "--mode", "joint", "--tta", "hflip", "--save-probs",
                 "--no-progress"])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["done"] == 1
-    assert sorted(p.name for p in out.iterdir()) == [infer.MANIFEST, "v1", "v1.npz"]
-    assert json.loads((out / infer.MANIFEST).read_text())["image_size"] == 288
+    assert sorted(p.name for p in out.iterdir()) == [".fvos_infer.v1.json", "v1", "v1.npz"]
+    assert _recorded(out, "v1")["image_size"] == 288
 
 
 def _free_port() -> int:

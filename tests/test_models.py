@@ -61,13 +61,26 @@ def test_scale_off_the_32_grid_is_a_clear_error(scale):
         models.image_size_for(models.get_spec("fvos_tiny"), scale)
 
 
-@pytest.mark.parametrize("scale", [0, -1.0, float("nan")])
+@pytest.mark.parametrize("scale", [0, -1.0, float("nan"), 1e-9])
 def test_non_positive_scale_is_a_clear_error(scale):
+    """1e-9 rounds to image size 0, a multiple of 32 that SAM 2 cannot run."""
     with pytest.raises(ValueError, match="positive"):
         models.image_size_for(models.get_spec("fvos_tiny"), scale)
 
 
-def test_device_choice_falls_back_to_cpu_and_checks_requests():
+def test_weights_are_identified_by_content_and_hashed_once(tmp_path, monkeypatch):
+    ckpt = tmp_path / "weights.pt"
+    ckpt.write_bytes(b"first weights")
+    reads = []
+    sha256_of = models._sha256_of
+    monkeypatch.setattr(models, "_sha256_of", lambda path: reads.append(path) or sha256_of(path))
+    first = models.weights_identity("fvos_tiny", str(ckpt))
+    assert first == models.weights_identity("fvos_tiny", str(ckpt)) == f"sha256:{hashlib.sha256(b'first weights').hexdigest()}"
+    assert len(reads) == 1  # once per process while the file is unchanged
+    ckpt.write_bytes(b"retrained weights")  # rewritten in place, same name
+    assert models.weights_identity("fvos_tiny", str(ckpt)) != first and len(reads) == 2
+    assert models.weights_identity("fvos_tiny", models.weights_label("random", seed=3)) == "random (seed 3)"
+
     expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
     assert models.pick_device().type == expected
     assert models.pick_device("cpu") == torch.device("cpu")

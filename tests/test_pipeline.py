@@ -4,12 +4,15 @@ Runs against a throw-away project (``$FVOS_ROOT``) holding two tiny chapter note
 tests the runner and not the kit's chapters (those are executed by tests/test_notebooks.py).
 """
 import json
+import os
+import re
 import subprocess
 
 import nbformat
 import pytest
 
 from fvos_utils import pipeline
+from fvos_utils.io import remove_dir
 
 pytestmark = pytest.mark.notebook
 
@@ -23,25 +26,33 @@ def _notebook(params_src: str, body_src: str):
     return nb
 
 
+# what every chapter writes last (fvos_utils.chapter.Chapter.write_metrics): outputs/<run>/<chapter>/metrics.json
+METRICS = """
+(out / "{chapter}").mkdir(parents=True, exist_ok=True)
+(out / "{chapter}" / "metrics.json").write_text("{{}}")
+"""
 WRITE_VALUE = """
 import json, pathlib, os
 out = pathlib.Path(os.environ["FVOS_ROOT"]) / "outputs" / run
 out.mkdir(parents=True, exist_ok=True)
 (out / "value.json").write_text(json.dumps({"value": value, "seed": seed}))
-"""
+""" + METRICS.format(chapter="00_data_and_metrics")
 READ_VALUE = """
 import json, pathlib, os
-got = json.loads((pathlib.Path(os.environ["FVOS_ROOT"]) / "outputs" / run / "value.json").read_text())
+out = pathlib.Path(os.environ["FVOS_ROOT"]) / "outputs" / run
+got = json.loads((out / "value.json").read_text())
 assert not fail, "asked to fail"
-(pathlib.Path(os.environ["FVOS_ROOT"]) / "outputs" / run / "doubled.json").write_text(json.dumps(2 * got["value"]))
-"""
+(out / "doubled.json").write_text(json.dumps(2 * got["value"]))
+""" + METRICS.format(chapter="01_sam2_inference")
 
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     (tmp_path / "notebooks").mkdir()
-    nbformat.write(_notebook('run: str = "x"  # run name\nvalue: int = 1  # a number\nseed: int = 0  # seed',
-                             WRITE_VALUE), tmp_path / "notebooks" / "00_data_and_metrics.ipynb")
+    nbformat.write(_notebook('run: str = "x"  # run name\nvalue: int = 1  # a number\nseed: int = 0  # seed\n'
+                             'ratio: float = 0.5  # a fraction\nmethods: list = ["a"]  # names\n'
+                             'data_root: str = ""  # a dataset folder', WRITE_VALUE),
+                   tmp_path / "notebooks" / "00_data_and_metrics.ipynb")
     nbformat.write(_notebook('run: str = "x"  # run name\nfail: bool = False  # raise in the body',
                              READ_VALUE), tmp_path / "notebooks" / "01_sam2_inference.ipynb")
     monkeypatch.setenv("FVOS_ROOT", str(tmp_path))
@@ -94,7 +105,7 @@ def test_a_file_named_by_a_parameter_counts_and_force_reaches_the_chapters_decla
                              'import json, pathlib, os\n'
                              'out = pathlib.Path(os.environ["FVOS_ROOT"]) / "outputs" / run\n'
                              '(out / "seen.json").write_text(json.dumps({"text": (pathlib.Path(os.environ["FVOS_ROOT"]) '
-                             '/ settings).read_text(), "force": force}))'),
+                             '/ settings).read_text(), "force": force}))' + METRICS.format(chapter="01_sam2_inference")),
                    project / "notebooks" / "01_sam2_inference.ipynb")
     (project / "settings.yaml").write_text("lr: 1")
     params = _params(project, GOOD.replace("01_sam2_inference: {}", "01_sam2_inference: {settings: settings.yaml}"))
@@ -112,16 +123,74 @@ def test_a_file_named_by_a_parameter_counts_and_force_reaches_the_chapters_decla
 
 def test_a_failing_chapter_stops_the_chain_names_the_cell_and_keeps_outputs(project):
     pipeline.run_pipeline(_params(project, GOOD))
-    before = (project / "outputs" / "t" / "value.json").read_text()
+    out = project / "outputs" / "t"
+    before = (out / "value.json").read_text()
     bad = _params(project, GOOD.replace("01_sam2_inference: {}", "01_sam2_inference: {fail: true}"))
-    with pytest.raises(pipeline.PipelineError, match=r"chapter 01_sam2_inference failed in cell \d+.*"
-                                                     r"AssertionError: asked to fail"):
+    with pytest.raises(pipeline.PipelineError) as failure:
         pipeline.run_pipeline(bad)
-    partial = nbformat.read(project / "outputs" / "t" / "01_sam2_inference.ipynb", as_version=4)
-    assert any(o.get("ename") == "AssertionError" for c in partial.cells for o in c.get("outputs", []))
-    assert (project / "outputs" / "t" / "value.json").read_text() == before
-    state = json.loads((project / "outputs" / "t" / "pipeline_state.json").read_text())
+    failed = nbformat.read(out / "01_sam2_inference.failed.ipynb", as_version=4)
+    # the cell named is the one a user finds at that index of the kept notebook, with its first line
+    found = re.search(r"chapter 01_sam2_inference failed in cell (\d+) \(`import json, pathlib, os`\) of "
+                      r".*01_sam2_inference\.failed\.ipynb: AssertionError: asked to fail", str(failure.value))
+    assert found, str(failure.value)
+    assert any(o.get("ename") == "AssertionError" for o in failed.cells[int(found[1])].get("outputs", []))
+    # the last good notebook stays where it was; nothing says the chapter is done
+    good = nbformat.read(out / "01_sam2_inference.ipynb", as_version=4)
+    assert not any(o.get("output_type") == "error" for c in good.cells for o in c.get("outputs", []))
+    assert (out / "value.json").read_text() == before
+    state = json.loads((out / "pipeline_state.json").read_text())
     assert "01_sam2_inference" not in state and "00_data_and_metrics" in state
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["chapters"]["01_sam2_inference"]["status"] == "failed" and "finished" not in manifest
+    again = pipeline.run_pipeline(_params(project, GOOD))
+    assert [c["skipped"] for c in again["chapters"].values()] == [True, False]
+    assert not (out / "01_sam2_inference.failed.ipynb").exists()
+
+
+def test_a_chapter_whose_outputs_are_gone_is_not_current(project):
+    params = _params(project, GOOD)
+    out = project / "outputs" / "t"
+    pipeline.run_pipeline(params)
+    remove_dir(out / "01_sam2_inference")
+    assert [c["skipped"] for c in pipeline.run_pipeline(params)["chapters"].values()] == [True, False]
+    (out / "00_data_and_metrics.ipynb").unlink()
+    assert [c["skipped"] for c in pipeline.run_pipeline(params)["chapters"].values()] == [False, False]
+    (out / "00_data_and_metrics" / "figure.png").write_bytes(b"a figure")  # as if the chapter wrote it
+    pipeline.run_pipeline(params, force=True)
+    (out / "00_data_and_metrics" / "figure.png").unlink()
+    assert [c["skipped"] for c in pipeline.run_pipeline(params)["chapters"].values()] == [False, False]
+
+
+def test_deleted_training_weights_rerun_chapter_02(project):
+    """Chapter 02 trains into outputs/<run>/train/, beside its own folder: those files are its outputs too."""
+    nbformat.write(_notebook('run: str = "x"  # run name\nseed: int = 0  # seed',  # (one line alone: IPython's %run)
+                             'import pathlib, os\n'
+                             'out = pathlib.Path(os.environ["FVOS_ROOT"]) / "outputs" / run\n'
+                             '(out / "train" / "stage1" / "weights").mkdir(parents=True, exist_ok=True)\n'
+                             '(out / "train" / "stage1" / "weights" / "epoch_001.pt").write_bytes(b"w")'
+                             + METRICS.format(chapter="02_finetune")),
+                   project / "notebooks" / "02_finetune.ipynb")
+    params = _params(project, GOOD + "  02_finetune: {}\n")
+    pipeline.run_pipeline(params)
+    assert all(c["skipped"] for c in pipeline.run_pipeline(params)["chapters"].values())
+    (project / "outputs" / "t" / "train" / "stage1" / "weights" / "epoch_001.pt").unlink()
+    assert [c["skipped"] for c in pipeline.run_pipeline(params)["chapters"].values()] == [True, True, False]
+
+
+def test_edited_data_in_a_folder_named_by_a_parameter_reruns_the_chapter(project):
+    data = project / "data" / "set"
+    (data / "Annotations" / "v").mkdir(parents=True)
+    mask = data / "Annotations" / "v" / "00000.png"
+    mask.write_bytes(b"mask")
+    params = _params(project, GOOD.replace("value: 21", "value: 21, data_root: data/set"))
+    pipeline.run_pipeline(params)
+    (data / ".DS_Store").write_bytes(b"hidden files do not count")
+    assert all(c["skipped"] for c in pipeline.run_pipeline(params)["chapters"].values())
+    mask.write_bytes(b"edited mask")  # ground truth edited: another size (and mtime)
+    assert [c["skipped"] for c in pipeline.run_pipeline(params)["chapters"].values()] == [False, False]
+    assert all(c["skipped"] for c in pipeline.run_pipeline(params)["chapters"].values())
+    os.utime(mask, ns=(mask.stat().st_atime_ns, mask.stat().st_mtime_ns + 10**9))  # same size, touched
+    assert not pipeline.run_pipeline(params)["chapters"]["00_data_and_metrics"]["skipped"]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -133,11 +202,44 @@ def test_a_failing_chapter_stops_the_chain_names_the_cell_and_keeps_outputs(proj
     ("run: [", r"p\.yaml: not valid YAML"),
     (GOOD.replace("value: 21", "value: 21, run: u"), r"chapters\.00_data_and_metrics: 'run' is set by the runner"),
     (GOOD.replace("seed: 3", "seed: 3, force: true"), r"common: 'force' is set by the runner"),
+    (GOOD.replace("run: t", "run: .."), r"'run' must be a plain folder name"),
+    (GOOD.replace("run: t", "run: ."), r"'run' must be a plain folder name"),
+    (GOOD.replace("run: t", "run: ''"), r"'run' must be a plain folder name"),
+    (GOOD.replace("run: t", "run: 'a\\b'"), r"'run' must be a plain folder name"),
+    (GOOD.replace("value: 21", "value: '21'"),
+     r"p\.yaml: chapters\.00_data_and_metrics\.value: expected int, got str '21'"),
+    (GOOD.replace("value: 21", "value: true"), r"chapters\.00_data_and_metrics\.value: expected int, got bool True"),
+    (GOOD.replace("value: 21", "value: 21, methods: paper"),
+     r"chapters\.00_data_and_metrics\.methods: expected list, got str 'paper'"),
+    (GOOD.replace("value: 21", "value: 21, ratio: half"), r"\.ratio: expected float, got str 'half'"),
+    (GOOD.replace("01_sam2_inference: {}", "01_sam2_inference: {fail: 1}"),
+     r"chapters\.01_sam2_inference\.fail: expected bool, got int 1"),
+    (GOOD.replace("seed: 3", "seed: '3'"), r"p\.yaml: common\.seed \(for chapter 00_data_and_metrics\): expected int, got str '3'"),
+    ("run: t\nchapters:\n  - 00_data_and_metrics\n", r"p\.yaml: 'chapters' must be a mapping .*, got a list"),
+    ("run: t\ncommon: [seed]\nchapters: {}\n", r"p\.yaml: 'common' must be a mapping .*, got a list"),
+    (GOOD.replace("01_sam2_inference: {}", "01_sam2_inference: 5"),
+     r"p\.yaml: chapters\.01_sam2_inference: expected a mapping of its parameters, got int 5"),
 ])
 def test_params_mistakes_are_errors_naming_the_file_and_key(project, text, message):
     with pytest.raises(pipeline.PipelineError, match=message):
         pipeline.load_run_params(_params(project, text))
     assert not (project / "outputs").exists()  # nothing ran
+
+
+def test_values_of_the_declared_types_are_accepted(project):
+    """A float parameter takes an int; a list and an int as declared pass."""
+    params = pipeline.load_run_params(_params(project, GOOD.replace("value: 21", "value: 21, ratio: 1, methods: [b]")))
+    assert params["chapters"]["00_data_and_metrics"] == {"value": 21, "ratio": 1, "methods": ["b"]}
+
+
+def test_cli_lists_the_chapters_for_only(capsys):
+    with pytest.raises(SystemExit):
+        pipeline.main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert all(chapter in shown for chapter in pipeline.CHAPTERS)
+    with pytest.raises(SystemExit) as stop:
+        pipeline.main(["params/demo.yaml", "--only", "05_morphology"])
+    assert stop.value.code == 2 and "invalid choice: '05_morphology'" in capsys.readouterr().err
 
 
 def test_cli_reports_failure_with_exit_code(project, capsys):

@@ -462,6 +462,20 @@ def test_fill_variants_refuse_and_leave_nothing_behind(run_output, tmp_path):
     assert sorted(p.name for p in work.iterdir()) == [circle3.name]
 
 
+def test_fill_variants_remove_the_folders_of_settings_no_longer_compared(run_output, tmp_path):
+    """Chapter 05 with other kernel sizes: the old kernels' folders go, anything not named like a setting stays."""
+    work = tmp_path / "filled"
+    old = pp.gap_filling_variants((2, 3), shapes=("square",))
+    pp.fill_variants(run_output, work, old, from_probs=True, progress=False)
+    (work / "notes").mkdir()
+    (work / "paper-blob-k2").mkdir()  # not a setting: no such shape
+    (work / "paper-square-k9.txt").write_text("mine")
+    new = pp.gap_filling_variants((3, 5), shapes=("square",))
+    pp.fill_variants(run_output, work, new, from_probs=True, overwrite=True, progress=False)
+    assert sorted(p.name for p in work.iterdir()) == ["notes", "paper-blob-k2", "paper-square-k3", "paper-square-k5",
+                                                       "paper-square-k9.txt"]
+
+
 def test_gap_filling_names_round_trip():
     for variant in pp.gap_filling_variants((0, 2, 11), methods=pp.METHODS):
         assert pp.GapFilling.from_name(variant.name) == variant

@@ -37,8 +37,8 @@ def test_run_passes_and_predict_clip(clip_root, tmp_path):
     assert list(runs) == passes
     for one, run in runs.items():
         assert run["frames"] == 5 and run["seconds_per_frame"] > 0
-        assert read_json(run["folder"] / infer.MANIFEST)["image_size"] == (256 if one.scale == 1.0 else 288)
-        assert read_json(run["folder"] / infer.MANIFEST)["transform"] == one.transform
+        recorded = read_json(infer.record_path(run["folder"], "v"))["settings"]
+        assert (recorded["image_size"], recorded["transform"]) == (256 if one.scale == 1.0 else 288, one.transform)
         video = load_probs(run["folder"] / "v.npz")
         for frame, stored in zip(video.frames, video.probs):  # labels and probabilities belong together
             merged = infer.merge_objects(stored, video.object_ids, threshold=127.5)

@@ -234,6 +234,17 @@ def test_missing_checkpoint_is_an_error_naming_it(kit_root):
         train.train_stage(params, 1, progress=False)
 
 
+def test_command_line_params_path_is_taken_from_the_current_folder(kit_root, monkeypatch):
+    """``--params params.yaml`` in another folder than the kit's: that folder's file is read (it stops
+    at its missing checkpoint, before training)."""
+    here = kit_root / "elsewhere"
+    here.mkdir()
+    write_params(here, stage1={"init": "nowhere/model.pt", "epochs": 1})
+    monkeypatch.chdir(here)
+    with pytest.raises(io.DataError, match=r"nowhere/model\.pt.*checkpoint file not found"):
+        train.main(["--params", "params.yaml"])
+
+
 def test_dataset_without_annotations_is_an_error(kit_root):
     root = synthetic.generate(kit_root / "data" / "tiny", seed=3, config=TINY_DATA, progress=False)
     for png in (root / "train" / "Annotations" / "syn_train_0001").iterdir():
