@@ -31,6 +31,9 @@ PAPER_SECTIONS = {
     "08_viewer": "(none: a browser for any run's predictions)",
 }
 METRICS_FILE = "metrics.json"
+#: the kit's own chapter notebooks, beside this package: where a chapter's declared parameters and calls
+#: are read (``$FVOS_ROOT`` may move outputs and data elsewhere, never the chapters' source)
+KIT_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 #: parameters :func:`start` itself uses (a chapter that calls it need not name them again)
 START_PARAMETERS = ("run", "threads")
 #: modules of plumbing (folders, figures, files) left out of the chapter map
@@ -129,7 +132,7 @@ def map_table() -> str:
 
 
 def _notebook(chapter: str) -> dict:
-    path = paths.notebooks_dir() / f"{chapter}.ipynb"
+    path = KIT_NOTEBOOKS / f"{chapter}.ipynb"
     if not path.is_file():
         raise io.DataError(path, "chapter notebook not found")
     return json.loads(path.read_text())
@@ -144,7 +147,7 @@ def _parameters_cell(notebook: dict, chapter: str) -> str:
     for cell in notebook["cells"]:
         if cell["cell_type"] == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
             return _cell_source(cell)
-    raise io.DataError(paths.notebooks_dir() / f"{chapter}.ipynb", "no cell tagged 'parameters'")
+    raise io.DataError(KIT_NOTEBOOKS / f"{chapter}.ipynb", "no cell tagged 'parameters'")
 
 
 def read_metrics(run: str, chapter: str) -> dict:
