@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 import os
 import re
@@ -132,17 +133,63 @@ class StagePlan:
     device: str
 
 
+#: every key a training params file may hold (``params/pretrain_fvos_tiny.yaml`` comments each), with its
+#: types; ``scratch`` values are the recipe's own (checked when the recipe is composed)
+PARAMS_SCHEMA = {"run": (str,), "model": (str,), "recipe": (str,), "device": (str,),
+                 "gpus": (int,), "nodes": (int,), "cluster": (dict, type(None)), "threads": (int,), "seed": (int,),
+                 "data": (dict,), "scratch": (dict,), "stage1": (dict,), "stage2": (dict,), "overrides": (list,)}
+DATA_SCHEMA = {"root": (str, type(None)), "split": (str,), "videos": (str, type(None)), "synthetic": (dict, type(None))}
+STAGE_SCHEMA = {"init": (str, int, type(None)), "epochs": (int,), "scratch": (dict,), "overrides": (list,),
+                "export": (str, type(None))}
+REQUIRED_KEYS = ("run", "model", "recipe", "data", "stage1")
+
+
+def _check_section(path: Path, where: str, values: dict, schema: dict) -> None:
+    """Unknown keys (with the closest known one) and mistyped values of one mapping: a DataError naming
+    ``path`` and the key."""
+    for key, value in values.items():
+        name = f"{where}{key}"
+        if key not in schema:
+            close = difflib.get_close_matches(str(key), list(schema), n=1)
+            hint = f" (did you mean {where}{close[0]!r}?)" if close else ""
+            raise io.DataError(path, f"unknown key {name!r}{hint}; known: {', '.join(where + k for k in schema)}")
+        types = schema[key]
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise io.DataError(path, f"{name} must be {expected}, got {value!r}")
+
+
 def load_training_params(path: str | os.PathLike) -> dict:
-    """A training params file (see ``params/pretrain_fvos_tiny.yaml`` for every key)."""
+    """A training params file (see ``params/pretrain_fvos_tiny.yaml`` for every key), checked: unknown keys
+    are refused with the closest known one (``gpu: 8`` names ``gpus``), types are checked, and ``gpus`` /
+    ``nodes`` / ``cluster`` must fit ``device``. Every problem is a DataError naming the file and the key."""
     path = paths.resolve(path)
     if not path.is_file():
         raise io.DataError(path, "params file not found")
-    params = yaml.safe_load(path.read_text())
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise io.DataError(path, f"not valid YAML ({' '.join(str(err).split())})") from None
     if not isinstance(params, dict):
         raise io.DataError(path, "params file must hold a mapping")
-    for key in ("run", "model", "recipe", "data", "stage1"):
+    for key in REQUIRED_KEYS:
         if key not in params:
             raise io.DataError(path, f"missing key {key!r}")
+    _check_section(path, "", params, PARAMS_SCHEMA)
+    _check_section(path, "data.", params["data"], DATA_SCHEMA)
+    for stage in STAGES:
+        _check_section(path, f"stage{stage}.", params.get(f"stage{stage}", {}), STAGE_SCHEMA)
+    if params.get("device", "auto") not in ("auto", "cpu", "cuda"):
+        raise io.DataError(path, f"device must be auto, cpu or cuda, got {params['device']!r}")
+    for key in ("gpus", "nodes"):
+        if params.get(key, 1) < 1:
+            raise io.DataError(path, f"{key} must be at least 1, got {params[key]}")
+    if params.get("nodes", 1) > 1 and not params.get("cluster"):
+        raise io.DataError(path, f"nodes: {params['nodes']} needs a cluster (submitit/SLURM settings): one machine "
+                                 "is one node")
+    if params.get("device") == "cpu" and params.get("cluster") and params.get("gpus", 1) > 1:
+        raise io.DataError(path, "device cpu with a cluster and gpus > 1: a SLURM job asks for GPUs; use device "
+                                 "cuda (or auto) there, or gpus: 1")
     params["_path"] = str(path)
     return params
 
@@ -168,8 +215,6 @@ def _device(params: dict) -> str:
     device = params.get("device", "auto")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available() and not params.get("cluster"):
         raise ValueError("device cuda requested but CUDA is not available here")
     return device

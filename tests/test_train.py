@@ -306,3 +306,30 @@ def test_one_cuda_epoch_uses_nccl_and_bf16(kit_root):
     assert resolved["trainer"]["distributed"]["backend"] == "nccl"
     assert resolved["trainer"]["optim"]["amp"] == {"enabled": True, "amp_dtype": "bfloat16"}
     models.build_predictor("fvos_tiny", train.weights_path(folder, 1), device="cuda")
+
+
+# ------------------------------------------------------------------------------ checked params files
+@pytest.mark.parametrize("changes, message", [
+    ({"gpu": 8}, r"params\.yaml: unknown key 'gpu' \(did you mean 'gpus'\?\)"),
+    ({"gpus": "8"}, r"params\.yaml: gpus must be int, got '8'"),
+    ({"gpus": True}, r"gpus must be int, got True"),
+    ({"gpus": 0}, r"gpus must be at least 1, got 0"),
+    ({"nodes": 2}, r"nodes: 2 needs a cluster"),
+    ({"cluster": "slurm"}, r"cluster must be dict or null, got 'slurm'"),
+    ({"device": "gpu"}, r"device must be auto, cpu or cuda, got 'gpu'"),
+    ({"device": "cpu", "gpus": 2, "cluster": {"partition": "p"}}, r"device cpu with a cluster and gpus > 1"),
+    ({"data": {"rot": "data/tiny"}}, r"unknown key 'data\.rot' \(did you mean data\.'root'\?\)"),
+    ({"stage1": {"init": "random", "epoch": 2}}, r"unknown key 'stage1\.epoch' \(did you mean stage1\.'epochs'\?\)"),
+    ({"stage1": {"init": "random", "epochs": 2.5}}, r"stage1\.epochs must be int, got 2\.5"),
+    ({"overrides": "trainer.x=1"}, r"overrides must be list, got 'trainer\.x=1'"),
+])
+def test_a_bad_training_params_file_is_one_error_naming_it_and_the_key(kit_root, changes, message):
+    with pytest.raises(io.DataError, match=message):
+        train.load_training_params(write_params(kit_root, **changes))
+
+
+def test_the_kit_s_training_params_files_pass_the_checks(kit_root):
+    for name in ("pretrain_fvos_tiny.yaml", "finetune_fvos_tiny_demo.yaml", "finetune_sam2.1_large_mose.yaml"):
+        params = train.load_training_params(Path(__file__).parents[1] / "params" / name)
+        assert params["gpus"] >= 1 and params["stage1"]["epochs"] >= 1
+    assert train.load_training_params(write_params(kit_root, device="cpu", gpus=2))["gpus"] == 2  # 2 processes, gloo
