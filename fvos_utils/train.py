@@ -50,7 +50,7 @@ from training.trainer import Trainer
 from training.utils.train_utils import register_omegaconf_resolvers
 
 from . import io, paths
-from .models import CONFIG_DIR, RANDOM, get_spec, resolve_checkpoint, save_checkpoint
+from .models import CONFIG_DIR, RANDOM, DownloadError, get_spec, resolve_checkpoint, save_checkpoint
 
 #: The kit's trainer recipes (hydra configs composing sam2's or the kit's model configs).
 RECIPE_DIR = CONFIG_DIR / "training"
@@ -545,7 +545,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--params is required")
     # a command-line path is taken from the current folder (the library takes them from the kit's)
     params = Path(args.params).expanduser().resolve()
-    folder = train_stage(params, args.stage, threads=args.threads, restart=args.restart)
+    try:
+        folder = train_stage(params, args.stage, threads=args.threads, restart=args.restart)
+    except (io.DataError, ValueError, DownloadError) as err:  # bad input: one line, no traceback
+        parser.exit(2, f"error: {err}\n")
     print(f"stage {args.stage} done: {folder}")
     return 0
 

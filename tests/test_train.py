@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -234,15 +235,17 @@ def test_missing_checkpoint_is_an_error_naming_it(kit_root):
         train.train_stage(params, 1, progress=False)
 
 
-def test_command_line_params_path_is_taken_from_the_current_folder(kit_root, monkeypatch):
+def test_command_line_params_path_is_taken_from_the_current_folder(kit_root, monkeypatch, capsys):
     """``--params params.yaml`` in another folder than the kit's: that folder's file is read (it stops
-    at its missing checkpoint, before training)."""
+    at its missing checkpoint, before training, in one line)."""
     here = kit_root / "elsewhere"
     here.mkdir()
     write_params(here, stage1={"init": "nowhere/model.pt", "epochs": 1})
     monkeypatch.chdir(here)
-    with pytest.raises(io.DataError, match=r"nowhere/model\.pt.*checkpoint file not found"):
+    with pytest.raises(SystemExit) as stop:
         train.main(["--params", "params.yaml"])
+    assert stop.value.code == 2
+    assert re.fullmatch(r"error: .*nowhere/model\.pt: checkpoint file not found\n", capsys.readouterr().err)
 
 
 def test_dataset_without_annotations_is_an_error(kit_root):
@@ -333,3 +336,12 @@ def test_the_kit_s_training_params_files_pass_the_checks(kit_root):
         params = train.load_training_params(Path(__file__).parents[1] / "params" / name)
         assert params["gpus"] >= 1 and params["stage1"]["epochs"] >= 1
     assert train.load_training_params(write_params(kit_root, device="cpu", gpus=2))["gpus"] == 2  # 2 processes, gloo
+
+
+def test_the_command_line_names_a_bad_params_file_in_one_line(kit_root, capsys):
+    with pytest.raises(SystemExit) as stop:
+        train.main(["--params", str(write_params(kit_root, gpu=8))])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {kit_root / 'params.yaml'}: unknown key 'gpu' (did you mean 'gpus'?); known: "
+        + ", ".join(train.PARAMS_SCHEMA)]
