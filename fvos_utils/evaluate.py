@@ -70,7 +70,8 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from .io import VOID_LABEL, DataError, atomic_path, frame_files, read_json, read_mask, video_folders, write_json
+from .io import VOID_LABEL, DataError, atomic_path, file_in_the_way, frame_files, read_json, read_mask, \
+    video_folders, write_json
 
 SCORING_MODES = ("davis", "mosev2")
 BOUNDARY_FRACTION = 0.008  # of the frame diagonal: the F-measure's matching radius
@@ -589,11 +590,9 @@ def _check_output_path(path: Path) -> None:
     folder is a file. Checked before scoring, so that hours of scoring are not lost at the end."""
     if path.is_dir():
         raise DataError(path, "is a folder; give a file name to write the results to")
-    folder = path.parent
-    while not folder.exists():  # the nearest existing folder above; the rest is created when writing
-        folder = folder.parent
-    if not folder.is_dir():
-        raise DataError(folder, f"is not a folder, so {path} cannot be written")
+    blocking = file_in_the_way(path)  # missing folders are created when writing
+    if blocking is not None:
+        raise DataError(blocking, f"is not a folder, so {path} cannot be written")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

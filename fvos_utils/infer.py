@@ -33,7 +33,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -48,8 +47,8 @@ from tqdm.auto import tqdm
 
 from . import models, transforms
 from . import probs as probs_format
-from .io import DataError, MAX_OBJECT_ID, VOID_LABEL, VOSDataset, Video, atomic_dir, mask_size, read_frame, \
-    read_json, read_list_file, write_json, write_mask
+from .io import DataError, MAX_OBJECT_ID, VOID_LABEL, VOSDataset, Video, atomic_dir, file_in_the_way, mask_size, \
+    read_frame, read_json, read_list_file, remove_dir, write_json, write_mask
 from .paths import resolve
 
 PROPAGATION_MODES = ("separate", "joint")
@@ -460,14 +459,14 @@ def _remove_leftovers(folder: Path) -> None:
     for entry in folder.iterdir():
         if _LEFTOVER.fullmatch(entry.name):
             if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
+                remove_dir(entry)
             else:
                 entry.unlink()
 
 
 def _output_folder(path: Path) -> Path:
     """``path``, created; a file where it or a folder above it should be is a DataError naming that file."""
-    blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    blocking = path if path.exists() and not path.is_dir() else file_in_the_way(path)
     if blocking is not None:
         raise DataError(blocking, f"a file, not a folder: {path} cannot be an output folder")
     path.mkdir(parents=True, exist_ok=True)

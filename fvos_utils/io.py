@@ -114,6 +114,13 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
             shutil.rmtree(tmp)
 
 
+def file_in_the_way(path: str | os.PathLike) -> Path | None:
+    """The file that stands where a folder above ``path`` must be (its nearest existing parent, when that
+    is not a folder), or None: output paths are checked with it before long work starts."""
+    nearest = next((p for p in Path(path).parents if p.exists()), None)
+    return nearest if nearest is not None and not nearest.is_dir() else None
+
+
 def remove_dir(path: str | os.PathLike) -> None:
     """Delete a folder as one step: it is renamed aside first, so a run killed while deleting leaves it
     whole or gone, never half there (a missing folder is fine)."""
