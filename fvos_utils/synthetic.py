@@ -1,8 +1,13 @@
-"""Synthetic mini-MOSE: the kit's embedded default dataset, with MOSE's hard cases built in.
+"""Synthetic worlds: the kit's embedded default dataset (mini-MOSE, with MOSE's hard cases built in) and
+the generic set its small model is pretrained on.
 
 Each video shows textured objects (ellipses, rectangles, polygons, stars, blobs) moving smoothly
 (velocity plus small random acceleration, slow rotation and scale drift) over a textured background
-that pans. A video may also hold, each with its own probability in :class:`SyntheticConfig`:
+that pans. Knobs of :class:`SyntheticConfig` add, where set: object and background textures cropped
+from the photographs that scikit-image ships in its wheel (:data:`PHOTOS`, no download; ``p_photo``),
+a squash-and-stretch that the texture follows (``max_stretch``), a camera zoom (``max_zoom``), a pause
+of an occlusion's crossing pair (``occlusion_hold``) and a held-out test split (``videos_test``).
+A video may also hold, each with its own probability:
 
 - a *crowd*: 3-5 objects of one shape family and texture, with a small colour jitter between them;
 - an *occlusion*: two objects set on crossing paths, one passing in front of the other (the hidden
@@ -22,8 +27,13 @@ Layout written by :func:`generate` (MOSE style)::
     DIR/train/JPEGImages/<v>/00000.jpg ...     DIR/train/Annotations/<v>/00000.png ...  (all frames)
     DIR/valid/JPEGImages/<v>/00000.jpg ...     DIR/valid/Annotations/<v>/00000.png      (frame 0 only)
     DIR/valid_gt/Annotations/<v>/00000.png ... (full validation ground truth, for local scoring)
-    DIR/train/Amodal/<v>/00000.png ...         DIR/valid_gt/Amodal/<v>/00000.png ...
-    DIR/train.txt  DIR/valid.txt  DIR/meta.json
+    DIR/test/JPEGImages/<v>/00000.jpg ...      DIR/test/Annotations/<v>/00000.png       (frame 0 only)
+    DIR/test_gt/Annotations/<v>/00000.png ...  (the held-out test split's ground truth, kept apart)
+    DIR/train/Amodal/<v>/00000.png ...         DIR/valid_gt/Amodal/<v>/00000.png ...  DIR/test_gt/Amodal/...
+    DIR/train.txt  DIR/valid.txt  DIR/test.txt  DIR/meta.json
+
+Choices (epoch, sigmoid pair, kernel, scales) are made on ``valid``; ``test`` is for the final numbers
+only, as the paper chose on MOSE val and reported MOSE test.
 
 Annotations are DAVIS-palette PNGs (value = object id, 0 background). ``Amodal`` PNGs are 16-bit
 grayscale: bit ``k - 1`` is set where object ``k``'s whole shape lies, hidden or not (so at most
@@ -36,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import colorsys
+import functools
 import itertools
 import json
 import os
@@ -51,8 +62,9 @@ from tqdm.auto import tqdm
 from . import io, paths
 
 GENERATOR = "fvos_utils.synthetic"
-FORMAT_VERSION = 1
-SPLITS = ("train", "valid")
+FORMAT_VERSION = 2  # 2: meta.json's config gained the knobs of photo textures, zoom, stretch and the test split
+SPLITS = ("train", "valid", "test")
+HELD_OUT_SPLITS = ("valid", "test")  # first-frame masks in <split>/, the full ground truth apart in <split>_gt/
 TAGS = ("crowd", "occlusion", "exit-reenter", "small", "touching")
 MAX_OBJECTS = 16  # the bits of one 16-bit amodal PNG
 
@@ -65,6 +77,10 @@ TOUCH_MAX_GAP_PX = 2           # touching: at most this many pixels (Chebyshev) 
 
 FAMILIES = ("ellipse", "rectangle", "polygon", "star", "blob")
 PATTERNS = ("noise", "stripes", "spots", "checker")
+#: photographs shipped inside scikit-image's wheel (``skimage.data``; no download): natural textures
+PHOTOS = ("astronaut", "brick", "camera", "cell", "chelsea", "clock", "coffee", "coins", "grass", "gravel",
+          "hubble_deep_field", "immunohistochemistry", "moon", "page", "retina", "rocket", "stereo_motorcycle",
+          "text")
 _ANGLES = np.linspace(0.0, 2.0 * np.pi, 72, endpoint=False)  # outline sample angles (object frame)
 _TILE = 96          # texture tile side (px); it spans the object's local square [-1, 1]^2
 _BOUNCE_SLACK = 0.3  # free objects may leave the frame by this fraction of their radius before bouncing
@@ -78,10 +94,13 @@ def _knob(default, doc: str, metavar: str | None = None):
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    """Every knob of the generator. Fractions of the "shorter side" scale with the frame size."""
+    """Every knob of the generator; the defaults are the mini-MOSE world. Fractions of the "shorter side"
+    scale with the frame size. A knob at 0 (a chance, ``max_stretch``, ``max_zoom``, ``occlusion_hold``)
+    draws no random numbers, so a set written before the knob existed keeps its bytes."""
 
     videos_train: int = _knob(24, "videos in train/ (every frame annotated)")
-    videos_valid: int = _knob(12, "videos in valid/ (frame-0 masks; full ground truth in valid_gt/)")
+    videos_valid: int = _knob(12, "videos in valid/ (frame-0 masks; full ground truth in valid_gt/): choices")
+    videos_test: int = _knob(0, "videos in test/ (frame-0 masks; full ground truth in test_gt/): final numbers")
     frames: tuple[int, int] = _knob((16, 32), "frames per video, inclusive range", "MIN MAX")
     size: tuple[int, int] = _knob((384, 216), "frame width and height in pixels", "W H")
     objects: tuple[int, int] = _knob((2, 6), f"annotated objects per video, inclusive (ids 1..N, N <= {MAX_OBJECTS})",
@@ -96,6 +115,10 @@ class SyntheticConfig:
     p_small: float = _knob(0.35, "chance of 1-2 small objects")
     p_touching: float = _knob(0.35, "chance of a pair whose outlines follow each other at a 0-2 px gap")
     p_distractor: float = _knob(0.3, "chance of an unannotated look-alike object behind the annotated ones")
+    p_photo: float = _knob(0.0, "chance that an object's texture (and, drawn apart, the background) is a crop of "
+                                "one of scikit-image's photographs instead of a procedural pattern")
+    occlusion_hold: tuple[int, int] = _knob((0, 0), "frames the crossing pair of an occlusion pauses, overlapping, "
+                                                   "inclusive range", "MIN MAX")
     colour_jitter: float = _knob(6.0, "std of the per-channel colour offset of crowd members and look-alikes (0-255)")
     texture_strength: float = _knob(1.0, "contrast of object textures (0: flat colour)")
     background_strength: float = _knob(1.0, "contrast of the background texture (0: flat colour)")
@@ -105,6 +128,9 @@ class SyntheticConfig:
     pan_speed: float = _knob(0.01, "background panning speed limit, fraction of the shorter side per frame")
     max_scale_change: float = _knob(0.25, "largest relative size change of an object over a video")
     max_rotation: float = _knob(3.0, "rotation speed limit, degrees per frame")
+    max_stretch: float = _knob(0.0, "largest squash-and-stretch of an object along its own axis (0.2: x1.2 one way, "
+                                    "/1.2 the other); its texture deforms with it")
+    max_zoom: float = _knob(0.0, "largest relative camera zoom over a video (the background grows or shrinks)")
     noise_std: float = _knob(2.0, "std of per-pixel sensor noise (0-255)")
     jpeg_quality: int = _knob(92, "JPEG quality of the frames (1-100)")
 
@@ -118,7 +144,9 @@ class SyntheticConfig:
         problems = []
         if self.videos_train < 1 or self.videos_valid < 1:
             problems.append("videos_train and videos_valid must be >= 1")
-        for name in ("frames", "objects", "object_radius", "small_radius"):
+        if self.videos_test < 0:
+            problems.append(f"videos_test must be >= 0, got {self.videos_test}")
+        for name in ("frames", "objects", "object_radius", "small_radius", "occlusion_hold"):
             lo, hi = getattr(self, name)
             if lo > hi:
                 problems.append(f"{name}: MIN {lo} > MAX {hi}")
@@ -136,9 +164,13 @@ class SyntheticConfig:
             if f.name.startswith("p_") and not 0.0 <= getattr(self, f.name) <= 1.0:
                 problems.append(f"{f.name} must lie in [0, 1], got {getattr(self, f.name)}")
         for name in ("colour_jitter", "texture_strength", "background_strength", "max_speed", "acceleration",
-                     "pan_speed", "max_scale_change", "max_rotation", "noise_std"):
+                     "pan_speed", "max_scale_change", "max_rotation", "noise_std", "max_zoom"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if min(self.occlusion_hold) < 0:
+            problems.append(f"occlusion_hold must be >= 0 frames, got {self.occlusion_hold}")
+        if not 0.0 <= self.max_stretch <= 0.5:
+            problems.append(f"max_stretch must lie in [0, 0.5], got {self.max_stretch}")
         if not 1 <= self.jpeg_quality <= 100:
             problems.append(f"jpeg_quality must lie in 1..100, got {self.jpeg_quality}")
         if problems:
@@ -176,7 +208,7 @@ class SyntheticVideo:
 class _Look:
     family: str
     outline: np.ndarray  # (len(_ANGLES),) float64 radial extent per angle, max 1
-    pattern: str
+    pattern: str         # one of PATTERNS, or "photo"
     tile: np.ndarray     # (_TILE, _TILE, 3) float32 RGB, 0-255 scale
 
 
@@ -237,12 +269,49 @@ def _raw_pattern(rng: np.random.Generator, kind: str) -> np.ndarray:
     raise ValueError(f"unknown texture {kind!r}; choose from {', '.join(PATTERNS)}")
 
 
+@functools.lru_cache(maxsize=None)
+def photo(name: str) -> np.ndarray:
+    """One of :data:`PHOTOS` as ``(H, W, 3) float32`` RGB, 0-255 scale (grey photographs repeated on 3 channels)."""
+    if name not in PHOTOS:
+        raise ValueError(f"unknown photograph {name!r}; choose from {', '.join(PHOTOS)}")
+    import skimage.data  # imported here: ~0.3 s, and only the photo worlds need it
+
+    image = getattr(skimage.data, name)()
+    image = image[0] if name == "stereo_motorcycle" else image  # (left, right, disparity): the left view
+    image = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
+    image = image.astype(np.float32)
+    image.setflags(write=False)  # cached and shared
+    return image
+
+
+def _photo_crop(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A random crop of a random photograph, resized to ``(h, w, 3) float32`` (0-255): a crop side of 15-60%
+    of the photograph's shorter side, mirrored half the time; grey photographs get a random pale tint."""
+    name = PHOTOS[int(rng.integers(len(PHOTOS)))]
+    image = photo(name)
+    side = rng.uniform(0.15, 0.6) * min(image.shape[:2])
+    crop_h, crop_w = (side, side * w / h) if h >= w else (side * h / w, side)
+    crop_h, crop_w = int(min(crop_h, image.shape[0])), int(min(crop_w, image.shape[1]))
+    y0 = int(rng.integers(0, image.shape[0] - crop_h + 1))
+    x0 = int(rng.integers(0, image.shape[1] - crop_w + 1))
+    crop = image[y0:y0 + crop_h, x0:x0 + crop_w]
+    crop = crop[:, ::-1] if rng.random() < 0.5 else crop
+    out = cv2.resize(np.ascontiguousarray(crop), (w, h), interpolation=cv2.INTER_AREA if crop_w > w else cv2.INTER_LINEAR)
+    if np.ptp(image[..., 0] - image[..., 1]) == 0:  # a grey photograph
+        out = out * _hsv(rng.random(), rng.uniform(0.1, 0.4), 1.0) / 255.0
+    return out.astype(np.float32)
+
+
 def _hsv(hue: float, sat: float, val: float) -> np.ndarray:
     return np.array(colorsys.hsv_to_rgb(hue % 1.0, sat, val), np.float32) * 255.0
 
 
 def _make_look(rng: np.random.Generator, hue: float, config: SyntheticConfig) -> _Look:
     family = FAMILIES[int(rng.integers(len(FAMILIES)))]
+    if config.p_photo and rng.random() < config.p_photo:  # a cut-out of a photograph (``hue`` does not apply)
+        crop = _photo_crop(rng, _TILE, _TILE)
+        mean = crop.mean(axis=(0, 1))
+        return _Look(family, _outline(rng, family), "photo", mean + config.texture_strength * (crop - mean))
     kind = PATTERNS[int(rng.integers(len(PATTERNS)))]
     base = _hsv(hue, rng.uniform(0.45, 0.9), rng.uniform(0.45, 0.9))
     # contrast mostly in brightness (the grey axis), tilted by up to 45 degrees towards a random hue
@@ -267,6 +336,10 @@ def _jittered(rng: np.random.Generator, look: _Look, config: SyntheticConfig) ->
 def _background(rng: np.random.Generator, h: int, w: int, config: SyntheticConfig) -> np.ndarray:
     """A textured canvas ``(h, w, 3) float32`` (0-255 scale) the frames pan across."""
     strength, short = config.background_strength, min(h, w)
+    if config.p_photo and rng.random() < config.p_photo:
+        crop = _photo_crop(rng, h, w)
+        mean = crop.mean(axis=(0, 1))
+        return mean + strength * (crop - mean)
     hue = rng.random()
     first = _hsv(hue, rng.uniform(0.2, 0.6), rng.uniform(0.3, 0.8))
     second = _hsv(hue + rng.uniform(0.1, 0.5), rng.uniform(0.2, 0.6), rng.uniform(0.3, 0.8))
@@ -290,10 +363,12 @@ class _Object:
     look: _Look
     radius: float               # px at scale 1
     roles: list[str] = field(default_factory=list)
-    # poses over the video (set by _cast and _stage): centre (T, 2) px (x, y), angle (T,) rad, scale (T,)
+    # poses over the video (set by _cast and _stage): centre (T, 2) px (x, y), angle (T,) rad, scale (T,),
+    # stretch (T,): factor along the object's own x axis (its inverse along y), 1 on frame 0
     centre: np.ndarray | None = None
     angle: np.ndarray | None = None
     scale: np.ndarray | None = None
+    stretch: np.ndarray | None = None
     carve_by: _Object | None = None  # touching follower: its shape stays clear of this object ...
     carve_gap: int = 0               # ... by this many pixels
 
@@ -356,6 +431,15 @@ def _trajectory(rng: np.random.Generator, start: np.ndarray, velocity: np.ndarra
     return out
 
 
+def _paused(centres: np.ndarray, frame: int, frames: int) -> np.ndarray:
+    """``centres (T, 2)`` with the motion paused for ``frames`` frames at ``frame`` (the rest of the path
+    follows later; what no longer fits in T frames is dropped)."""
+    if frames == 0 or frame >= len(centres) - 1:
+        return centres
+    held = np.repeat(centres[frame:frame + 1], frames, axis=0)
+    return np.concatenate([centres[:frame + 1], held, centres[frame + 1:]])[:len(centres)]
+
+
 def _place(rng: np.random.Generator, radius: float, size: tuple[int, int], placed: list[tuple[np.ndarray, float]],
            propose) -> np.ndarray | None:
     """A centre from ``propose()`` with the body inside the frame and clear of ``placed``; None if none found."""
@@ -368,11 +452,17 @@ def _place(rng: np.random.Generator, radius: float, size: tuple[int, int], place
 
 
 # --------------------------------------------------------------------------------------- rendering
+def _rotation(angle: float) -> np.ndarray:
+    """The ``(2, 2)`` rotation by ``angle`` radians (image axes: x right, y down)."""
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s], [s, c]])
+
+
 def _shape_mask(obj: _Object, t: int, shape: tuple[int, int]) -> np.ndarray:
     """Object ``obj``'s whole shape on frame ``t``, ``(H, W) bool``."""
     rho = obj.look.outline * obj.radius * obj.scale[t]
-    angles = _ANGLES + obj.angle[t]
-    points = obj.centre[t] + np.stack([rho * np.cos(angles), rho * np.sin(angles)], axis=1)
+    local = np.stack([rho * np.cos(_ANGLES) * obj.stretch[t], rho * np.sin(_ANGLES) / obj.stretch[t]], axis=1)
+    points = obj.centre[t] + local @ _rotation(obj.angle[t]).T
     canvas = np.zeros(shape, np.uint8)
     cv2.fillPoly(canvas, [np.round(points * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
     return canvas.astype(bool)
@@ -384,12 +474,11 @@ def _paint(image: np.ndarray, obj: _Object, t: int, mask: np.ndarray) -> None:
     if len(xs) == 0:
         return
     x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
-    k = obj.radius * obj.scale[t] / (_TILE / 2)
-    c, s = np.cos(obj.angle[t]) * k, np.sin(obj.angle[t]) * k
     half = _TILE / 2
-    cx, cy = obj.centre[t]
-    # tile pixel (u, v) -> frame (x, y) = centre + k R(angle) (u - half, v - half), shifted to the box
-    warp = np.array([[c, -s, cx - (c - s) * half - x0], [s, c, cy - (s + c) * half - y0]])
+    # tile pixel (u, v) -> frame (x, y) = centre + k R(angle) S (u - half, v - half), shifted to the box,
+    # with k the tile's scale and S = diag(stretch, 1 / stretch): the texture deforms with the outline
+    linear = (obj.radius * obj.scale[t] / half) * _rotation(obj.angle[t]) @ np.diag([obj.stretch[t], 1 / obj.stretch[t]])
+    warp = np.hstack([linear, (obj.centre[t] - linear @ (half, half) - (x0, y0))[:, None]])
     texture = cv2.warpAffine(obj.look.tile, warp, (int(x1 - x0), int(y1 - y0)), flags=cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_REFLECT_101)
     box = mask[y0:y1, x0:x1]
@@ -399,6 +488,14 @@ def _paint(image: np.ndarray, obj: _Object, t: int, mask: np.ndarray) -> None:
 def _random_velocity(rng: np.random.Generator, speed: float) -> np.ndarray:
     heading = rng.uniform(0, 2 * np.pi)
     return rng.uniform(0.3, 1.0) * speed * np.array([np.cos(heading), np.sin(heading)])
+
+
+def _stretch(rng: np.random.Generator, config: SyntheticConfig, n_frames: int) -> np.ndarray:
+    """A squash-and-stretch schedule ``(T,)``: ``(1 + a sin(w t))`` with ``a <= max_stretch``, 1 on frame 0."""
+    if not config.max_stretch:
+        return np.ones(n_frames)
+    amplitude, rate = rng.uniform(0.0, config.max_stretch), rng.uniform(0.1, 0.4)
+    return 1.0 + amplitude * np.sin(rate * np.arange(n_frames))
 
 
 def _cast(rng: np.random.Generator, config: SyntheticConfig, n_objects: int, n_frames: int, *, crowd: bool,
@@ -426,6 +523,7 @@ def _cast(rng: np.random.Generator, config: SyntheticConfig, n_objects: int, n_f
         obj.scale = np.exp((-abs(rate) if "small" in obj.roles else rate) * frames_axis)  # small ones stay small
         spin = np.deg2rad(rng.uniform(-1.0, 1.0) * config.max_rotation)
         obj.angle = rng.uniform(0, 2 * np.pi) + spin * frames_axis
+        obj.stretch = _stretch(rng, config, n_frames)
 
     bodies = []
     if touching:  # a pair riding together, the follower's outline kept off the leader's by its gap
@@ -460,6 +558,7 @@ def _stage(rng: np.random.Generator, config: SyntheticConfig, bodies: list[_Body
     starts: dict[int, np.ndarray] = {}
     velocities: dict[int, np.ndarray] = {}
     plans: dict[int, tuple] = {}
+    holds: dict[int, tuple[int, int]] = {}  # body -> (meeting frame, frames paused there): the crossing pair
     scenarios = []
 
     def anywhere() -> np.ndarray:
@@ -467,7 +566,8 @@ def _stage(rng: np.random.Generator, config: SyntheticConfig, bodies: list[_Body
 
     if exit_reenter:
         radius = bodies[0].radius()
-        reach = radius * float(bodies[0].leader.scale.max()) * 1.05  # 1.05: a follower's wobble
+        # 1.05: a follower's wobble; the stretch may reach further along the object's axis
+        reach = radius * float(bodies[0].leader.scale.max()) * 1.05 * (1.0 + config.max_stretch)
         axis, side = int(rng.integers(2)), int(rng.choice([-1, 1]))
 
         def near_edge() -> np.ndarray:
@@ -503,8 +603,10 @@ def _stage(rng: np.random.Generator, config: SyntheticConfig, bodies: list[_Body
             # both head for their midpoint, meeting a third to a half of the way in, and pass each other
             t_meet = max(1, int(round(rng.uniform(0.35, 0.6) * (n_frames - 1))))
             middle = (p_back + p_front) / 2
+            hold = int(rng.integers(config.occlusion_hold[0], config.occlusion_hold[1] + 1)) if any(config.occlusion_hold) else 0
             for b, p in ((back, p_back), (front, p_front)):
                 starts[b], velocities[b] = p, (middle - p) / t_meet
+                holds[b] = (t_meet, hold)
             bodies[back].leader.roles.append("occluded")
             bodies[front].leader.roles.append("occluder")
             scenarios.append("occlusion")
@@ -522,6 +624,8 @@ def _stage(rng: np.random.Generator, config: SyntheticConfig, bodies: list[_Body
         body.leader.centre = _trajectory(rng, starts[b], velocities[b], body.radius() * body.leader.scale, size,
                                          speed_limit=max(vmax, float(np.linalg.norm(velocities[b]))),
                                          accel=config.acceleration * vmax, exit_plan=plans.get(b))
+        if b in holds:
+            body.leader.centre = _paused(body.leader.centre, *holds[b])
         if body.follower is not None:
             turn = body.leader.angle - body.leader.angle[0]
             heading = np.arctan2(body.offset[1], body.offset[0]) + body.leader.angle
@@ -539,17 +643,22 @@ def _render(rng: np.random.Generator, config: SyntheticConfig, n_frames: int, de
     objects drawn under them."""
     width, height = config.size
     pan = config.pan_speed * min(width, height)
-    margin = int(np.ceil(pan * (n_frames - 1))) + 2  # the canvas covers the longest possible pan
+    # the canvas covers the longest possible pan, and the view zoomed out by 1 + max_zoom
+    margin = int(np.ceil(pan * (n_frames - 1) + max(width, height) / 2 * config.max_zoom)) + 2
     canvas = _background(rng, height + 2 * margin, width + 2 * margin, config)
     offsets = _trajectory(rng, np.full(2, margin), _random_velocity(rng, pan), np.zeros(n_frames),
                           (2 * margin, 2 * margin), speed_limit=pan, accel=0.1 * pan)
+    zoom_rate = rng.uniform(-1.0, 1.0) * np.log1p(config.max_zoom) / max(n_frames - 1, 1) if config.max_zoom else 0.0
+    zoom = np.exp(zoom_rate * np.arange(n_frames))  # > 1: the camera zooms in
 
     frames = np.empty((n_frames, height, width, 3), np.uint8)
     labels = np.zeros((n_frames, height, width), np.uint8)
     amodal = np.zeros((n_frames, height, width), np.uint16)
     for t in range(n_frames):
-        shift = np.array([[1.0, 0.0, -offsets[t, 0]], [0.0, 1.0, -offsets[t, 1]]])
-        image = cv2.warpAffine(canvas, shift, (width, height), flags=cv2.INTER_LINEAR,
+        # frame (x, y) shows canvas point offset + view centre + ((x, y) - view centre) / zoom
+        view_centre = np.array([width, height]) / 2
+        frame_to_canvas = np.hstack([np.eye(2) / zoom[t], (offsets[t] + view_centre * (1 - 1 / zoom[t]))[:, None]])
+        image = cv2.warpAffine(canvas, frame_to_canvas, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                borderMode=cv2.BORDER_REFLECT_101)
         shapes = {obj: _shape_mask(obj, t, (height, width)) for obj in behind + depth_order}
         for obj in depth_order:
@@ -605,6 +714,7 @@ def render_video(config: SyntheticConfig, *, seed: int, split: str, index: int) 
         twin.scale = np.ones(n_frames)
         spin = np.deg2rad(rng.uniform(-1, 1) * config.max_rotation)
         twin.angle = rng.uniform(0, 2 * np.pi) + spin * np.arange(n_frames)
+        twin.stretch = _stretch(rng, config, n_frames)
         vmax = config.max_speed * min(config.size)
         twin.centre = _trajectory(rng, rng.random(2) * config.size, _random_velocity(rng, vmax),
                                   np.full(n_frames, twin.radius), config.size, speed_limit=vmax,
@@ -697,13 +807,13 @@ def _write_amodal(path: Path, bits: np.ndarray) -> None:
 def _write_video(root: Path, video: SyntheticVideo, split: str, config: SyntheticConfig) -> dict:
     """Write one video's files under the dataset folder ``root``; returns its meta.json entry."""
     images = root / split / "JPEGImages" / video.name
-    truth = root / ("valid_gt" if split == "valid" else split)
+    truth = root / (f"{split}_gt" if split in HELD_OUT_SPLITS else split)
     for t, (frame, label, bits) in enumerate(zip(video.frames, video.labels, video.amodal)):
         name = f"{t:05d}"
         io.write_frame(images / f"{name}.jpg", frame, quality=config.jpeg_quality)
         io.write_mask(truth / "Annotations" / video.name / f"{name}.png", label)
         _write_amodal(truth / "Amodal" / video.name / f"{name}.png", bits)
-    if split == "valid":  # MOSE's valid split gives the first frame's masks only
+    if split in HELD_OUT_SPLITS:  # MOSE's valid and test splits give the first frame's masks only
         io.write_mask(root / split / "Annotations" / video.name / "00000.png", video.labels[0])
     tags = compute_tags(video.labels, video.amodal, io.read_frame(images / "00000.jpg"), len(video.objects))
     height, width = video.labels.shape[1:]
@@ -743,15 +853,16 @@ def generate(out_dir: str | os.PathLike, *, seed: int = 0, config: SyntheticConf
         if not overwrite:
             raise FileExistsError(f"{out}: already exists (pass overwrite=True / --overwrite to replace it)")
         _check_replaceable(out)
-    jobs = [(split, i) for split, count in zip(SPLITS, (config.videos_train, config.videos_valid))
-            for i in range(count)]
+    counts = (config.videos_train, config.videos_valid, config.videos_test)
+    jobs = [(split, i) for split, count in zip(SPLITS, counts) for i in range(count)]
     videos = {}
     with io.atomic_dir(out, overwrite=overwrite) as tmp:
         for split, index in tqdm(jobs, desc="synthetic videos", unit="video", disable=not progress):
             video = render_video(config, seed=int(seed), split=split, index=index)
             videos[video.name] = _write_video(tmp, video, split, config)
-        for split in SPLITS:
-            io.write_list_file(tmp / f"{split}.txt", [name for name, v in videos.items() if v["split"] == split])
+        for split, count in zip(SPLITS, counts):
+            if count:  # no test/ files at all for a set without a test split
+                io.write_list_file(tmp / f"{split}.txt", [name for name, v in videos.items() if v["split"] == split])
         io.write_json(tmp / "meta.json", {"generator": GENERATOR, "format_version": FORMAT_VERSION,
                                           "seed": int(seed), "config": asdict(config), "tags": list(TAGS),
                                           "videos": videos})
@@ -802,11 +913,17 @@ def _describe(seed, config: dict) -> str:
     return f"seed {seed}, preset {closest}" + (f" with {changed}" if changed else "")
 
 
+def _image_split(split: str) -> str:
+    """The split whose frames a ground-truth folder annotates: ``valid_gt`` -> ``valid``, ``test_gt`` -> ``test``."""
+    held_out = split.removesuffix("_gt")
+    return held_out if held_out in HELD_OUT_SPLITS else split
+
+
 def hard_case_examples(dataset: str | os.PathLike, *, split: str = "valid_gt") -> list[tuple[str, str]]:
     """``[(tag, video)]``: for each tag in :data:`TAGS` order, the first video of ``split`` carrying it
     (``valid_gt`` means the valid videos), preferring videos not already picked for another tag."""
     meta = io.read_json(Path(dataset) / "meta.json")
-    wanted = "valid" if split == "valid_gt" else split
+    wanted = _image_split(split)
     names = [n for n, v in meta["videos"].items() if v["split"] == wanted]
     picked: list[tuple[str, str]] = []
     for tag in TAGS:
@@ -820,10 +937,10 @@ def hard_case_examples(dataset: str | os.PathLike, *, split: str = "valid_gt") -
 def load_video(dataset: str | os.PathLike, video: str, *, split: str = "valid_gt") -> list[tuple[np.ndarray, np.ndarray]]:
     """Frames and masks of one video: ``[(rgb (H, W, 3) uint8, labels (H, W) uint8)]`` per frame.
 
-    ``split="valid_gt"`` pairs ``valid/JPEGImages`` with the kept-apart full ground truth.
+    ``split="valid_gt"`` pairs ``valid/JPEGImages`` with the kept-apart full ground truth (``test_gt``: ``test``).
     """
     dataset = Path(dataset)
-    image_split = "valid" if split == "valid_gt" else split
+    image_split = _image_split(split)
     frames = sorted((dataset / image_split / "JPEGImages" / video).glob("*.jpg"))
     if not frames:
         raise io.DataError(dataset / image_split / "JPEGImages" / video, "video has no frames (.jpg)")

@@ -46,6 +46,7 @@ from typing import Any, Sequence
 
 import torch
 import yaml
+from training.model.sam2 import SAM2Train
 from training.trainer import Trainer
 from training.utils.train_utils import register_omegaconf_resolvers
 
@@ -78,6 +79,33 @@ class KitTrainer(Trainer):
             model = getattr(self.model, "module", self.model)  # unwrap DDP
             save_checkpoint(model, weights_path(Path(self.checkpoint_conf.save_dir).parent, int(epoch)))
         super().save_checkpoint(epoch, checkpoint_names)
+
+
+class MultiResolutionSAM2Train(SAM2Train):
+    """Meta's ``SAM2Train`` that takes each batch at its own (square) image size.
+
+    SAM 2 fixes its input size when built (``image_size``, and from it the prompt encoder's embedding and
+    mask-input sizes); the backbone, the memory attention's RoPE and the position encodings already
+    follow the features they are given. Before each forward this sets the size-derived attributes from
+    the batch, so a recipe whose resize step draws one of several sizes per clip
+    (``scratch.resolutions``) trains one model over all of them: the FVOS scales then mean more pixels,
+    not unseen input sizes. With one size it is Meta's ``SAM2Train`` exactly.
+    """
+
+    def forward(self, input):
+        """``input``: Meta's ``BatchedVideoDatapoint``; ``input.flat_img_batch`` is ``(T * B, 3, S, S)``."""
+        self.set_image_size(int(input.flat_img_batch.shape[-1]))
+        return super().forward(input)
+
+    def set_image_size(self, size: int) -> None:
+        """Make ``size`` (a multiple of the backbone stride) the model's input size."""
+        if size % self.backbone_stride:
+            raise ValueError(f"image size {size} is not a multiple of the backbone stride {self.backbone_stride}")
+        embedding = size // self.backbone_stride
+        self.image_size, self.sam_image_embedding_size = size, embedding
+        prompt = self.sam_prompt_encoder
+        prompt.input_image_size, prompt.image_embedding_size = (size, size), (embedding, embedding)
+        prompt.mask_input_size = (4 * embedding, 4 * embedding)
 
 
 # ------------------------------------------------------------------------------------------ layout

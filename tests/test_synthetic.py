@@ -471,3 +471,101 @@ def test_hard_case_examples_and_load_video(tmp_path):
     frames = synthetic.load_video(out, name)
     assert len(frames) == 4 and frames[0][0].shape == (64, 96, 3) and frames[3][1].shape == (64, 96)
     assert (frames[3][1] == io.read_mask(out / "valid_gt" / "Annotations" / name / "00003.png")).all()
+
+
+# --------------------------------------------------------------------- photo textures, stretch, zoom, test split
+QUIET = SyntheticConfig(videos_train=1, videos_valid=1, frames=(6, 6), size=(128, 96), objects=(1, 1),
+                        p_crowd=0.0, p_occlusion=0.0, p_exit_reenter=0.0, p_small=0.0, p_touching=0.0,
+                        p_distractor=0.0, noise_std=0.0, max_rotation=0.0, max_scale_change=0.0)
+
+
+@pytest.mark.parametrize("name", synthetic.PHOTOS)
+def test_every_photograph_loads_from_the_wheel(name):
+    image = synthetic.photo(name)
+    assert image.ndim == 3 and image.shape[2] == 3 and min(image.shape[:2]) >= 150 and image.dtype == np.float32
+    assert np.ptp(image) > 100  # a photograph, not a blank
+
+
+def test_photo_textures_are_crops_of_the_photographs():
+    video = synthetic.render_video(replace(QUIET, p_photo=1.0), seed=0, split="train", index=0)
+    assert [obj["texture"] for obj in video.objects] == ["photo"]
+    procedural = synthetic.render_video(QUIET, seed=0, split="train", index=0)
+    assert procedural.objects[0]["texture"] in synthetic.PATTERNS
+    # a photograph's background has structure at every scale: neighbouring pixels correlate strongly
+    background = video.frames[0][video.labels[0] == 0].astype(float)
+    assert background.std() > 5
+    with pytest.raises(ValueError, match="unknown photograph"):
+        synthetic.photo("lena")
+
+
+def _axis_ratio(mask: np.ndarray) -> float:
+    """Longer over shorter principal axis of a mask's pixel cloud."""
+    ys, xs = np.nonzero(mask)
+    eigen = np.linalg.eigvalsh(np.cov(np.stack([xs, ys])))
+    return float(np.sqrt(eigen[1] / eigen[0]))
+
+
+def test_squash_and_stretch_changes_the_shape_not_the_area():
+    config = replace(QUIET, frames=(12, 12), max_speed=0.0, pan_speed=0.0)
+    still = synthetic.render_video(config, seed=1, split="train", index=0)
+    stretched = synthetic.render_video(replace(config, max_stretch=0.5), seed=1, split="train", index=0)
+    ratios = [_axis_ratio(m == 1) for m in stretched.labels]
+    areas = [(m == 1).sum() for m in stretched.labels]
+    assert np.ptp([_axis_ratio(m == 1) for m in still.labels]) < 0.02
+    assert np.ptp(ratios) > 0.1  # the outline deforms over the video ...
+    assert np.ptp(areas) / np.mean(areas) < 0.05  # ... keeping its area (x s along one axis, / s along the other)
+
+
+def test_camera_zoom_keeps_the_view_centre_and_moves_the_corners():
+    config = replace(QUIET, pan_speed=0.0, frames=(8, 8), object_radius=(0.05, 0.05))
+    fixed = synthetic.render_video(config, seed=2, split="train", index=0)
+    zoomed = synthetic.render_video(replace(config, max_zoom=0.6), seed=2, split="train", index=0)
+
+    def background_change(video, ys, xs):
+        clear = (video.labels[:, ys, xs] == 0).all(axis=0)
+        first, last = video.frames[0][ys, xs].astype(float), video.frames[-1][ys, xs].astype(float)
+        return np.abs(first - last)[clear].mean()
+
+    centre = (slice(44, 52), slice(60, 68))  # the 8 x 8 pixels around the view centre of a 128 x 96 frame
+    corner = (slice(0, 16), slice(0, 16))
+    assert background_change(fixed, *corner) < 1.0 and background_change(fixed, *centre) < 1.0
+    assert background_change(zoomed, *corner) > 4 * background_change(zoomed, *centre)
+
+
+def test_paused_motion_holds_then_resumes():
+    centres = np.arange(10, dtype=float)[:, None] * [1.0, 2.0]
+    paused = synthetic._paused(centres, 3, 4)
+    assert paused.shape == centres.shape
+    assert (paused[3:8] == centres[3]).all()  # frames 3..7 at frame 3's place
+    assert (paused[8:] == centres[4:6]).all()  # then on along the same path
+    assert (synthetic._paused(centres, 3, 0) == centres).all()
+
+
+def test_occlusion_hold_keeps_the_pair_overlapping_longer():
+    config = replace(QUIET, objects=(2, 2), p_occlusion=1.0, frames=(16, 16), size=(160, 120))
+
+    def overlapped_frames(video):
+        ids = video.object_ids
+        return sum(any(((labels == k).sum() < (((amodal >> (k - 1)) & 1) == 1).sum()) for k in ids)
+                   for labels, amodal in zip(video.labels, video.amodal))
+
+    plain = [overlapped_frames(synthetic.render_video(config, seed=0, split="train", index=i)) for i in range(4)]
+    held = [overlapped_frames(synthetic.render_video(replace(config, occlusion_hold=(5, 5)), seed=0, split="train",
+                                                     index=i)) for i in range(4)]
+    assert sum(held) >= sum(plain) + 6  # 5 more frames a video, less what the end cuts off
+
+
+def test_held_out_test_split_is_written_apart(tmp_path):
+    root = generate(tmp_path / "withtest", seed=0, config=replace(QUIET, videos_test=2), progress=False)
+    names = io.read_list_file(root / "test.txt")
+    assert len(names) == 2 and not set(names) & set(io.read_list_file(root / "valid.txt"))
+    for name in names:
+        frames = sorted(p.stem for p in (root / "test" / "JPEGImages" / name).iterdir())
+        assert [p.stem for p in (root / "test" / "Annotations" / name).iterdir()] == ["00000"]
+        assert sorted(p.stem for p in (root / "test_gt" / "Annotations" / name).iterdir()) == frames
+        assert len(synthetic.load_video(root, name, split="test_gt")) == len(frames)
+    meta = io.read_json(root / "meta.json")
+    assert {meta["videos"][n]["split"] for n in names} == {"test"}
+    # a set without a test split has no test files at all
+    plain = generate(tmp_path / "plain", seed=0, config=QUIET, progress=False)
+    assert not any(p.name.startswith("test") for p in plain.iterdir())

@@ -152,6 +152,10 @@ def _differences(mine: dict, meta: dict) -> dict:
             for k in sorted(set(a) | set(b), key=str) if a.get(k, "<absent>") != b.get(k, "<absent>")}
 
 
+#: where the recipe's train transforms appear in a composed config (the dataset's copy interpolates vos.*)
+RESIZE_PATHS = ("vos.train_transforms.0.transforms", "trainer.data.train.datasets.0.dataset.datasets.0.transforms.0.transforms")
+
+
 def test_base_plus_recipe_is_metas_mose_recipe_except_documented_changes():
     mine = _plain(train.compose_recipe("sam2.1_hiera_b+"))
     meta = _plain(_meta_mose_recipe())
@@ -167,6 +171,11 @@ def test_base_plus_recipe_is_metas_mose_recipe_except_documented_changes():
         "scratch.affine_degrees": (25, "<absent>"),  # Meta's values, as keys a recipe can turn down
         "scratch.affine_shear": (20, "<absent>"),
         "trainer.model.compile_image_encoder": (False, "<absent>"),  # in sam2's inference config, False
+        # each batch at its own size: the resize step draws from a list (Meta's: the one resolution)
+        "trainer.model._target_": ("fvos_utils.train.MultiResolutionSAM2Train", "training.model.sam2.SAM2Train"),
+        "scratch.resolutions.0": (1024, "<absent>"),
+        **{f"{transforms}.2.sizes": ("<absent>", 1024) for transforms in RESIZE_PATHS},
+        **{f"{transforms}.2.sizes.0": (1024, "<absent>") for transforms in RESIZE_PATHS},
     }
 
 
@@ -198,9 +207,54 @@ def test_small_model_recipe_composes_the_kits_model_config():
     for key in ("memory_encoder", "num_maskmem", "sigmoid_scale_for_mem_enc", "sigmoid_bias_for_mem_enc"):
         assert trained[key] == kit_model[key]
     assert trained["image_encoder"]["trunk"]["embed_dim"] == kit_model["image_encoder"]["trunk"]["embed_dim"]
-    assert trained["_target_"] == "training.model.sam2.SAM2Train"
+    assert trained["_target_"] == "fvos_utils.train.MultiResolutionSAM2Train"
     assert trained["prob_to_use_pt_input_for_train"] == 0.0
     assert cfg["scratch"]["resolution"] == 256 and cfg["scratch"]["feat_size"] == 16
+
+
+def _seeded_forward(model, batch, seed: int = 0):
+    """SAM2Train's forward draws its conditioning frames at random (its own generator, ``model.rng``):
+    the same draws for every model."""
+    import numpy as np
+
+    model.rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    return model(batch)
+
+
+def test_multi_resolution_model_equals_the_model_built_at_each_size(tmp_path):
+    """One model over several sizes: resized per batch, it gives what SAM 2 built at that size gives."""
+    from hydra.utils import instantiate
+    from training.utils.data_utils import BatchedVideoDatapoint
+
+    def built(size: int):
+        cfg = train.compose_recipe("fvos_tiny_pretrain", [f"scratch.resolution={size}"])
+        OmegaConf.resolve(cfg)
+        return instantiate(cfg.trainer.model, _convert_="all")
+
+    multi = built(64)
+    assert isinstance(multi, train.MultiResolutionSAM2Train)
+    generator = torch.Generator().manual_seed(0)
+    for size in (96, 64, 128):  # back to the built size on the way: the attributes follow every batch
+        reference = built(size)
+        reference.load_state_dict(multi.state_dict())
+        frames, objects = 3, 2
+        masks = torch.zeros(frames, objects, size, size, dtype=torch.bool)
+        masks[:, 0, size // 4: size // 2, size // 4: size // 2] = True
+        masks[:, 1, size // 2:, size // 2:] = True
+        batch = BatchedVideoDatapoint(
+            img_batch=torch.randn(frames, 1, 3, size, size, generator=generator),
+            obj_to_frame_idx=torch.tensor([[[t, 0] for t in range(objects)] for _ in range(frames)], dtype=torch.int),
+            masks=masks, metadata=None, dict_key="all", batch_size=[frames])
+        ours = _seeded_forward(multi, batch)
+        theirs = _seeded_forward(reference, batch)
+        assert multi.image_size == size and multi.sam_prompt_encoder.mask_input_size == (size // 4, size // 4)
+        for a, b in zip(ours, theirs):
+            for x, y in zip(a["multistep_pred_multimasks_high_res"], b["multistep_pred_multimasks_high_res"]):
+                assert x.shape[-1] == size
+                torch.testing.assert_close(x, y)
+    with pytest.raises(ValueError, match="multiple of the backbone stride"):
+        multi.set_image_size(100)
 
 
 def test_pretrain_schedule_warms_up_then_decays_to_a_twentieth():
