@@ -1,5 +1,11 @@
 """Fusion of several predictions of one video (FVOS, section 2.3): hard voting, soft voting, scale sets.
 
+    python -m fvos_utils.fusion --out OUT DIR [DIR ...] [--fusion hard|soft] [--overwrite]
+
+votes prediction folders (``DIR/<video>/<frame>.png``, the recipe's filled passes; the first folder breaks
+ties) or, with ``--fusion soft``, averages probability folders (``DIR/<video>.npz``, the passes themselves)
+into ``OUT/<video>/<frame>.png`` (:data:`FOLDER_FUSIONS`).
+
 FVOS runs the model at scales 1.0 to 1.75 in steps of 0.125 (7 scales) and fuses the label maps by
 voting. The paper also tried test-time flips and rotations (found no gain); their names live in
 :mod:`fvos_utils.transforms`. Every (scale, transform) pair is one model pass.
@@ -14,15 +20,17 @@ voting. The paper also tried test-time flips and rotations (found no gain); thei
 """
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .io import DataError, atomic_dir, read_mask, write_mask
-from .paths import resolve
+from .io import DataError, atomic_dir, check_output_dir, read_mask, write_mask
+from .paths import from_here, resolve
 from .postprocess import list_predictions
 from .probs import SUFFIX, load_probs
 from .transforms import TRANSFORM_NAMES
@@ -103,7 +111,7 @@ def _check_same_frames(folders: Sequence[Path], listings: Sequence[dict[str, lis
 
 
 def vote_folders(pred_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
-                 overwrite: bool = False) -> Path:
+                 overwrite: bool = False, progress: bool = True) -> Path:
     """:func:`vote` over prediction folders (``<dir>/<video>/<frame>.png``, the first one breaks ties).
     Shown in chapter 06.
 
@@ -117,7 +125,8 @@ def vote_folders(pred_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathL
     _check_same_frames(folders, listings)
     out_dir = resolve(out_dir)
     total = sum(len(frames) for frames in listings[0].values())
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp, tqdm(total=total, desc=f"vote {len(folders)} maps") as bar:
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp, \
+            tqdm(total=total, desc=f"vote {len(folders)} maps", disable=not progress) as bar:
         for video, frames in listings[0].items():
             for frame in frames:
                 paths = [d / video / f"{frame}.png" for d in folders]
@@ -225,7 +234,7 @@ def soft_vote_files(paths: Sequence[str | os.PathLike]) -> tuple[list[str], np.n
 
 
 def soft_vote_folders(prob_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
-                      overwrite: bool = False) -> Path:
+                      overwrite: bool = False, progress: bool = True) -> Path:
     """:func:`soft_vote_files` for every video (``<dir>/<video>.npz``) of the probability folders,
     written as a prediction folder ``out_dir/<video>/<frame>.png`` (appears only once complete). Shown in chapter 06.
 
@@ -248,11 +257,16 @@ def soft_vote_folders(prob_dirs: Sequence[str | os.PathLike], out_dir: str | os.
         listings.append(names)
     out_dir = resolve(out_dir)
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        for video in tqdm(listings[0], desc=f"soft vote {len(folders)} sources"):
+        for video in tqdm(listings[0], desc=f"soft vote {len(folders)} sources", disable=not progress):
             frames, _, labels = soft_vote_files([d / f"{video}{SUFFIX}" for d in folders])
             for frame, frame_labels in zip(frames, labels):
                 write_mask(tmp / video / f"{frame}.png", frame_labels)
     return out_dir
+
+
+#: how folders of passes are fused, by name: ``"hard"`` votes label folders, ``"soft"`` averages probability
+#: folders; each ``(sources, out_dir, *, overwrite, progress) -> out_dir``
+FOLDER_FUSIONS = {"hard": vote_folders, "soft": soft_vote_folders}
 
 
 # ------------------------------------------------------------------------------------------- cost
@@ -297,3 +311,39 @@ def cost_report(scale_sets: Mapping[str, Sequence[float]] = SCALE_SETS,
                 "seconds_per_frame": None if seconds is None else seconds * len(transforms),
             })
     return rows
+
+
+# ------------------------------------------------------------------------------------ command line
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fvos_utils.fusion", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sources", nargs="+", type=from_here, metavar="DIR",
+                        help="the passes to fuse: prediction folders DIR/<video>/<frame>.png (hard; the first "
+                             "breaks ties), or probability folders DIR/<video>.npz (soft)")
+    parser.add_argument("--out", required=True, type=from_here, metavar="OUT",
+                        help="the fused folder OUT/<video>/<frame>.png (appears once complete)")
+    parser.add_argument("--fusion", choices=sorted(FOLDER_FUSIONS), default="hard",
+                        help="hard: per-pixel plurality vote of label maps (the paper's); soft: mean of the "
+                             "per-object probabilities (default hard)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace OUT if it exists (only a prediction folder: <video>/<frame>.png and nothing else)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (batch logs)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``fvos-fusion`` and ``python -m fvos_utils.fusion``; paths from the current folder. Bad input is
+    one error line naming the file, exit status 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        check_output_dir(args.out, overwrite=args.overwrite)
+        written = FOLDER_FUSIONS[args.fusion](args.sources, args.out, overwrite=True, progress=not args.no_progress)
+    except (ValueError, OSError) as err:  # DataError is a ValueError
+        parser.exit(2, f"error: {err}\n")
+    print(f"wrote {written}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -49,7 +49,7 @@ from . import models, transforms
 from . import probs as probs_format
 from .io import DataError, MAX_OBJECT_ID, VOID_LABEL, VOSDataset, Video, atomic_dir, file_in_the_way, mask_size, \
     read_frame, read_json, read_list_file, remove_dir, write_json, write_mask
-from .paths import resolve
+from .paths import from_here, resolve
 
 PROPAGATION_MODES = ("separate", "joint")
 #: The kit's default: the same logits as the paper's ``separate``, computed faster (module docstring).
@@ -609,29 +609,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _from_here(path: str | None) -> Path | None:
-    """A command-line path taken from the current folder (library functions take relative paths from
-    the kit's folder)."""
-    return Path(path).expanduser().resolve() if path else None
-
-
 def main(argv: Sequence[str] | None = None) -> dict:
     """The command line; returns :func:`run_dataset`'s summary (for callers in Python)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    ckpt = args.ckpt if args.ckpt in (models.REGISTRY, models.RANDOM) else str(_from_here(args.ckpt))
+    ckpt = args.ckpt if args.ckpt in (models.REGISTRY, models.RANDOM) else str(from_here(args.ckpt))
     try:
-        videos = read_list_file(_from_here(args.video_list)) if args.video_list else None
+        videos = read_list_file(from_here(args.video_list)) if args.video_list else None
         predictor = models.build_predictor(args.model, ckpt, scale=args.scale, device=rank_device(args.device),
                                            seed=args.seed, sigmoid_scale=args.sigmoid_scale,
                                            sigmoid_bias=args.sigmoid_bias)
         summary = run_dataset(
-            predictor, _from_here(args.data_root), _from_here(args.out), model=args.model,
+            predictor, from_here(args.data_root), from_here(args.out), model=args.model,
             weights=models.weights_label(ckpt, seed=args.seed), split=args.split, videos=videos,
             mode=args.mode, merge=args.merge, transform=args.tta, save_probs=args.save_probs,
-            probs_dir=_from_here(args.probs_dir), offload_video=args.offload_video,
+            probs_dir=from_here(args.probs_dir), offload_video=args.offload_video,
             offload_state=args.offload_state, overwrite=args.overwrite, progress=not args.no_progress)
     except (DataError, ValueError, models.DownloadError) as err:
         parser.exit(2, f"error: {err}\n")

@@ -121,6 +121,27 @@ def file_in_the_way(path: str | os.PathLike) -> Path | None:
     return nearest if nearest is not None and not nearest.is_dir() else None
 
 
+def check_output_dir(path: str | os.PathLike, *, overwrite: bool) -> None:
+    """Refuse, before any work, a folder a command line would write a prediction folder to (and so replace
+    whole): a DataError naming a file in the way, an existing folder without ``overwrite``, and, even with
+    it, a folder holding anything but ``<video>/<frame>.png`` (replacing it would delete that). An empty
+    folder is fine (a job script may have created it)."""
+    path = Path(path)
+    blocking = path if path.exists() and not path.is_dir() else file_in_the_way(path)
+    if blocking is not None:
+        raise DataError(blocking, f"a file, not a folder: {path} cannot be an output folder")
+    if not path.is_dir() or not any(path.iterdir()):
+        return
+    if not overwrite:
+        raise DataError(path, "already exists (pass --overwrite to replace it)")
+    for entry in sorted(path.iterdir()):
+        inside = sorted(entry.iterdir()) if entry.is_dir() and not entry.is_symlink() else [entry]
+        other = next((p for p in inside if p.suffix != ".png" or not p.is_file() or p.is_symlink()), None)
+        if entry.name.startswith(".") or other is not None:
+            raise DataError(other or entry, f"not a prediction frame (<video>/<frame>.png): {path} is not a "
+                                            "prediction folder, so it is not replaced; choose another output folder")
+
+
 def remove_dir(path: str | os.PathLike) -> None:
     """Delete a folder as one step: it is renamed aside first, so a run killed while deleting leaves it
     whole or gone, never half there (a missing folder is fine)."""

@@ -48,6 +48,12 @@ def shared_samples_dir() -> Path | None:
     return samples if samples.is_dir() else None
 
 
+def from_here(path: str | os.PathLike | None) -> Path | None:
+    """A command-line path, taken from the current folder (library functions take relative paths from
+    the kit's folder, :func:`resolve`); None (or "") stays None."""
+    return Path(path).expanduser().resolve() if path else None
+
+
 def resolve(path: str | os.PathLike) -> Path:
     """A user-given path: absolute paths stay, relative ones are taken from the project root."""
     p = Path(path).expanduser()

@@ -1,5 +1,12 @@
 """Gap filling between adjacent objects (FVOS, section 2.2), its alternatives, and figure crops.
 
+    python -m fvos_utils.postprocess --in DIR --out OUT [--kernel 2] [--shape square|circle] \\
+        [--method paper|background|expand_labels] [--from-probs] [--overwrite]
+
+fills every frame of a prediction folder (``DIR/<video>/<frame>.png``) or, with ``--from-probs``, of a
+folder of per-object probabilities (``DIR/<video>.npz``, ``infer --save-probs``: one pass of the recipe,
+filled as the recipe fills it) into ``OUT/<video>/<frame>.png`` (:func:`fill_gaps_folder`).
+
 SAM 2 predicts every object separately, so where two objects meet their masks often leave a thin gap.
 The paper's rule, with ``K`` a k x k structuring element and ``D_i = dilate(mask_i, K)``:
 
@@ -38,12 +45,14 @@ Methods (``method=``):
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Collection, Iterator, Sequence
+from typing import Callable, Collection, Iterator, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -51,8 +60,8 @@ from skimage.segmentation import expand_labels
 from tqdm.auto import tqdm
 
 from . import probs
-from .io import DataError, atomic_dir, read_mask, remove_dir, write_mask
-from .paths import resolve
+from .io import DataError, atomic_dir, check_output_dir, read_mask, remove_dir, write_mask
+from .paths import from_here, resolve
 
 SHAPES = ("square", "circle")
 METHODS = ("paper", "background", "expand_labels")
@@ -253,25 +262,27 @@ def list_predictions(folder: str | os.PathLike) -> dict[str, list[str]]:
     return videos
 
 
-def fill_gaps_folder(pred_dir: str | os.PathLike, out_dir: str | os.PathLike, kernel_size: int, *,
-                     shape: str = "square", method: str = "paper", overwrite: bool = False) -> Path:
-    """Apply :func:`fill_gaps_labels` to every ``<video>/<frame>.png`` of ``pred_dir``.
+def fill_gaps_folder(source: str | os.PathLike, out_dir: str | os.PathLike, kernel_size: int, *,
+                     shape: str = "square", method: str = "paper", from_probs: bool = False,
+                     videos: Sequence[str] | None = None, overwrite: bool = False, progress: bool = True) -> Path:
+    """Fill the gaps in every frame of a run's output (:func:`fill_gaps`; the command line's function).
 
-    The result appears at ``out_dir`` (same layout, DAVIS-palette PNGs) only once every frame is
-    written. Returns ``out_dir`` resolved.
+    Args:
+        source: a prediction folder ``<video>/<frame>.png`` of merged label maps, or with ``from_probs`` a
+            folder of ``<video>.npz`` per-object probabilities, each object's mask p > 0.5 (what the recipe
+            fills: its passes' masks, predicted separately, may overlap). As in :func:`fill_variants`.
+        out_dir: the filled folder, ``<video>/<frame>.png`` (DAVIS-palette PNGs); it appears only once every
+            frame is written.
+        videos: a subset of the videos (default: all).
+
+    Returns:
+        ``out_dir`` resolved.
     """
-    structuring_element(kernel_size, shape)  # bad arguments fail before any work
-    _check_method(method)
-    pred_dir, out_dir = resolve(pred_dir), resolve(out_dir)
-    videos = list_predictions(pred_dir)
-    total = sum(len(frames) for frames in videos.values())
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp, tqdm(total=total, desc=f"fill gaps k={kernel_size}") as bar:
-        for video, frames in videos.items():
-            for frame in frames:
-                labels = read_mask(pred_dir / video / f"{frame}.png")
-                write_mask(tmp / video / f"{frame}.png",
-                           fill_gaps_labels(labels, kernel_size, shape=shape, method=method))
-                bar.update()
+    setting = GapFilling(method, shape, kernel_size)  # bad arguments fail before any work
+    source, out_dir = resolve(source), resolve(out_dir)
+    frames = _object_frames(source, from_probs=from_probs, videos=videos, progress=progress)
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        _write_filled(frames, {setting: tmp})
     return out_dir
 
 
@@ -346,20 +357,42 @@ def _probability_files(folder: Path, videos: Sequence[str] | None) -> list[Path]
 
 def _object_frames(source: Path, *, from_probs: bool, videos: Sequence[str] | None,
                    progress: bool) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
-    """``(video, frame, masks (N, H, W) bool, ids (N,))`` for every frame of a run's output."""
+    """``(video, frame, masks (N, H, W) bool, ids (N,))`` for every frame of a run's output.
+
+    The folder and the videos are checked here, before the caller creates any output; frames are read
+    as the result is iterated.
+    """
     if from_probs:
-        for path in tqdm(_probability_files(source, videos), desc="videos", disable=not progress):
-            video = probs.load_probs(path)
-            for frame, stored in zip(video.frames, video.probs):
-                yield path.stem, frame, object_masks(stored), video.object_ids.astype(np.int64)
-        return
+        files = _probability_files(source, videos)
+
+        def from_files():
+            for path in tqdm(files, desc="videos", disable=not progress):
+                video = probs.load_probs(path)
+                for frame, stored in zip(video.frames, video.probs):
+                    yield path.stem, frame, object_masks(stored), video.object_ids.astype(np.int64)
+        return from_files()
     listing = list_predictions(source)
-    for name in tqdm(listing if videos is None else videos, desc="videos", disable=not progress):
-        if name not in listing:
-            raise DataError(source / name, "prediction folder missing for this video")
-        for frame in listing[name]:
-            masks, ids = _split_labels(read_mask(source / name / f"{frame}.png"))
-            yield name, frame, masks, ids
+    names = list(listing) if videos is None else list(videos)
+    missing = [name for name in names if name not in listing]
+    if missing:
+        raise DataError(source / missing[0], "prediction folder missing for this video")
+
+    def from_labels():
+        for name in tqdm(names, desc="videos", disable=not progress):
+            for frame in listing[name]:
+                masks, ids = _split_labels(read_mask(source / name / f"{frame}.png"))
+                yield name, frame, masks, ids
+    return from_labels()
+
+
+def _write_filled(frames: Iterator[tuple[str, str, np.ndarray, np.ndarray]],
+                  folders: Mapping[GapFilling, Path]) -> None:
+    """Write each setting's filling of every frame of :func:`_object_frames` into its folder,
+    ``<folder>/<video>/<frame>.png``."""
+    for video, frame, masks, ids in frames:
+        for setting, folder in folders.items():
+            labels = fill_gaps(masks, ids, setting.kernel, shape=setting.shape, method=setting.method)
+            write_mask(folder / video / f"{frame}.png", labels)
 
 
 def fill_variants(source: str | os.PathLike, work_dir: str | os.PathLike, variants: Sequence[GapFilling], *,
@@ -384,13 +417,10 @@ def fill_variants(source: str | os.PathLike, work_dir: str | os.PathLike, varian
     source, work_dir = resolve(source), resolve(work_dir)
     if len({v.name for v in variants}) != len(variants):
         raise ValueError("variants must be distinct")
+    frames = _object_frames(source, from_probs=from_probs, videos=videos, progress=progress)
     with contextlib.ExitStack() as stack:
-        tmp = {v: stack.enter_context(atomic_dir(work_dir / v.name, overwrite=overwrite)) for v in variants}
-        for video, frame, masks, ids in _object_frames(source, from_probs=from_probs, videos=videos,
-                                                       progress=progress):
-            for variant, folder in tmp.items():
-                labels = fill_gaps(masks, ids, variant.kernel, shape=variant.shape, method=variant.method)
-                write_mask(folder / video / f"{frame}.png", labels)
+        _write_filled(frames, {v: stack.enter_context(atomic_dir(work_dir / v.name, overwrite=overwrite))
+                               for v in variants})
     remove_other_variants(work_dir, {v.name for v in variants}, GapFilling.from_name)
     return {v: work_dir / v.name for v in variants}
 
@@ -463,3 +493,45 @@ def meeting_crops(before: np.ndarray, after: np.ndarray, *, size: int = 64, max_
         crops.append((rows, cols))
         interest[rows, cols] = False
     return crops
+
+
+# ------------------------------------------------------------------------------------ command line
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fvos_utils.postprocess", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--in", dest="source", required=True, type=from_here, metavar="DIR",
+                        help="a prediction folder DIR/<video>/<frame>.png, or with --from-probs a folder of "
+                             "DIR/<video>.npz probabilities")
+    parser.add_argument("--out", required=True, type=from_here, metavar="OUT",
+                        help="the filled folder OUT/<video>/<frame>.png (appears once complete)")
+    parser.add_argument("--kernel", type=int, default=2, help="kernel size k (default 2, the paper's; 0 or 1 only merge)")
+    parser.add_argument("--shape", choices=SHAPES, default="square", help="kernel shape (default square)")
+    parser.add_argument("--method", choices=METHODS, default="paper",
+                        help="paper (the paper's rule), background (only background pixels change) or "
+                             "expand_labels (default paper)")
+    parser.add_argument("--from-probs", action="store_true",
+                        help="read per-object probabilities (each object p > 0.5, overlaps kept, as the recipe "
+                             "fills its passes) instead of merged label maps")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace OUT if it exists (only a prediction folder: <video>/<frame>.png and nothing else)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (batch logs)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``fvos-postprocess`` and ``python -m fvos_utils.postprocess``; paths from the current folder.
+    Bad input is one error line naming the file, exit status 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        check_output_dir(args.out, overwrite=args.overwrite)
+        written = fill_gaps_folder(args.source, args.out, args.kernel, shape=args.shape, method=args.method,
+                                   from_probs=args.from_probs, overwrite=True, progress=not args.no_progress)
+    except (ValueError, OSError) as err:  # DataError is a ValueError
+        parser.exit(2, f"error: {err}\n")
+    print(f"wrote {written}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

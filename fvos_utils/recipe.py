@@ -91,13 +91,11 @@ def run_passes(choice: ModelChoice, data_root: str | os.PathLike, work_dir: str 
 
 
 def fuse_folders(sources: Sequence[str | os.PathLike], out: str | os.PathLike, fusion_method: str) -> Path:
-    """Step 4: ``"hard"`` voting over label folders or ``"soft"`` voting over probability folders.
-    Shown in chapter 06."""
-    if fusion_method == "hard":
-        return fusion.vote_folders(sources, out, overwrite=True)
-    if fusion_method == "soft":
-        return fusion.soft_vote_folders(sources, out, overwrite=True)
-    raise ValueError(f"fusion must be 'hard' or 'soft', got {fusion_method!r}")
+    """Step 4: ``"hard"`` voting over label folders or ``"soft"`` voting over probability folders
+    (:data:`fvos_utils.fusion.FOLDER_FUSIONS`, also ``python -m fvos_utils.fusion``). Shown in chapter 06."""
+    if fusion_method not in fusion.FOLDER_FUSIONS:
+        raise ValueError(f"fusion must be 'hard' or 'soft', got {fusion_method!r}")
+    return fusion.FOLDER_FUSIONS[fusion_method](sources, out, overwrite=True)
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,11 @@ ground truth and predictions anywhere. Label maps are ``(H, W) uint8`` with ids 
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -157,6 +159,43 @@ def scene_probs(seed: int, n_frames: int = 3, shape=(24, 30)) -> tuple[np.ndarra
             stored[t, k, 2:h - 2, a:b] = rng.integers(128, 256, size=(h - 4, b - a))
         stored[t] |= (rng.random((3, h, w)) < 0.05) * rng.integers(100, 160, size=(3, h, w)).astype(np.uint8)
     return stored, np.array([4, 1, 2], np.int32)
+
+
+def first_frames_clip(src_root: str | os.PathLike, video: str, dest: str | os.PathLike, n_frames: int) -> Path:
+    """A DAVIS-style clip at ``dest`` (returned): the first ``n_frames`` frames of ``video`` in ``src_root`` and
+    the annotations among them, as links (a real clip kept short enough for a CPU run, nothing copied)."""
+    src_root, dest = Path(src_root), Path(dest)
+    frames = sorted((src_root / "JPEGImages" / video).glob("*.jpg"))[:n_frames]
+    for frame in frames:
+        for folder, suffix in (("JPEGImages", ".jpg"), ("Annotations", ".png")):
+            source = src_root / folder / video / f"{frame.stem}{suffix}"
+            if source.is_file():
+                (dest / folder / video).mkdir(parents=True, exist_ok=True)
+                (dest / folder / video / source.name).symlink_to(source)
+    return dest
+
+
+def tree_bytes(folder: str | os.PathLike) -> dict[str, bytes]:
+    """``{path relative to folder: content}`` of every file under ``folder`` (hidden ones too): two folders
+    hold byte-equal files exactly when these are equal."""
+    folder = Path(folder)
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def command_error(main: Callable[[list[str]], object], argv: list[str]) -> str:
+    """Run a command line's ``main(argv)`` on bad input; check that it exits with status 2 after one line
+    on stderr (no traceback) and nothing on stdout, and return that line."""
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            main(argv)
+        except SystemExit as stop:
+            status = stop.code
+        else:
+            status = 0
+    lines = err.getvalue().splitlines()
+    assert status == 2 and len(lines) == 1 and not out.getvalue(), (status, err.getvalue(), out.getvalue())
+    return lines[0]
 
 
 def execute_chapter(chapter: str, run: str, parameters: dict):

@@ -13,6 +13,7 @@ from hypothesis.extra import numpy as hnp
 from fvos_utils import fusion
 from fvos_utils.io import DataError, read_mask, write_mask
 from fvos_utils.probs import save_probs
+from fvos_utils.testing import command_error, tree_bytes
 from fvos_utils.transforms import TRANSFORM_NAMES
 
 PROPERTY = settings(max_examples=80, deadline=None)
@@ -251,6 +252,56 @@ def test_soft_vote_folders(tmp_path):
     with pytest.raises(DataError, match=r"s1: videos differ .* missing \['b'\]"):
         fusion.soft_vote_folders([tmp_path / "s0", tmp_path / "s1"], tmp_path / "fused2")
     assert not (tmp_path / "fused2").exists()
+
+
+# ---------------------------------------------------------------------------- command line
+@pytest.fixture()
+def passes(tmp_path):
+    """Three passes of two videos: ``p<s>/<video>/<frame>.png`` label maps beside ``p<s>/<video>.npz``
+    probabilities (as infer --save-probs writes them). Returns their folder names."""
+    rng = np.random.default_rng(5)
+    frames = ["00000", "00001"]
+    for video in ("a", "b"):
+        probs = rng.integers(0, 256, (3, 2, 3, 5, 6)).astype(np.uint8)
+        _save_sources(tmp_path, video, probs, [1, 2, 5], frames)
+        for s in range(3):
+            _write_folder(tmp_path / f"s{s}", {(video, f): rng.integers(0, 4, (5, 6)).astype(np.uint8) for f in frames})
+    return ["s0", "s1", "s2"]
+
+
+@pytest.mark.parametrize("method", ["hard", "soft"])
+def test_command_line_fuses_as_the_library_does(passes, tmp_path, monkeypatch, capsys, method):
+    """``python -m fvos_utils.fusion``: the bytes vote_folders / soft_vote_folders write, relative paths from
+    the current folder, the folder order kept (the first breaks ties)."""
+    library = fusion.FOLDER_FUSIONS[method]([tmp_path / p for p in passes[::-1]], tmp_path / "library")
+    monkeypatch.chdir(tmp_path)
+    assert fusion.main(["--out", "cli/fused", *passes[::-1], "--fusion", method, "--no-progress"]) == 0
+    assert capsys.readouterr().out == f"wrote {tmp_path / 'cli' / 'fused'}\n"
+    assert tree_bytes(tmp_path / "cli" / "fused") == tree_bytes(library)
+    assert fusion.main(["--out", "cli/fused", *passes, "--fusion", method, "--overwrite", "--no-progress"]) == 0
+    assert tree_bytes(tmp_path / "cli" / "fused") == tree_bytes(fusion.FOLDER_FUSIONS[method](
+        [tmp_path / p for p in passes], tmp_path / "in order"))
+    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["fused"]  # no temporary left
+
+
+def test_command_line_bad_input_is_one_line_and_leaves_nothing(passes, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s2" / "b" / "00001.png").unlink()
+    assert command_error(fusion.main, ["--out", "fused", *passes, "--no-progress"]) == \
+        f"error: {tmp_path / 's2' / 'b'}: frames differ from {tmp_path / 's0' / 'b'}: missing ['00001'], extra none"
+    assert command_error(fusion.main, ["--out", "fused", "s0", "nowhere"]) == \
+        f"error: {tmp_path / 'nowhere'}: prediction folder not found"
+    (tmp_path / "s1" / "a.npz").write_bytes(b"not a probability file")
+    assert command_error(fusion.main, ["--out", "fused", *passes, "--fusion", "soft", "--no-progress"]).startswith(
+        f"error: {tmp_path / 's1' / 'a.npz'}: not a probability file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == passes  # nothing half-written
+    fusion.vote_folders([tmp_path / "s0", tmp_path / "s1"], tmp_path / "fused", progress=False)
+    assert command_error(fusion.main, ["--out", "fused", "s0", "s1"]) == \
+        f"error: {tmp_path / 'fused'}: already exists (pass --overwrite to replace it)"
+    # a pass folder (probabilities beside the labels) is no place for fused labels, even with --overwrite
+    assert command_error(fusion.main, ["--out", "s0", "s0", "s1", "--overwrite"]).startswith(
+        f"error: {tmp_path / 's0' / 'a.npz'}: not a prediction frame (<video>/<frame>.png)")
+    assert (tmp_path / "s0" / "a.npz").is_file()
 
 
 # ---------------------------------------------------------------------------- sets and cost

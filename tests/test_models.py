@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from fvos_utils import models
-from fvos_utils.io import DataError
+from fvos_utils import infer, models, paths
+from fvos_utils.io import DataError, read_json, read_mask
+from fvos_utils.testing import command_error, first_frames_clip
 
 torch.set_num_threads(1)
 
@@ -224,6 +225,56 @@ def test_missing_registry_checkpoint_without_download_names_where_it_belongs(mon
     monkeypatch.setenv("FVOS_ROOT", str(tmp_path))
     with pytest.raises(DataError, match=r"checkpoints/sam2.1_hiera_tiny.pt: checkpoint of sam2.1_hiera_tiny not found"):
         models.resolve_checkpoint(models.get_spec("sam2.1_hiera_tiny"), allow_download=False)
+
+
+BMX = paths.shared_samples_dir() / "davis_bmx-trees" if paths.shared_samples_dir() else None
+
+
+@pytest.mark.skipif(BMX is None or not BMX.is_dir(), reason="../shared/data/samples/davis_bmx-trees not present")
+def test_a_release_in_meta_s_format_runs_through_the_registry(tmp_path, monkeypatch):
+    """A SAM 2.1 checkpoint as Meta releases it (``{"model": state_dict}``, random weights standing in for the
+    download) where the registry keeps downloads (``data/checkpoints/`` under ``FVOS_ROOT``) is what
+    ``infer --ckpt registry`` loads: 2 frames of a real clip at a quarter of the base size (256 px)."""
+    first_frames_clip(BMX, "bmx-trees", tmp_path / "clip", 2)
+    monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path / "kit"))  # where the kit keeps data/, checkpoints included
+    spec = models.get_spec("sam2.1_hiera_tiny")
+    release = models.default_checkpoint_path(spec)
+    assert release == tmp_path / "kit" / "data" / "checkpoints" / "sam2.1_hiera_tiny.pt"
+    weights = models.build_predictor(spec.name, models.RANDOM, seed=3).state_dict()
+    release.parent.mkdir(parents=True)
+    torch.save({"model": weights}, release)  # Meta's layout, written as Meta writes it (not save_checkpoint)
+    real_build, built = models.build_predictor, []
+
+    def build_and_keep(*args, **kwargs):  # the real builder; its predictor kept to compare the weights
+        built.append(real_build(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(models, "build_predictor", build_and_keep)
+    monkeypatch.chdir(tmp_path)
+    run = ["--data-root", "clip", "--model", spec.name, "--scale", "0.25", "--no-progress"]
+    infer.main([*run, "--out", "pred"])  # --ckpt registry is the default
+    loaded = built[0].state_dict()
+    assert built[0].image_size == 256 and loaded.keys() == weights.keys()
+    assert all(torch.equal(loaded[k], v) for k, v in weights.items())
+    # not the random start the builder draws before loading (seed 0): these come from the file
+    start = real_build(spec.name, models.RANDOM, seed=0).state_dict()
+    for key in ("image_encoder.trunk.blocks.0.attn.qkv.weight", "memory_attention.layers.0.self_attn.q_proj.weight",
+                "sam_mask_decoder.iou_prediction_head.layers.0.weight", "maskmem_tpos_enc"):
+        assert not torch.equal(loaded[key], start[key]), key
+    for frame in ("00000", "00001"):
+        labels = read_mask(tmp_path / "pred" / "bmx-trees" / f"{frame}.png")
+        assert labels.shape == (480, 854) and set(np.unique(labels)) <= {0, 1, 2}
+    record = read_json(infer.record_path(tmp_path / "pred", "bmx-trees"))
+    assert (record["checkpoint"], record["settings"]["weights"]) == (
+        "registry", "sha256:" + hashlib.sha256(release.read_bytes()).hexdigest())
+    # a file in another layout where the release should be: one line naming it, exit 2
+    torch.save(weights, release)  # a bare state dict, without "model"
+    assert command_error(infer.main, [*run, "--out", "bare"]).startswith(
+        f"error: {release}: not a SAM 2 checkpoint: expected a dict with a 'model' state dict, got ['")
+    torch.save({"model": {k: v for k, v in weights.items() if k != "no_mem_embed"}}, release)
+    assert command_error(infer.main, [*run, "--out", "partial"]) == (
+        f"error: {release}: weights do not fit this model: 1 missing (e.g. ['no_mem_embed']), 0 unexpected (e.g. [])")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip", "kit", "pred"]
 
 
 # ----------------------------------------------------------------------------------------- download

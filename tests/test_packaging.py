@@ -14,7 +14,7 @@ import pytest
 from fvos_utils import paths
 
 #: the kit's command-line modules: each is the console script fvos-<module> as well as python -m fvos_utils.<module>
-COMMANDS = ("infer", "evaluate", "pipeline", "train", "synthetic", "recipe")
+COMMANDS = ("infer", "evaluate", "pipeline", "train", "synthetic", "recipe", "postprocess", "fusion")
 
 
 def _declared_scripts() -> dict[str, str]:

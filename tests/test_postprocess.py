@@ -14,7 +14,7 @@ from fvos_utils import postprocess as pp
 from fvos_utils.io import DataError, read_mask, write_mask
 from fvos_utils.paths import shared_samples_dir
 from fvos_utils.probs import load_probs, save_probs
-from fvos_utils.testing import scene_probs
+from fvos_utils.testing import command_error, scene_probs, tree_bytes
 
 PROPERTY = settings(max_examples=60, deadline=None)
 
@@ -474,6 +474,51 @@ def test_fill_variants_remove_the_folders_of_settings_no_longer_compared(run_out
     pp.fill_variants(run_output, work, new, from_probs=True, overwrite=True, progress=False)
     assert sorted(p.name for p in work.iterdir()) == ["notes", "paper-blob-k2", "paper-square-k3", "paper-square-k5",
                                                        "paper-square-k9.txt"]
+
+
+# ---------------------------------------------------------------------------- command line
+def test_command_line_fills_a_pass_as_the_recipe_does(run_output, tmp_path, monkeypatch, capsys):
+    """``python -m fvos_utils.postprocess`` on a pass's probabilities writes the bytes the recipe's
+    fill_variants writes; on label maps those of fill_gaps_folder. Relative paths from the current folder."""
+    setting = pp.GapFilling("paper", "circle", 3)
+    library = pp.fill_variants(run_output, tmp_path / "library", [setting], from_probs=True, progress=False)[setting]
+    monkeypatch.chdir(tmp_path)
+    assert pp.main(["--in", "single", "--out", "cli/filled", "--kernel", "3", "--shape", "circle", "--from-probs",
+                    "--no-progress"]) == 0
+    assert capsys.readouterr().out == f"wrote {tmp_path / 'cli' / 'filled'}\n"
+    assert tree_bytes(tmp_path / "cli" / "filled") == tree_bytes(library)
+    pp.fill_gaps_folder(run_output, tmp_path / "labels", 5, method="background", progress=False)
+    # a folder it wrote may be replaced
+    assert pp.main(["--in", "single", "--out", "cli/filled", "--kernel", "5", "--method", "background",
+                    "--overwrite", "--no-progress"]) == 0
+    assert tree_bytes(tmp_path / "cli" / "filled") == tree_bytes(tmp_path / "labels")
+    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["filled"]  # no temporary left
+
+
+def test_command_line_bad_input_is_one_line_and_leaves_nothing(run_output, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fill = ["--kernel", "2", "--no-progress"]
+    assert command_error(pp.main, ["--in", "nowhere", "--out", "out", *fill]) == \
+        f"error: {tmp_path / 'nowhere'}: prediction folder not found"
+    assert command_error(pp.main, ["--in", "single/vid_a", "--out", "out", "--from-probs", *fill]).startswith(
+        f"error: {tmp_path / 'single' / 'vid_a'}: no probability files here")
+    (run_output / "vid_b" / "00001.png").write_bytes(b"not a png")
+    assert command_error(pp.main, ["--in", "single", "--out", "out", *fill]).startswith(
+        f"error: {run_output / 'vid_b' / '00001.png'}: unreadable or truncated image")
+    assert command_error(pp.main, ["--in", "single", "--out", "out", "--kernel", "-1"]) == \
+        "error: kernel_size must be a non-negative integer, got -1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["single"]  # nothing half-written
+    (tmp_path / "notes.txt").write_text("mine")
+    assert command_error(pp.main, ["--in", "single", "--out", "notes.txt/out", *fill]) == \
+        f"error: {tmp_path / 'notes.txt'}: a file, not a folder: {tmp_path / 'notes.txt' / 'out'} cannot be an output folder"
+    # an existing folder: only with --overwrite, and never one that holds more than predictions
+    pp.fill_gaps_folder(tmp_path / "single", tmp_path / "done", 2, from_probs=True, progress=False)
+    assert command_error(pp.main, ["--in", "single", "--out", "done", "--from-probs", *fill]) == \
+        f"error: {tmp_path / 'done'}: already exists (pass --overwrite to replace it)"
+    assert command_error(pp.main, ["--in", "single", "--out", "single", "--from-probs", "--overwrite", *fill]) \
+        .startswith(f"error: {run_output / 'vid_a.npz'}: not a prediction frame")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done", "notes.txt", "single"]
+    assert (run_output / "vid_a.npz").is_file()
 
 
 def test_gap_filling_names_round_trip():
