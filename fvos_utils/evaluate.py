@@ -5,7 +5,8 @@ Command line (each DIR holds ``<video>/<frame>.png``; the videos scored are thos
     python -m fvos_utils.evaluate --gt GT_DIR --pred PRED_DIR [--mode davis|mosev2] [--workers N]
         [--json OUT.json] [--csv OUT.csv] [--tags META.json] [--missing-as-empty] [--quiet]
 
-From Python: :func:`evaluate` for folders; :func:`jaccard`, :func:`boundary_map`, :func:`boundary_radius`,
+From Python: :func:`evaluate` for folders; :func:`paired_difference` for the difference of two results
+with a video-level bootstrap interval; :func:`jaccard`, :func:`boundary_map`, :func:`boundary_radius`,
 :func:`f_measure` and :func:`frame_scores` (all objects of one frame at once) for arrays.
 
 ``davis`` mode (the default) follows ``../shared/reference/jf-spec.md``, i.e. the official DAVIS 2017
@@ -64,7 +65,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import ClassVar, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -550,6 +551,82 @@ def evaluate(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, *, mode: st
     if tag_map is not None:
         out["per_tag"] = _per_tag(objects, tag_map, mode)
     return out
+
+
+# ------------------------------------------------------------------------------ comparing two results
+@dataclass(frozen=True)
+class PairedDifference:
+    """J&F of one result minus another's on the same objects, with a video-level bootstrap interval."""
+
+    #: the table columns of a comparison (:meth:`row`)
+    COLUMNS: ClassVar[tuple[str, str, str]] = ("dJ&F", "CI low", "CI high")
+
+    delta: float      # J&F(result) - J&F(baseline), fractions in [-1, 1]
+    ci_low: float     # the interval's bounds (percentile bootstrap)
+    ci_high: float
+    confidence: float  # 0.95: a 95% interval
+    videos: int       # the videos resampled
+    resamples: int
+    seed: int
+
+    @property
+    def within_noise(self) -> bool:
+        """Whether the interval covers 0: the data cannot tell the two apart."""
+        return self.ci_low <= 0.0 <= self.ci_high
+
+    def row(self) -> dict[str, float]:
+        """``{"dJ&F", "CI low", "CI high"}`` (:data:`COLUMNS`) for a comparison table."""
+        return dict(zip(self.COLUMNS, (self.delta, self.ci_low, self.ci_high)))
+
+    def describe(self) -> str:
+        """``"+0.012 (95% CI -0.003 to +0.027, within noise)"``."""
+        noise = ", within noise" if self.within_noise else ""
+        return (f"{self.delta:+.3f} ({self.confidence:.0%} CI {self.ci_low:+.3f} to {self.ci_high:+.3f}{noise})")
+
+
+def _per_video_sums(result: dict) -> dict[str, tuple[int, float]]:
+    """video -> (objects, sum over its objects of (J + F) / 2), from an :func:`evaluate` result."""
+    sums: dict[str, tuple[int, float]] = {}
+    for obj in result["objects"]:
+        count, total = sums.get(obj["video"], (0, 0.0))
+        sums[obj["video"]] = (count + 1, total + (obj["J"] + obj["F"]) / 2)
+    return sums
+
+
+def paired_difference(baseline: dict, result: dict, *, resamples: int = 2000, seed: int = 0,
+                      confidence: float = 0.95) -> PairedDifference:
+    """``J&F(result) - J&F(baseline)`` of two :func:`evaluate` results scored on the same objects, with a
+    paired bootstrap interval over videos.
+
+    Videos, not objects, are resampled: a video's objects share its frames and succeed or fail together.
+    The draws are ``np.random.default_rng(seed).integers(0, V, size=(resamples, V))`` over the V videos
+    in name order; each resample's J&F is the mean over the drawn videos' objects (a video drawn twice
+    counts twice), as :func:`evaluate`'s global J&F is over all objects, and the interval is the
+    ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of the resampled differences.
+
+    Raises:
+        ValueError: the two results score different (video, object) pairs.
+    """
+    def keys(res):
+        return sorted((o["video"], o["object"]) for o in res["objects"])
+
+    if keys(baseline) != keys(result):
+        different = sorted(set(keys(baseline)) ^ set(keys(result)))[:5]
+        raise ValueError(f"the two results score different objects, e.g. {different}")
+    if resamples < 1 or not 0.0 < confidence < 1.0:
+        raise ValueError(f"need resamples >= 1 and 0 < confidence < 1, got {resamples} and {confidence}")
+    before, after = _per_video_sums(baseline), _per_video_sums(result)
+    names = sorted(before)
+    objects = np.array([before[name][0] for name in names], dtype=np.float64)
+    gain = np.array([after[name][1] - before[name][1] for name in names])  # (V,) summed per-object change
+    n_videos = len(names)
+    draws = np.random.default_rng(seed).integers(0, n_videos, size=(resamples, n_videos))
+    offsets = (np.arange(resamples) * n_videos)[:, None]
+    counts = np.bincount((draws + offsets).ravel(), minlength=resamples * n_videos).reshape(resamples, n_videos)
+    differences = (counts @ gain) / (counts @ objects)
+    low, high = np.quantile(differences, [(1 - confidence) / 2, (1 + confidence) / 2])
+    delta = float(gain.sum() / objects.sum())
+    return PairedDifference(delta, float(low), float(high), confidence, n_videos, resamples, seed)
 
 
 # ------------------------------------------------------------------------------ output

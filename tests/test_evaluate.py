@@ -692,3 +692,66 @@ def test_workers_do_not_hang_after_the_caller_used_cv2_threads(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     single = ev.evaluate(tmp_path / "gt", tmp_path / "pred", progress=False)
     assert float(done.stdout.strip()) == pytest.approx(single["global"]["J&F"], abs=1e-12)
+
+
+# ------------------------------------------------------------------------------ paired bootstrap
+def _result(per_video: dict[str, list[tuple[float, float]]]) -> dict:
+    """An evaluate()-shaped result from ``{video: [(J, F) per object]}`` (global J&F over all objects)."""
+    objects = [{"video": video, "object": k + 1, "J": j, "F": f}
+               for video, scores in per_video.items() for k, (j, f) in enumerate(scores)]
+    mean_j = sum(o["J"] for o in objects) / len(objects)
+    mean_f = sum(o["F"] for o in objects) / len(objects)
+    return {"global": {"J&F": (mean_j + mean_f) / 2}, "objects": objects}
+
+
+def _literal_bootstrap(a: dict, b: dict, resamples: int, seed: int) -> list[float]:
+    """The resampled differences, one resample at a time: draw videos, pool their objects, compare."""
+    names = sorted({o["video"] for o in a["objects"]})
+    draws = np.random.default_rng(seed).integers(0, len(names), size=(resamples, len(names)))
+    out = []
+    for row in draws:
+        def jf(res):
+            pooled = [o for i in row for o in res["objects"] if o["video"] == names[i]]
+            return (sum(o["J"] for o in pooled) / len(pooled) + sum(o["F"] for o in pooled) / len(pooled)) / 2
+        out.append(jf(b) - jf(a))
+    return out
+
+
+def _random_pair(seed: int) -> tuple[dict, dict]:
+    rng = np.random.default_rng(seed)
+    videos = {f"v{i}": int(rng.integers(1, 5)) for i in range(9)}  # 1-4 objects: video and object weights differ
+    a = {v: [tuple(rng.random(2)) for _ in range(n)] for v, n in videos.items()}
+    b = {v: [(min(1, j + rng.normal(0.05, 0.1)), f) for j, f in scores] for v, scores in a.items()}
+    return _result(a), _result(b)
+
+
+def test_paired_difference_matches_a_literal_resampling_loop():
+    a, b = _random_pair(0)
+    got = ev.paired_difference(a, b, resamples=300, seed=7)
+    literal = _literal_bootstrap(a, b, 300, 7)
+    assert got.delta == pytest.approx(b["global"]["J&F"] - a["global"]["J&F"], abs=1e-12)
+    assert (got.ci_low, got.ci_high) == pytest.approx(tuple(np.quantile(literal, [0.025, 0.975])), abs=1e-12)
+    assert got.videos == 9 and got.resamples == 300 and got.seed == 7
+    assert list(got.row()) == list(ev.PairedDifference.COLUMNS)
+    # seeded: the same call gives the same interval, another seed another one
+    assert ev.paired_difference(a, b, resamples=300, seed=7) == got
+    assert ev.paired_difference(a, b, resamples=300, seed=8).ci_low != got.ci_low
+
+
+def test_paired_difference_of_identical_and_shifted_results():
+    a, _ = _random_pair(1)
+    same = ev.paired_difference(a, a)
+    assert (same.delta, same.ci_low, same.ci_high) == (0.0, 0.0, 0.0) and same.within_noise
+    shifted = _result({v: [(o["J"] - 0.1, o["F"]) for o in a["objects"] if o["video"] == v]
+                       for v in sorted({o["video"] for o in a["objects"]})})
+    lower = ev.paired_difference(a, shifted)  # J down 0.1 everywhere: J&F down 0.05 in every resample
+    assert lower.delta == pytest.approx(-0.05) and lower.ci_low == pytest.approx(-0.05)
+    assert lower.ci_high == pytest.approx(-0.05) and not lower.within_noise
+    assert lower.describe() == "-0.050 (95% CI -0.050 to -0.050)"
+
+
+def test_paired_difference_refuses_different_objects():
+    a, b = _random_pair(2)
+    b["objects"] = b["objects"][:-1]
+    with pytest.raises(ValueError, match="different objects"):
+        ev.paired_difference(a, b)
