@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from . import fusion, postprocess
 from .choices import ScaleSetPick
+from .evaluate import paired_difference
 from .figures import label_points
 from .paths import resolve
 from .postprocess import GapFilling
@@ -155,12 +156,19 @@ def fusion_table(results: Mapping[FusionVariant, dict], *, scale_sets: Mapping[s
                  singles: Mapping[Pass, dict] | None = None, tag: str | None = "touching") -> pd.DataFrame:
     """One row per single pass (``singles``: ``{pass: evaluator result}``) and per fused variant:
     scales, transforms, fusion (``single`` / ``hard`` / ``soft``), gap filling, model passes, J&F, J, F
-    (and J&F on the videos with ``tag``). Indexed by the first four columns."""
+    (and J&F on the videos with ``tag``), and, where ``singles`` holds the pass at scale 1 without a
+    transform, each row's change from it with its video-bootstrap 95% interval (``dJ&F``, ``CI low``,
+    ``CI high``: :func:`fvos_utils.evaluate.paired_difference`). Indexed by the first four columns."""
+    reference = (singles or {}).get(Pass(1.0, "identity"))
+
+    def change(result: dict) -> dict:
+        return {} if reference is None else paired_difference(reference, result).row()
+
     rows = [{"scales": f"{one.scale:g}", "transforms": one.transform, "fusion": "single", "filling": "none",
-             "passes": 1, **summary(result, tag=tag)} for one, result in (singles or {}).items()]
+             "passes": 1, **summary(result, tag=tag), **change(result)} for one, result in (singles or {}).items()]
     rows += [{"scales": v.scales, "transforms": v.transforms, "fusion": v.fusion, "filling": v.filling,
-              "passes": len(scale_sets[v.scales]) * len(transform_sets[v.transforms]), **summary(result, tag=tag)}
-             for v, result in results.items()]
+              "passes": len(scale_sets[v.scales]) * len(transform_sets[v.transforms]), **summary(result, tag=tag),
+              **change(result)} for v, result in results.items()]
     return pd.DataFrame(rows).set_index(["scales", "transforms", "fusion", "filling"])
 
 
@@ -224,9 +232,14 @@ def fusion_figure(pass_table: pd.DataFrame, table: pd.DataFrame, results: Mappin
             by_cost.plot(rows["passes"], rows["J&F"], marker=marker, linestyle="none", color=f"C{i}",
                          markerfacecolor="none" if fusion_method == "soft" else f"C{i}", markersize=6,
                          label=f"{fusion_method} voting, transforms {transform_set}")
+            if "CI low" in rows.columns:  # the 95% interval of each variant's change from scale 1, around its J&F
+                by_cost.errorbar(rows["passes"], rows["J&F"], yerr=[rows["dJ&F"] - rows["CI low"],
+                                                                    rows["CI high"] - rows["dJ&F"]],
+                                 fmt="none", ecolor=f"C{i}", elinewidth=0.8, capsize=2, alpha=0.7)
             labels += [(row["passes"], row["J&F"], scales) for (scales, _, _), row in rows.iterrows()]
     by_cost.set_xlabel("model passes per frame")
-    by_cost.set_title("fused, no gap filling (labels: scale sets)", fontsize=9)
+    by_cost.set_title("fused, no gap filling (labels: scale sets; bars: 95% CI of the change from scale 1)",
+                      fontsize=8)
     by_cost.margins(x=0.12, y=0.15)  # room for the labels of the outermost points
     for ax in (by_scale, by_cost):
         ax.set_ylabel("J&F")

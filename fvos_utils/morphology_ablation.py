@@ -28,6 +28,7 @@ from .figures import frame_grid, overlay
 from .io import VOID_LABEL, DataError, VOSDataset, atomic_dir, read_mask, write_mask
 from .paths import resolve
 from .postprocess import GapFilling
+from .evaluate import paired_difference
 from .scoring import delta_summary, object_deltas, score_folder, summary
 
 #: kernel sizes k of the ablation (the paper shows several in its Figure 2 and reports k = 2 best)
@@ -37,7 +38,9 @@ KERNEL_SIZES = (0, 1, 2, 3, 5, 7, 9)
 def gap_filling_table(results: Mapping[GapFilling, dict], *, baseline: GapFilling = GapFilling(),
                       tag: str | None = "touching") -> pd.DataFrame:
     """One row per variant: J&F, J, F (and J&F on videos with ``tag``), the change of J&F from
-    ``baseline``, and how many objects got better / worse (:func:`delta_summary`).
+    ``baseline`` with its video-bootstrap 95% interval (``dJ&F``, ``CI low``, ``CI high``:
+    :func:`fvos_utils.evaluate.paired_difference`), and how many objects got better / worse
+    (:func:`delta_summary`).
 
     Indexed by ``(method, shape, kernel)``, in the order of ``results``.
     """
@@ -47,7 +50,7 @@ def gap_filling_table(results: Mapping[GapFilling, dict], *, baseline: GapFillin
     for variant, result in results.items():
         row = {"method": variant.method, "shape": variant.shape, "kernel": variant.kernel,
                **summary(result, tag=tag)}
-        row["dJ&F"] = row["J&F"] - results[baseline]["global"]["J&F"]
+        row.update(paired_difference(results[baseline], result).row())
         deltas = delta_summary(object_deltas(results[baseline], result))
         row.update({key: deltas[key] for key in ("mean dJ", "mean dF", "objects better", "objects worse")})
         rows.append(row)
@@ -98,8 +101,12 @@ def kernel_figure(table: pd.DataFrame, results: Mapping[GapFilling, dict], basel
                      label=method if method == "expand_labels" else f"{method}, {shape}")
         x = rows.index.get_level_values("kernel") + shifts[i]
         by_jf.plot(x, rows["J&F"], **style)
+        if "CI low" in rows.columns:  # the 95% interval of each setting's change from no filling, around its J&F
+            below, above = rows["dJ&F"] - rows["CI low"], rows["CI high"] - rows["dJ&F"]
+            by_jf.errorbar(x, rows["J&F"], yerr=[below, above], fmt="none", ecolor=style["color"], elinewidth=0.8,
+                           capsize=2, alpha=0.7)
         by_contact.plot(x, rows["contact as gap"], **style)
-    by_jf.set_ylabel("J&F")
+    by_jf.set_ylabel("J&F (bars: 95% CI of the change from no filling)")
     by_contact.set_ylabel("share of contact pixels left as background")
     for ax, title in ((by_jf, "J&F of each setting"), (by_contact, "true contact line left as a gap")):
         ax.set_xlabel("kernel size k (px)")
@@ -331,13 +338,12 @@ def union_scores(folders: Mapping[GapFilling, str | os.PathLike], union_truth: s
 
 def union_table(results: Mapping[GapFilling, dict], *, baseline: GapFilling = GapFilling()) -> pd.DataFrame:
     """:func:`union_scores`' results as a table indexed by ``(shape, kernel)``: J&F, J, F and the change
-    of J&F from ``baseline``."""
+    of J&F from ``baseline`` with its 95% interval (``dJ&F``, ``CI low``, ``CI high``)."""
     if baseline not in results:
         raise ValueError(f"the baseline {baseline.name} is not among the results")
-    table = pd.DataFrame([{"shape": v.shape, "kernel": v.kernel, **summary(r)} for v, r in results.items()])
-    table = table.set_index(["shape", "kernel"])
-    table["dJ&F"] = table["J&F"] - results[baseline]["global"]["J&F"]
-    return table
+    table = pd.DataFrame([{"shape": v.shape, "kernel": v.kernel, **summary(r),
+                           **paired_difference(results[baseline], r).row()} for v, r in results.items()])
+    return table.set_index(["shape", "kernel"])
 
 
 def kernel_pick(results: Mapping[GapFilling, dict]) -> KernelPick:

@@ -168,6 +168,12 @@ def test_fusion_and_cost_tables():
     assert table.loc[("1", "identity", "single", "none"), "J&F"] == 0.5
     assert table.loc[("two", "hflip", "soft", "none"), "passes"] == 4
     assert table.loc[("two", "hflip", "hard", "after"), "J&F"] == pytest.approx(0.25)
+    # every row against the pass at scale 1 without a transform (one video: the interval is the change)
+    assert table.loc[("two", "hflip", "hard", "after"), ["dJ&F", "CI low", "CI high"]].tolist() == \
+        pytest.approx([-0.25] * 3)
+    assert table.loc[("1", "identity", "single", "none"), "dJ&F"] == 0
+    without_reference = fusion_ablation.fusion_table(results, scale_sets=SCALE_SETS, transform_sets=TRANSFORM_SETS)
+    assert "dJ&F" not in without_reference.columns
     cost = fusion_ablation.cost_table(results, runs, scale_sets=SCALE_SETS, transform_sets=TRANSFORM_SETS)
     assert cost.loc[("two", "hflip"), "seconds_per_frame"] == pytest.approx((0.2 + 0.6) * 2)
     assert cost.loc[("one", "identity"), "seconds_per_frame"] == pytest.approx(0.2)

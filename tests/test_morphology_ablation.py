@@ -58,8 +58,25 @@ def test_gap_filling_table_rows():
     assert row["dJ&F"] == pytest.approx(0.05) and row["J&F touching"] == 0.42
     assert (row["objects better"], row["objects worse"]) == (1, 0) and row["mean dJ"] == pytest.approx(0.05)
     assert table.loc[("paper", "square", 0), "dJ&F"] == 0 and pd.isna(table.loc[("paper", "square", 0), "J&F touching"])
+    # one video: every resample is that video, so the interval is the change itself
+    assert (row["CI low"], row["CI high"]) == (pytest.approx(0.05), pytest.approx(0.05))
+    assert table.loc[("paper", "square", 0), ["CI low", "CI high"]].tolist() == [0, 0]
     with pytest.raises(ValueError, match="baseline"):
         morphology_ablation.gap_filling_table({k3: results[k3]})
+
+
+def test_gap_filling_table_intervals_are_the_paired_video_bootstrap():
+    from fvos_utils import evaluate
+
+    base, k2 = postprocess.GapFilling(), postprocess.GapFilling("paper", "square", 2)
+    rng = np.random.default_rng(0)
+    before = {(f"v{i}", k): tuple(rng.random(2)) for i in range(8) for k in (1, 2)}
+    after = {key: (j + rng.normal(0.02, 0.05), f) for key, (j, f) in before.items()}
+    results = {base: result(before), k2: result(after)}
+    row = morphology_ablation.gap_filling_table(results, tag=None).loc[("paper", "square", 2)]
+    want = evaluate.paired_difference(results[base], results[k2])
+    assert (row["dJ&F"], row["CI low"], row["CI high"]) == pytest.approx((want.delta, want.ci_low, want.ci_high))
+    assert want.ci_low < want.delta < want.ci_high
 
 
 def test_contact_pixels_match_the_literal_definition():
