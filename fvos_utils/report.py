@@ -6,7 +6,9 @@ and builds:
 - :func:`steps_table`: the FVOS recipe step by step on this run (baseline, pretrained, best fine-tuned
   epoch, memory sigmoid, gap filling, fusion), each with the videos it was scored on;
 - :func:`leaderboard_table`: the paper's Tables 2 and 3 (MOSE val / test leaderboards, from
-  ``assets/paper_results.json``) with this run's row beside them, marked as a different dataset;
+  ``assets/paper_results.json``), the paper's rows only; :func:`run_beside_table` puts this run's
+  numbers beside them in a table of their own, labelled with the data they were measured on (a
+  synthetic run is never a leaderboard row);
 - :func:`figure_index`: the run's figures with captions.
 
 Nothing here types a result in: a chapter that has not run is simply absent from the tables.
@@ -130,15 +132,19 @@ def paper_results() -> dict:
     return io.read_json(PAPER_RESULTS)
 
 
-def leaderboard_table(split: str, *, ours: dict | None = None, ours_label: str = "this run") -> pd.DataFrame:
-    """The paper's leaderboard for ``split`` (``mose_val`` or ``mose_test``), best first, with ``ours``
-    (a ``{"J", "F", "J&F"}`` dict) added as its own row."""
+def leaderboard_table(split: str) -> pd.DataFrame:
+    """The paper's leaderboard for ``split`` (``mose_val`` or ``mose_test``) as printed, best first."""
     board = paper_results()[split]
     table = pd.DataFrame([{"method": name, **scores} for name, scores in board.items()])
-    if ours is not None:
-        table = pd.concat([table, pd.DataFrame([{"method": ours_label, "J": ours["J"], "F": ours["F"],
-                                                 "J&F": ours["J&F"]}])], ignore_index=True)
     return table.sort_values("J&F", ascending=False).reset_index(drop=True)
+
+
+def run_beside_table(scores: dict, *, label: str, measured_on: str) -> pd.DataFrame:
+    """This run's ``{"J", "F", "J&F"}`` as a one-row table of its own, to show beside a leaderboard:
+    ``method``, ``measured on`` (the data: e.g. "synthetic mini-MOSE valid"), J, F, J&F. Numbers measured
+    on other data than the leaderboard's are not ranked among its rows."""
+    return pd.DataFrame([{"method": label, "measured on": measured_on, "J": scores["J"], "F": scores["F"],
+                          "J&F": scores["J&F"]}])
 
 
 def figure_index(run: str) -> list[tuple[Path, str]]:
