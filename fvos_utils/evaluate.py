@@ -572,7 +572,12 @@ class PairedDifference:
     @property
     def within_noise(self) -> bool:
         """Whether the interval covers 0: the data cannot tell the two apart."""
-        return self.ci_low <= 0.0 <= self.ci_high
+        return self.covers_zero(self.ci_low, self.ci_high)
+
+    @staticmethod
+    def covers_zero(ci_low: float, ci_high: float) -> bool:
+        """Whether an interval read back from a table (``CI low``, ``CI high``) covers 0."""
+        return ci_low <= 0.0 <= ci_high
 
     def row(self) -> dict[str, float]:
         """``{"dJ&F", "CI low", "CI high"}`` (:data:`COLUMNS`) for a comparison table."""

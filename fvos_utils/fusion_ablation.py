@@ -159,17 +159,20 @@ def fusion_table(results: Mapping[FusionVariant, dict], *, scale_sets: Mapping[s
     (and J&F on the videos with ``tag``), and, where ``singles`` holds the pass at scale 1 without a
     transform, each row's change from it with its video-bootstrap 95% interval (``dJ&F``, ``CI low``,
     ``CI high``: :func:`fvos_utils.evaluate.paired_difference`). Indexed by the first four columns."""
-    reference = (singles or {}).get(Pass(1.0, "identity"))
-
-    def change(result: dict) -> dict:
-        return {} if reference is None else paired_difference(reference, result).row()
-
     rows = [{"scales": f"{one.scale:g}", "transforms": one.transform, "fusion": "single", "filling": "none",
-             "passes": 1, **summary(result, tag=tag), **change(result)} for one, result in (singles or {}).items()]
+             "passes": 1, **summary(result, tag=tag), **change_from_scale_1(singles or {}, result)} for one, result in (singles or {}).items()]
     rows += [{"scales": v.scales, "transforms": v.transforms, "fusion": v.fusion, "filling": v.filling,
               "passes": len(scale_sets[v.scales]) * len(transform_sets[v.transforms]), **summary(result, tag=tag),
-              **change(result)} for v, result in results.items()]
+              **change_from_scale_1(singles or {}, result)} for v, result in results.items()]
     return pd.DataFrame(rows).set_index(["scales", "transforms", "fusion", "filling"])
+
+
+def change_from_scale_1(singles: Mapping[Pass, dict], result: dict) -> dict[str, float]:
+    """``result``'s J&F change from the single pass at scale 1 without a transform (``singles``:
+    ``{pass: evaluator result}``) with its 95% interval, as the columns of
+    :meth:`fvos_utils.evaluate.PairedDifference.row`; empty when that pass was not run. Shown in chapter 06."""
+    reference = singles.get(Pass(1.0, "identity"))
+    return {} if reference is None else paired_difference(reference, result).row()
 
 
 def largest_set(scale_sets: Mapping[str, Sequence[float]]) -> str:

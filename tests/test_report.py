@@ -38,6 +38,20 @@ def test_steps_table_reads_each_chapter_and_skips_missing_ones(run_dir):
     assert "kernel 5" in steps.loc[4, "step"]
 
 
+def test_steps_carry_the_chapters_intervals_and_say_within_noise(run_dir):
+    metrics = report.load_metrics("r")
+    variants = metrics["05_morphology_ablation"]["variants"]
+    variants["paper-square-k0"].update({"dJ&F": 0.0, "CI low": 0.0, "CI high": 0.0})
+    variants["paper-square-k2"].update({"dJ&F": 0.01, "CI low": -0.004, "CI high": 0.02})
+    variants["paper-square-k5"].update({"dJ&F": 0.05, "CI low": 0.03, "CI high": 0.07})
+    steps = report.steps_table(metrics)
+    assert steps[["dJ&F", "CI low", "CI high"]].iloc[3:].values.tolist() == [[0.01, -0.004, 0.02], [0.05, 0.03, 0.07]]
+    assert steps["compared with"].iloc[2:].tolist() == ["no filling (within noise)", "no filling (within noise)",
+                                                        "no filling"]
+    assert steps[["dJ&F", "compared with"]].iloc[:2].isna().all().all()  # no paired comparison recorded there
+    assert list(steps.reindex(columns=report.README_COLUMNS).columns) == report.README_COLUMNS
+
+
 def test_best_kernel_equal_to_the_papers_is_listed_once(run_dir):
     metrics = report.load_metrics("r")
     metrics["05_morphology_ablation"]["best_paper"] = {"method": "paper", "shape": "square", "kernel": 2}
