@@ -74,6 +74,10 @@ def _result(results: dict, key: str, chapter: str) -> dict:
     return results[key]
 
 
+#: ``compared with`` of the row the next rows are compared with
+REFERENCE = "(the reference)"
+
+
 def _row(step: str, chapter: str, scores: dict, videos: str, detail: str = "", compared_with: str = "") -> dict:
     """One step; where ``scores`` holds a chapter's paired difference (``dJ&F``, ``CI low``, ``CI high``)
     the row carries it, and ``compared with`` names the reference, "(within noise)" when the interval
@@ -82,8 +86,11 @@ def _row(step: str, chapter: str, scores: dict, videos: str, detail: str = "", c
            "scored on": videos, "detail": detail, "chapter": chapter}
     if all(column in scores for column in PairedDifference.COLUMNS):
         row.update({column: scores[column] for column in PairedDifference.COLUMNS})
-        noise = PairedDifference.covers_zero(scores["CI low"], scores["CI high"])
-        row["compared with"] = compared_with + (" (within noise)" if noise else "")
+        if compared_with == REFERENCE:
+            row["compared with"] = REFERENCE
+        else:
+            noise = PairedDifference.covers_zero(scores["CI low"], scores["CI high"])
+            row["compared with"] = compared_with + (" (within noise)" if noise else "")
     return row
 
 
@@ -111,13 +118,16 @@ def steps_table(metrics: dict[str, dict]) -> pd.DataFrame:
         where, best = f"{len(m['videos'])} valid videos", m["best_paper"]
         none, paper = GapFilling("paper", "square", 0), GapFilling("paper", "square", 2)
         picked = GapFilling(best["method"], best["shape"], best["kernel"])
-        steps = [(none, "single model, no gap filling (chapter 05 subset)")]
+        steps = [(none, "single model, no gap filling (chapter 05 subset)", REFERENCE)]
         if paper.kernel in m["parameters"]["kernel_sizes"]:
-            steps.append((paper, "+ gap filling, square kernel 2 (the paper's choice)"))
-        steps.append((picked, f"+ gap filling, best here: {picked.shape} kernel {picked.kernel}"))
-        for variant, step in dict(steps).items():  # a best kernel of 2 is listed once
+            steps.append((paper, "+ gap filling, square kernel 2 (the paper's choice)", "no filling"))
+        steps.append((picked, f"+ gap filling, best here: {picked.shape} kernel {picked.kernel}", "no filling"))
+        listed = {}
+        for variant, step, reference in steps:  # a best kernel of 2 (or 0) is listed once, the first time
+            listed.setdefault(variant, (step, reference))
+        for variant, (step, reference) in listed.items():
             rows.append(_row(step, "05", _result(m["variants"], variant.name, "05_morphology_ablation"), where,
-                             compared_with="no filling"))
+                             compared_with=reference))
     if "06_multiscale_fusion" in metrics:
         m = metrics["06_multiscale_fusion"]
         n = len(m["videos"])
@@ -126,7 +136,7 @@ def steps_table(metrics: dict[str, dict]) -> pd.DataFrame:
             single = FusionVariant("single", "identity", "hard")
             rows.append(_row("single scale (chapter 06 subset)", "06",
                              _result(m["fused"], single.name, "06_multiscale_fusion"), f"{n} valid videos", "scale 1.0",
-                             compared_with="scale 1"))
+                             compared_with=REFERENCE))
         if "fvos7" in scale_sets and "identity" in m["parameters"]["transforms"]:
             for filling in ("after", "before", "none"):
                 variant = FusionVariant("fvos7", "identity", "hard", filling)
