@@ -29,7 +29,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from .io import DataError, atomic_dir, check_output_dir, read_mask, write_mask
+from .io import DataError, add_folder_output_options, atomic_dir, read_mask, run_folder_command, write_mask
 from .paths import from_here, resolve
 from .postprocess import list_predictions
 from .probs import SUFFIX, load_probs
@@ -320,14 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("sources", nargs="+", type=from_here, metavar="DIR",
                         help="the passes to fuse: prediction folders DIR/<video>/<frame>.png (hard; the first "
                              "breaks ties), or probability folders DIR/<video>.npz (soft)")
-    parser.add_argument("--out", required=True, type=from_here, metavar="OUT",
-                        help="the fused folder OUT/<video>/<frame>.png (appears once complete)")
     parser.add_argument("--fusion", choices=sorted(FOLDER_FUSIONS), default="hard",
                         help="hard: per-pixel plurality vote of label maps (the paper's); soft: mean of the "
                              "per-object probabilities (default hard)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace OUT if it exists (only a prediction folder: <video>/<frame>.png and nothing else)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (batch logs)")
+    add_folder_output_options(parser)
     return parser
 
 
@@ -336,13 +332,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     one error line naming the file, exit status 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        check_output_dir(args.out, overwrite=args.overwrite)
-        written = FOLDER_FUSIONS[args.fusion](args.sources, args.out, overwrite=True, progress=not args.no_progress)
-    except (ValueError, OSError) as err:  # DataError is a ValueError
-        parser.exit(2, f"error: {err}\n")
-    print(f"wrote {written}")
-    return 0
+    return run_folder_command(parser, args, lambda progress: FOLDER_FUSIONS[args.fusion](
+        args.sources, args.out, overwrite=True, progress=progress))
 
 
 if __name__ == "__main__":

@@ -121,6 +121,30 @@ def file_in_the_way(path: str | os.PathLike) -> Path | None:
     return nearest if nearest is not None and not nearest.is_dir() else None
 
 
+def add_folder_output_options(parser) -> None:
+    """``--out OUT``, ``--overwrite`` and ``--no-progress``: the options of every kit command line that writes a
+    prediction folder (``python -m fvos_utils.postprocess``, ``python -m fvos_utils.fusion``)."""
+    from .paths import from_here
+
+    parser.add_argument("--out", required=True, type=from_here, metavar="OUT",
+                        help="the folder OUT/<video>/<frame>.png to write (appears once complete)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace OUT if it exists (only a prediction folder: <video>/<frame>.png and nothing else)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (batch logs)")
+
+
+def run_folder_command(parser, args, write) -> int:
+    """Check ``args.out`` (:func:`check_output_dir`), then ``write(progress)`` -> the folder written. Bad input
+    (a DataError or other ValueError, an OSError) is one error line naming the file, exit status 2."""
+    try:
+        check_output_dir(args.out, overwrite=args.overwrite)
+        written = write(not args.no_progress)
+    except (ValueError, OSError) as err:  # DataError is a ValueError
+        parser.exit(2, f"error: {err}\n")
+    print(f"wrote {written}")
+    return 0
+
+
 def check_output_dir(path: str | os.PathLike, *, overwrite: bool) -> None:
     """Refuse, before any work, a folder a command line would write a prediction folder to (and so replace
     whole): a DataError naming a file in the way, an existing folder without ``overwrite``, and, even with

@@ -60,7 +60,8 @@ from skimage.segmentation import expand_labels
 from tqdm.auto import tqdm
 
 from . import probs
-from .io import DataError, atomic_dir, check_output_dir, read_mask, remove_dir, write_mask
+from .io import DataError, add_folder_output_options, atomic_dir, read_mask, remove_dir, run_folder_command, \
+    write_mask
 from .paths import from_here, resolve
 
 SHAPES = ("square", "circle")
@@ -502,8 +503,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--in", dest="source", required=True, type=from_here, metavar="DIR",
                         help="a prediction folder DIR/<video>/<frame>.png, or with --from-probs a folder of "
                              "DIR/<video>.npz probabilities")
-    parser.add_argument("--out", required=True, type=from_here, metavar="OUT",
-                        help="the filled folder OUT/<video>/<frame>.png (appears once complete)")
     parser.add_argument("--kernel", type=int, default=2, help="kernel size k (default 2, the paper's; 0 or 1 only merge)")
     parser.add_argument("--shape", choices=SHAPES, default="square", help="kernel shape (default square)")
     parser.add_argument("--method", choices=METHODS, default="paper",
@@ -512,9 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--from-probs", action="store_true",
                         help="read per-object probabilities (each object p > 0.5, overlaps kept, as the recipe "
                              "fills its passes) instead of merged label maps")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace OUT if it exists (only a prediction folder: <video>/<frame>.png and nothing else)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (batch logs)")
+    add_folder_output_options(parser)
     return parser
 
 
@@ -523,14 +520,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Bad input is one error line naming the file, exit status 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        check_output_dir(args.out, overwrite=args.overwrite)
-        written = fill_gaps_folder(args.source, args.out, args.kernel, shape=args.shape, method=args.method,
-                                   from_probs=args.from_probs, overwrite=True, progress=not args.no_progress)
-    except (ValueError, OSError) as err:  # DataError is a ValueError
-        parser.exit(2, f"error: {err}\n")
-    print(f"wrote {written}")
-    return 0
+    return run_folder_command(parser, args, lambda progress: fill_gaps_folder(
+        args.source, args.out, args.kernel, shape=args.shape, method=args.method, from_probs=args.from_probs,
+        overwrite=True, progress=progress))
 
 
 if __name__ == "__main__":
