@@ -117,21 +117,39 @@ def _link(target: Path, link: Path) -> None:
 
 @dataclass(frozen=True)
 class ValidationSplit:
-    """What a chapter scores on: the prepared folder (:func:`prepare`), the full ground truth of its valid
-    split, the hard-case tags of its videos, and the videos scored."""
+    """What a chapter scores on: the prepared folder (:func:`prepare`), one of its held-out splits (``valid``
+    for every choice, ``test`` for the final numbers), that split's full ground truth, the hard-case tags
+    of its videos, and the videos scored."""
 
     root: Path          # the prepared dataset folder (layout in the module docstring)
-    gt_dir: Path        # root/valid_gt/Annotations: what J&F is scored against
+    gt_dir: Path        # root/<name>_gt/Annotations: what J&F is scored against
     tags: Path          # root/meta.json: {"videos": {name: {"tags": [...]}}}
-    videos: list[str]   # the valid videos scored, in name order
+    videos: list[str]   # the videos scored, in name order
+    name: str = "valid"  # the split propagated: root/<name>/ holds its frames and first-frame masks
 
 
 def validation_split(data_root: str | os.PathLike, *, seed: int = 0, n_videos: int = 0,
-                     preset: str = "mini-mose") -> ValidationSplit:
-    """:func:`prepare` ``data_root``, and its first ``n_videos`` valid videos (0: all of them)."""
+                     preset: str = "mini-mose", split: str = "valid") -> ValidationSplit:
+    """:func:`prepare` ``data_root``, and the first ``n_videos`` videos (0: all of them) of its held-out
+    ``split``: ``valid`` (where every choice is made) or ``test`` (the synthetic set's final numbers).
+
+    Raises:
+        DataError: ``split`` is ``test`` and the folder has none with ground truth (a hold-out view of
+            MOSE train: MOSE's own test ground truth is hidden, its numbers come from the server).
+    """
     if n_videos < 0:
-        raise ValueError(f"n_videos must be >= 0 (0: every valid video), got {n_videos}")
+        raise ValueError(f"n_videos must be >= 0 (0: every video of the split), got {n_videos}")
+    if split not in synthetic.HELD_OUT_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(synthetic.HELD_OUT_SPLITS)}, got {split!r}")
     root = prepare(data_root, seed=seed, preset=preset)
-    videos = io.VOSDataset(root, "valid").video_names()
-    return ValidationSplit(root, root / "valid_gt" / "Annotations", root / "meta.json",
-                           videos[:n_videos] if n_videos else videos)
+    gt_dir = root / f"{split}_gt" / "Annotations"
+    if not gt_dir.is_dir():
+        raise io.DataError(gt_dir, f"no {split} split with ground truth here (a synthetic set made with "
+                                   f"videos_{split} > 0 has one)")
+    videos = io.VOSDataset(root, split).video_names()
+    return ValidationSplit(root, gt_dir, root / "meta.json", videos[:n_videos] if n_videos else videos, split)
+
+
+def has_split(data_root: str | os.PathLike, split: str, *, seed: int = 0, preset: str = "mini-mose") -> bool:
+    """Whether the prepared ``data_root`` holds the held-out ``split`` with its ground truth."""
+    return (prepare(data_root, seed=seed, preset=preset) / f"{split}_gt" / "Annotations").is_dir()

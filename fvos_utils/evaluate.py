@@ -585,8 +585,14 @@ class PairedDifference:
 
     def describe(self) -> str:
         """``"+0.012 (95% CI -0.003 to +0.027, within noise)"``."""
-        noise = ", within noise" if self.within_noise else ""
-        return (f"{self.delta:+.3f} ({self.confidence:.0%} CI {self.ci_low:+.3f} to {self.ci_high:+.3f}{noise})")
+        return self.describe_row(self.row(), confidence=self.confidence)
+
+    @classmethod
+    def describe_row(cls, row, *, confidence: float = 0.95) -> str:
+        """:meth:`describe` of a comparison read back from a table row or dict (:data:`COLUMNS`)."""
+        delta, low, high = (float(row[column]) for column in cls.COLUMNS)
+        noise = ", within noise" if cls.covers_zero(low, high) else ""
+        return f"{delta:+.3f} ({confidence:.0%} CI {low:+.3f} to {high:+.3f}{noise})"
 
 
 def _per_video_sums(result: dict) -> dict[str, tuple[int, float]]:

@@ -31,7 +31,7 @@ from typing import Iterator
 import torch
 
 from .fusion import FVOS_SCALES  # the paper's seven scales live with the scale sets
-from .io import DataError, atomic_path
+from .io import DataError, atomic_path, read_json
 from .paths import data_dir, resolve
 
 #: ``ckpt`` / ``--ckpt`` value for the registry's checkpoint of the model (the kit's bundled weights for
@@ -97,6 +97,17 @@ def get_spec(name: str) -> ModelSpec:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
     return MODELS[name]
+
+
+def bundled_record(model: str, weights: str | os.PathLike) -> dict | None:
+    """The record shipped beside a bundled checkpoint (``assets/<model>.json``: how it was trained, its
+    checksum, its scores) when ``weights`` is that very file; None for any other weights."""
+    spec = get_spec(model)
+    if not spec.bundled or str(weights) == RANDOM:
+        return None
+    if Path(weights).resolve() != default_checkpoint_path(spec).resolve():
+        return None
+    return read_json(ASSET_DIR / f"{spec.name}.json")
 
 
 def image_size_for(spec: ModelSpec, scale: float) -> int:

@@ -84,13 +84,14 @@ def _row(step: str, chapter: str, scores: dict, videos: str, detail: str = "", c
     covers 0."""
     row = {"step": step, "J&F": scores["J&F"], "J": scores.get("J"), "F": scores.get("F"),
            "scored on": videos, "detail": detail, "chapter": chapter}
-    if all(column in scores for column in PairedDifference.COLUMNS):
+    compared = all(column in scores for column in PairedDifference.COLUMNS)
+    if compared:
         row.update({column: scores[column] for column in PairedDifference.COLUMNS})
-        if compared_with == REFERENCE:
-            row["compared with"] = REFERENCE
-        else:
-            noise = PairedDifference.covers_zero(scores["CI low"], scores["CI high"])
-            row["compared with"] = compared_with + (" (within noise)" if noise else "")
+    if compared_with == REFERENCE:
+        row["compared with"] = REFERENCE
+    elif compared:
+        noise = PairedDifference.covers_zero(scores["CI low"], scores["CI high"])
+        row["compared with"] = compared_with + (" (within noise)" if noise else "")
     return row
 
 
@@ -101,18 +102,22 @@ def steps_table(metrics: dict[str, dict]) -> pd.DataFrame:
         m = metrics["00_data_and_metrics"]
         rows.append(_row("zero-motion baseline", "00", m["zero_motion"]["global"], "all valid videos",
                          "first-frame mask copied to every frame"))
+    selection = metrics.get("03_epoch_selection", {})
     if "02_finetune" in metrics:
         m = metrics["02_finetune"]
         rows.append(_row("pretrained model (before fine-tuning)", "02", m["start"], "all valid videos",
-                         Path(str(m.get("starting_weights", ""))).name))
-    if "03_epoch_selection" in metrics:
-        best = metrics["03_epoch_selection"]["best"]
-        rows.append(_row("best fine-tuned epoch", "03", best, "all valid videos",
-                         f"stage {best['stage']}, epoch {best['epoch']}"))
+                         Path(str(m.get("starting_weights", ""))).name,
+                         compared_with=REFERENCE if selection.get("best_change") else ""))
+    if selection:
+        best = selection["best"]
+        rows.append(_row("best fine-tuned epoch", "03", {**best, **(selection.get("best_change") or {})},
+                         "all valid videos", f"stage {best['stage']}, epoch {best['epoch']}",
+                         compared_with="the pretrained model"))
     if "04_sigmoid_search" in metrics:
-        best = metrics["04_sigmoid_search"]["best"]
-        rows.append(_row("+ memory-sigmoid search", "04", best, "all valid videos",
-                         f"scale {best['scale']:g}, bias {best['bias']:g}"))
+        m = metrics["04_sigmoid_search"]
+        best = m["best"]
+        rows.append(_row("+ memory-sigmoid search", "04", {**best, **(m.get("best_change") or {})}, "all valid videos",
+                         f"scale {best['scale']:g}, bias {best['bias']:g}", compared_with="the default 20 / -10"))
     if "05_morphology_ablation" in metrics:
         m = metrics["05_morphology_ablation"]
         where, best = f"{len(m['videos'])} valid videos", m["best_paper"]
@@ -146,6 +151,14 @@ def steps_table(metrics: dict[str, dict]) -> pd.DataFrame:
         best = FusionVariant.from_name(m["best_fused"]["variant"])
         rows.append(_row("best fused variant", "06", _result(m["fused"], best.name, "06_multiscale_fusion"),
                          f"{n} valid videos", f"{best.scales}-{best.transforms}-{best.fusion}", compared_with="scale 1"))
+    test = selection.get("test")
+    if test:  # the final numbers: the split no chapter chose anything on
+        where = f"{len(test['videos'])} held-out test videos"
+        rows.append(_row("pretrained model, held-out test split", "03", test["starting model"], where,
+                         compared_with=REFERENCE))
+        rows.append(_row("best fine-tuned epoch, held-out test split", "03", {**test["best epoch"], **test}, where,
+                         f"stage {selection['best']['stage']}, epoch {selection['best']['epoch']} (picked on valid)",
+                         compared_with="the pretrained model"))
     return pd.DataFrame(rows)
 
 

@@ -18,11 +18,23 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
 from . import evaluate as evaluation
-from . import choices, infer, io, models, paths, train
+from . import choices, datasets, infer, io, models, paths, train
+
+#: the memory-encoder sigmoid ``(scale, bias)`` of every released SAM 2 config
+DEFAULT_SIGMOID = (20.0, -10.0)
+
+
+def scores_of(result: dict) -> dict:
+    """What a chapter keeps of an :func:`fvos_utils.evaluate.evaluate` result: the global ``"J&F"``, ``"J"``,
+    ``"F"`` and, per object, ``{"video", "object", "J", "F"}`` under ``"objects"``, enough for
+    :func:`fvos_utils.evaluate.paired_difference` against another such record."""
+    return {**{key: float(result["global"][key]) for key in ("J&F", "J", "F")},
+            "objects": [{key: obj[key] for key in ("video", "object", "J", "F")} for obj in result["objects"]]}
 
 
 def score_predictor(predictor, *, data_root: str | os.PathLike, split: str, gt_dir: str | os.PathLike,
@@ -31,13 +43,22 @@ def score_predictor(predictor, *, data_root: str | os.PathLike, split: str, gt_d
     """Propagate ``predictor`` over ``split`` into ``out_dir`` and score it against ``gt_dir``. Shown in chapter 02.
 
     ``weights`` names the loaded weights in the prediction folder's settings
-    (:func:`fvos_utils.models.weights_label`); ``eval_workers`` evaluator processes. Returns the
-    evaluator's ``"global"`` dict (``"J&F"``, ``"J"``, ``"F"``, ...).
+    (:func:`fvos_utils.models.weights_label`); ``eval_workers`` evaluator processes. Returns
+    :func:`scores_of` the evaluation (``"J&F"``, ``"J"``, ``"F"``, ``"objects"``).
     """
     infer.run_dataset(predictor, data_root, out_dir, model=model, weights=weights, split=split, videos=videos,
                       overwrite=True, progress=False)
-    return evaluation.evaluate(paths.resolve(gt_dir), out_dir, videos=videos, workers=eval_workers,
-                               progress=False)["global"]
+    return scores_of(evaluation.evaluate(paths.resolve(gt_dir), out_dir, videos=videos, workers=eval_workers,
+                                         progress=False))
+
+
+def score_weights(model: str, weights: str | os.PathLike, split: datasets.ValidationSplit, out_dir: str | os.PathLike,
+                  *, device: str | None = None) -> dict:
+    """:func:`score_predictor` for a weights file (or ``"random"``) on a held-out split (valid or test).
+    Shown in chapters 02, 03."""
+    predictor = models.build_predictor(model, weights, device=device)
+    return score_predictor(predictor, data_root=split.root, split=split.name, gt_dir=split.gt_dir, out_dir=out_dir,
+                           weights=models.weights_label(weights), model=model, videos=split.videos)
 
 
 def score_epochs(stage_folder: str | os.PathLike, *, data_root: str | os.PathLike, split: str = "valid",
@@ -47,7 +68,8 @@ def score_epochs(stage_folder: str | os.PathLike, *, data_root: str | os.PathLik
     """J&F of each epoch's model-only weights of a stage (``weights/epoch_NNN.pt``). Shown in chapters 02, 03.
 
     One predictor is built and each epoch's weights are loaded into it. Predictions go to
-    ``out_dir/epoch_NNN/``. Returns ``[{"epoch", "weights", "J&F", "J", "F"}]`` in epoch order.
+    ``out_dir/epoch_NNN/``. Returns ``[{"epoch", "weights", "J&F", "J", "F", "objects"}]`` in epoch order
+    (``objects``: :func:`scores_of`'s, for paired differences).
     """
     available = train.epoch_weights(stage_folder)
     if not available:
@@ -64,9 +86,35 @@ def score_epochs(stage_folder: str | os.PathLike, *, data_root: str | os.PathLik
         result = score_predictor(predictor, data_root=data_root, split=split, gt_dir=gt_dir,
                                  out_dir=Path(out_dir) / f"epoch_{epoch:03d}", weights=str(available[epoch]),
                                  model=model, videos=videos, eval_workers=eval_workers)
-        scores.append({"epoch": epoch, "weights": str(available[epoch]),
-                       **{key: float(result[key]) for key in ("J&F", "J", "F")}})
+        scores.append({"epoch": epoch, "weights": str(available[epoch]), **result})
     return scores
+
+
+def epoch_table(scores_by_stage: dict[int, Sequence[dict]], start: dict) -> pd.DataFrame:
+    """Every epoch of both stages against the starting model: index ``(stage, epoch)``, columns J&F, J, F
+    and :attr:`fvos_utils.evaluate.PairedDifference.COLUMNS` (the change from ``start``, a
+    :func:`scores_of` record, with its video-bootstrap 95% interval). Shown in chapter 03."""
+    rows = [{"stage": stage, "epoch": s["epoch"], **{key: s[key] for key in ("J&F", "J", "F")},
+             **evaluation.paired_difference(start, s).row()}
+            for stage, scores in sorted(scores_by_stage.items()) for s in scores]
+    return pd.DataFrame(rows).set_index(["stage", "epoch"])
+
+
+#: the key of a bundled model's record (``fvos_utils/assets/<model>.json``) holding its scores on the held-out
+#: videos of the world it was pretrained in (written by benchmarks/bundled_model.py --record)
+PRETRAIN_WORLD = "synthetic pretrain valid (held out, seed 0)"
+
+
+def domain_gap_table(here: dict, pretrain_world: dict) -> pd.DataFrame:
+    """J&F of the starting model on its pretraining world's held-out videos (``pretrain_world``: the record's
+    ``{"J&F", "per_tag": {tag: J&F}}``) beside this run's (``here``: an evaluate result scored with tags),
+    overall and per hard-case tag; ``gap`` is here minus there. Shown in chapter 02."""
+    rows = {"all videos": (pretrain_world["J&F"], here["global"]["J&F"])}
+    for tag, scores in here.get("per_tag", {}).items():
+        rows[f"tag: {tag}"] = (pretrain_world.get("per_tag", {}).get(tag, float("nan")), scores["J&F"])
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=["pretrain world (held out)", "this dataset"])
+    table["gap"] = table["this dataset"] - table["pretrain world (held out)"]
+    return table
 
 
 def select_best(scores: Sequence[dict], *, key: str = "J&F") -> dict:
@@ -122,10 +170,12 @@ def server_zips(run: str, *, model: str, server_root: str | os.PathLike, split: 
 
 
 def plot_epoch_scores(ax, scores_by_stage: dict[int, Sequence[dict]], *, baseline: float | None = None,
-                      reference: float | None = None) -> None:
+                      reference: float | None = None, intervals: pd.DataFrame | None = None) -> None:
     """J&F per epoch, stages one after the other on the x axis; best epoch of each stage marked. Shown in chapter 03.
 
-    ``baseline``: a horizontal line (e.g. zero motion); ``reference``: another (e.g. the start model).
+    ``baseline``: a horizontal line (e.g. zero motion); ``reference``: another (e.g. the start model);
+    ``intervals``: :func:`epoch_table`, whose 95% interval of each epoch's change from the starting model is
+    drawn as an error bar around the epoch's J&F (a bar clear of the dashed line: a change beyond noise).
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -135,7 +185,13 @@ def plot_epoch_scores(ax, scores_by_stage: dict[int, Sequence[dict]], *, baselin
             continue
         x = [offset + s["epoch"] for s in scores]
         y = [s["J&F"] for s in scores]
-        ax.plot(x, y, marker="o", label=f"stage {stage}")
+        if intervals is not None:
+            rows = intervals.loc[[(stage, s["epoch"]) for s in scores]]
+            error = [rows["dJ&F"] - rows["CI low"], rows["CI high"] - rows["dJ&F"]]
+            ax.errorbar(x, y, yerr=np.asarray(error, dtype=float), marker="o", capsize=3,
+                        label=f"stage {stage} (bars: 95% CI of the change from the starting model)")
+        else:
+            ax.plot(x, y, marker="o", label=f"stage {stage}")
         best = select_best(scores)
         ax.scatter([offset + best["epoch"]], [best["J&F"]], s=160, facecolors="none", edgecolors="k",
                    zorder=3, label=f"best of stage {stage}: epoch {best['epoch']} ({best['J&F']:.3f})")
@@ -154,30 +210,48 @@ def plot_epoch_scores(ax, scores_by_stage: dict[int, Sequence[dict]], *, baselin
 def sigmoid_search(predictor, *, scales: Sequence[float], biases: Sequence[float],
                    data_root: str | os.PathLike, split: str = "valid", gt_dir: str | os.PathLike,
                    out_dir: str | os.PathLike, weights: str, model: str = "fvos_tiny",
-                   videos: Sequence[str] | None = None, progress: bool = True) -> np.ndarray:
-    """J&F for every ``(scale, bias)`` of the memory-encoder sigmoid, on one loaded predictor. Shown in chapter 04.
+                   videos: Sequence[str] | None = None, progress: bool = True) -> dict[tuple[float, float], dict]:
+    """Scores for every ``(scale, bias)`` of the memory-encoder sigmoid, on one loaded predictor. Shown in chapter 04.
 
     ``weights`` names the loaded weights (:func:`fvos_utils.models.weights_label`).
 
-    Returns ``(len(scales), len(biases)) float64``. The predictor's own values are restored afterwards.
+    Returns ``{(scale, bias): scores}`` (:func:`scores_of` records) in row-major order of the grid
+    (:func:`sigmoid_grid` arranges it). The predictor's own values are restored afterwards.
     """
-    grid = np.full((len(scales), len(biases)), np.nan)
+    results = {}
     original = models.set_memory_sigmoid(predictor)
     try:
-        cells = [(i, j) for i in range(len(scales)) for j in range(len(biases))]
-        for i, j in tqdm(cells, desc="sigmoid grid", disable=not progress):
-            models.set_memory_sigmoid(predictor, scale=scales[i], bias=biases[j])
-            result = score_predictor(predictor, data_root=data_root, split=split, gt_dir=gt_dir,
-                                     out_dir=Path(out_dir) / f"scale{scales[i]:g}_bias{biases[j]:g}",
-                                     weights=weights, model=model, videos=videos)
-            grid[i, j] = result["J&F"]
+        for scale, bias in tqdm([(s, b) for s in scales for b in biases], desc="sigmoid grid", disable=not progress):
+            models.set_memory_sigmoid(predictor, scale=scale, bias=bias)
+            results[(scale, bias)] = score_predictor(predictor, data_root=data_root, split=split, gt_dir=gt_dir,
+                                                     out_dir=Path(out_dir) / f"scale{scale:g}_bias{bias:g}",
+                                                     weights=weights, model=model, videos=videos)
     finally:
         models.set_memory_sigmoid(predictor, scale=original[0], bias=original[1])
-    return grid
+    return results
+
+
+def sigmoid_grid(results: dict[tuple[float, float], dict], scales: Sequence[float],
+                 biases: Sequence[float]) -> np.ndarray:
+    """:func:`sigmoid_search`'s J&F as ``(len(scales), len(biases)) float64`` (NaN where a pair is missing)."""
+    return np.array([[results[(s, b)]["J&F"] if (s, b) in results else np.nan for b in biases] for s in scales],
+                    dtype=np.float64)
+
+
+def sigmoid_table(results: dict[tuple[float, float], dict], *,
+                  default: tuple[float, float] = DEFAULT_SIGMOID) -> pd.DataFrame:
+    """Every pair of :func:`sigmoid_search`: index ``(scale, bias)``, columns J&F, J, F and, where the
+    config's pair ``default`` is on the grid, the change from it with its 95% interval
+    (:attr:`fvos_utils.evaluate.PairedDifference.COLUMNS`). Shown in chapter 04."""
+    reference = results.get(tuple(default))
+    rows = [{"scale": scale, "bias": bias, **{key: r[key] for key in ("J&F", "J", "F")},
+             **(evaluation.paired_difference(reference, r).row() if reference is not None else {})}
+            for (scale, bias), r in results.items()]
+    return pd.DataFrame(rows).set_index(["scale", "bias"])
 
 
 def pick_sigmoid(run: str, grid: np.ndarray, scales: Sequence[float], biases: Sequence[float], *,
-                 tuned_on: str, default: tuple[float, float] = (20.0, -10.0)) -> choices.SigmoidPick:
+                 tuned_on: str, default: tuple[float, float] = DEFAULT_SIGMOID) -> choices.SigmoidPick:
     """Chapter 04's pick: the grid's maximum (first in row-major order on a tie), with the J&F of the
     config's pair ``default`` where it is on the grid; ``tuned_on``: the weights searched with.
     Shown in chapter 04."""
@@ -188,9 +262,11 @@ def pick_sigmoid(run: str, grid: np.ndarray, scales: Sequence[float], biases: Se
                                choices.weights_reference(run, tuned_on))
 
 
-def plot_sigmoid_grid(ax, grid: np.ndarray, scales: Sequence[float], biases: Sequence[float]):
-    """Heatmap of J&F over (scale rows, bias columns), every cell labelled, the best one boxed.
-    Shown in chapter 04."""
+def plot_sigmoid_grid(ax, grid: np.ndarray, scales: Sequence[float], biases: Sequence[float],
+                      table: pd.DataFrame | None = None):
+    """Heatmap of J&F over (scale rows, bias columns), every cell labelled, the best one boxed; with
+    ``table`` (:func:`sigmoid_table`) each cell also gives its change from the default pair and the 95%
+    interval. Shown in chapter 04."""
     from matplotlib.patches import Rectangle
 
     image = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto")
@@ -200,7 +276,11 @@ def plot_sigmoid_grid(ax, grid: np.ndarray, scales: Sequence[float], biases: Seq
     ax.set_ylabel("memory sigmoid scale")
     middle = np.nanmin(grid) + 0.5 * (np.nanmax(grid) - np.nanmin(grid))
     for (i, j), value in np.ndenumerate(grid):
-        ax.text(j, i, f"{value:.4f}", ha="center", va="center", fontsize="small",
+        label = f"{value:.4f}"
+        if table is not None and "dJ&F" in table and (scales[i], biases[j]) in table.index:
+            row = table.loc[(scales[i], biases[j])]
+            label += f"\n{row['dJ&F']:+.3f}\n[{row['CI low']:+.3f}, {row['CI high']:+.3f}]"
+        ax.text(j, i, label, ha="center", va="center", fontsize="x-small" if table is not None else "small",
                 color="k" if value > middle else "w")
     i, j = np.unravel_index(int(np.nanargmax(grid)), grid.shape)
     ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="r", linewidth=2))

@@ -98,10 +98,10 @@ class SyntheticConfig:
     scale with the frame size. A knob at 0 (a chance, ``max_stretch``, ``max_zoom``, ``occlusion_hold``)
     draws no random numbers, so a set written before the knob existed keeps its bytes."""
 
-    videos_train: int = _knob(24, "videos in train/ (every frame annotated)")
-    videos_valid: int = _knob(12, "videos in valid/ (frame-0 masks; full ground truth in valid_gt/): choices")
-    videos_test: int = _knob(0, "videos in test/ (frame-0 masks; full ground truth in test_gt/): final numbers")
-    frames: tuple[int, int] = _knob((16, 32), "frames per video, inclusive range", "MIN MAX")
+    videos_train: int = _knob(96, "videos in train/ (every frame annotated)")
+    videos_valid: int = _knob(24, "videos in valid/ (frame-0 masks; full ground truth in valid_gt/): choices")
+    videos_test: int = _knob(24, "videos in test/ (frame-0 masks; full ground truth in test_gt/): final numbers")
+    frames: tuple[int, int] = _knob((16, 24), "frames per video, inclusive range", "MIN MAX")
     size: tuple[int, int] = _knob((384, 216), "frame width and height in pixels", "W H")
     objects: tuple[int, int] = _knob((2, 6), f"annotated objects per video, inclusive (ids 1..N, N <= {MAX_OBJECTS})",
                                      "MIN MAX")
@@ -109,15 +109,15 @@ class SyntheticConfig:
                                                "MIN MAX")
     small_radius: tuple[float, float] = _knob((0.025, 0.04), "small object radius, fraction of the shorter side",
                                               "MIN MAX")
-    p_crowd: float = _knob(0.35, "chance of a crowd: 3-5 objects of one shape family and texture")
-    p_occlusion: float = _knob(0.5, "chance that two objects cross, one passing in front of the other")
-    p_exit_reenter: float = _knob(0.35, "chance that an object leaves the frame and comes back")
-    p_small: float = _knob(0.35, "chance of 1-2 small objects")
-    p_touching: float = _knob(0.35, "chance of a pair whose outlines follow each other at a 0-2 px gap")
-    p_distractor: float = _knob(0.3, "chance of an unannotated look-alike object behind the annotated ones")
-    p_photo: float = _knob(0.0, "chance that an object's texture (and, drawn apart, the background) is a crop of "
+    p_crowd: float = _knob(0.5, "chance of a crowd: 3-5 objects of one shape family and texture")
+    p_occlusion: float = _knob(0.7, "chance that two objects cross, one passing in front of the other")
+    p_exit_reenter: float = _knob(0.5, "chance that an object leaves the frame and comes back")
+    p_small: float = _knob(0.5, "chance of 1-2 small objects")
+    p_touching: float = _knob(0.5, "chance of a pair whose outlines follow each other at a 0-2 px gap")
+    p_distractor: float = _knob(0.5, "chance of an unannotated look-alike object behind the annotated ones")
+    p_photo: float = _knob(0.5, "chance that an object's texture (and, drawn apart, the background) is a crop of "
                                 "one of scikit-image's photographs instead of a procedural pattern")
-    occlusion_hold: tuple[int, int] = _knob((0, 0), "frames the crossing pair of an occlusion pauses, overlapping, "
+    occlusion_hold: tuple[int, int] = _knob((2, 8), "frames the crossing pair of an occlusion pauses, overlapping, "
                                                    "inclusive range", "MIN MAX")
     colour_jitter: float = _knob(6.0, "std of the per-channel colour offset of crowd members and look-alikes (0-255)")
     texture_strength: float = _knob(1.0, "contrast of object textures (0: flat colour)")
@@ -125,12 +125,12 @@ class SyntheticConfig:
     max_speed: float = _knob(0.02, "object speed limit, fraction of the shorter side per frame "
                                    "(crossing and exiting objects may go faster)")
     acceleration: float = _knob(0.1, "std of the random acceleration, fraction of max_speed per frame")
-    pan_speed: float = _knob(0.01, "background panning speed limit, fraction of the shorter side per frame")
+    pan_speed: float = _knob(0.015, "background panning speed limit, fraction of the shorter side per frame")
     max_scale_change: float = _knob(0.25, "largest relative size change of an object over a video")
     max_rotation: float = _knob(3.0, "rotation speed limit, degrees per frame")
-    max_stretch: float = _knob(0.0, "largest squash-and-stretch of an object along its own axis (0.2: x1.2 one way, "
+    max_stretch: float = _knob(0.15, "largest squash-and-stretch of an object along its own axis (0.2: x1.2 one way, "
                                     "/1.2 the other); its texture deforms with it")
-    max_zoom: float = _knob(0.0, "largest relative camera zoom over a video (the background grows or shrinks)")
+    max_zoom: float = _knob(0.2, "largest relative camera zoom over a video (the background grows or shrinks)")
     noise_std: float = _knob(2.0, "std of per-pixel sensor noise (0-255)")
     jpeg_quality: int = _knob(92, "JPEG quality of the frames (1-100)")
 
@@ -178,11 +178,17 @@ class SyntheticConfig:
 
 
 PRESETS: dict[str, SyntheticConfig] = {
-    # the kit's default data: small enough for CPU work, every hard case present
+    # The target world, as MOSE is to SA-V: every hard case of MOSE concentrated (crowds of look-alikes, long
+    # occlusions, exits and re-entries, small objects, touching pairs), a train split for fine-tuning, a valid
+    # split for every choice and a held-out test split for the final numbers.
     "mini-mose": SyntheticConfig(),
-    # a generic set for training a small SAM 2 from scratch (../shared/reference/sam2-notes.md)
-    "pretrain": SyntheticConfig(videos_train=480, videos_valid=12, frames=(8, 16), size=(256, 256), objects=(1, 3),
-                                p_distractor=0.3),
+    # The generic world a small SAM 2 learns to track in (as SA-V is to MOSE): object sizes from small to about
+    # half the frame, 1-4 objects, the same looks (photograph crops, deforming textures, camera pan and zoom),
+    # scale change, and MOSE's hard cases only rarely. Its valid split is the world's own held-out videos.
+    "pretrain": SyntheticConfig(videos_train=480, videos_valid=24, videos_test=0, frames=(10, 16), size=(320, 256),
+                                objects=(1, 4), object_radius=(0.06, 0.25), max_scale_change=0.5, p_crowd=0.05,
+                                p_occlusion=0.15, occlusion_hold=(0, 2), p_exit_reenter=0.05, p_small=0.1,
+                                p_touching=0.05, p_distractor=0.1),
 }
 
 
@@ -284,6 +290,13 @@ def photo(name: str) -> np.ndarray:
     return image
 
 
+@functools.lru_cache(maxsize=None)
+def _is_grey(name: str) -> bool:
+    """Whether photograph ``name`` is grey (its three channels equal): such crops get a tint."""
+    image = photo(name)
+    return bool(np.ptp(image[..., 0] - image[..., 1]) == 0)
+
+
 def _photo_crop(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A random crop of a random photograph, resized to ``(h, w, 3) float32`` (0-255): a crop side of 15-60%
     of the photograph's shorter side, mirrored half the time; grey photographs get a random pale tint."""
@@ -297,7 +310,7 @@ def _photo_crop(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     crop = image[y0:y0 + crop_h, x0:x0 + crop_w]
     crop = crop[:, ::-1] if rng.random() < 0.5 else crop
     out = cv2.resize(np.ascontiguousarray(crop), (w, h), interpolation=cv2.INTER_AREA if crop_w > w else cv2.INTER_LINEAR)
-    if np.ptp(image[..., 0] - image[..., 1]) == 0:  # a grey photograph
+    if _is_grey(name):
         out = out * _hsv(rng.random(), rng.uniform(0.1, 0.4), 1.0) / 255.0
     return out.astype(np.float32)
 

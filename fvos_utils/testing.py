@@ -138,6 +138,133 @@ def write_mose_layout(root: str | os.PathLike, *, n_train: int = 5, n_valid: int
     return root
 
 
+# ------------------------------------------------------------------------------ a foreign generator
+#: the scenarios of :func:`write_foreign_clips`, one per video in turn
+FOREIGN_SCENARIOS = ("crossing", "exit-reenter", "touching", "drift")
+
+
+def _foreign_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """``(H, W, 3) float32`` 0-255: band-limited noise through a 3-colour ramp, Voronoi cells or a plaid
+    (none of them the kit's generator's patterns)."""
+    kind = int(rng.integers(3))
+    if kind == 0:
+        fy, fx = np.meshgrid(np.fft.fftfreq(height), np.fft.fftfreq(width), indexing="ij")
+        band = np.exp(-(np.hypot(fy, fx) / rng.uniform(0.015, 0.06)) ** 2)
+        field = np.real(np.fft.ifft2(np.fft.fft2(rng.normal(size=(height, width))) * band))
+        field = (field - field.min()) / max(float(np.ptp(field)), 1e-9)
+        ramp = rng.uniform(0, 255, size=(3, 3))
+        t = field[..., None]
+        image = np.where(t < 0.5, ramp[0] + (ramp[1] - ramp[0]) * t * 2, ramp[1] + (ramp[2] - ramp[1]) * (t - 0.5) * 2)
+    elif kind == 1:
+        seeds = rng.uniform(0, 1, size=(int(rng.integers(6, 24)), 2)) * (height, width)
+        yy, xx = np.mgrid[0:height, 0:width]
+        nearest = ((yy[..., None] - seeds[:, 0]) ** 2 + (xx[..., None] - seeds[:, 1]) ** 2).argmin(axis=-1)
+        image = rng.uniform(0, 255, size=(len(seeds), 3))[nearest]
+    else:
+        yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+        a, b = rng.uniform(0, np.pi, size=2)
+        period = rng.uniform(6, 18, size=2)
+        u = np.sin(2 * np.pi * (xx * np.cos(a) + yy * np.sin(a)) / period[0]) > 0
+        v = np.sin(2 * np.pi * (xx * np.cos(b) + yy * np.sin(b)) / period[1]) > 0
+        colours = rng.uniform(0, 255, size=(4, 3))
+        image = colours[u.astype(int) * 2 + v.astype(int)]
+    return image.astype(np.float32)
+
+
+def _superellipse(rng: np.random.Generator, radius: float) -> np.ndarray:
+    """``(64, 2) float64`` outline points (x, y) about the origin of a random superellipse ``radius`` wide."""
+    theta = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    power, ratio = rng.uniform(1.5, 4.0), rng.uniform(0.55, 1.0)
+    c, s = np.cos(theta), np.sin(theta)
+    r = (np.abs(c) ** power + np.abs(s / ratio) ** power) ** (-1 / power)
+    return np.stack([r * c, r * s], axis=1) * radius / r.max()
+
+
+def _foreign_video(rng: np.random.Generator, scenario: str, height: int, width: int, n_frames: int):
+    """``(frames (T, H, W, 3) uint8, labels (T, H, W) uint8)`` of one :func:`write_foreign_clips` video."""
+    short = min(height, width)
+    n_objects = 2 if scenario in ("crossing", "touching") else int(rng.integers(2, 4))
+    pan = rng.uniform(-1.5, 1.5, size=2)  # px per frame: the camera drifts over a larger background
+    margin = int(np.ceil(np.abs(pan).max() * n_frames)) + 2
+    background = _foreign_texture(rng, height + 2 * margin, width + 2 * margin)
+    objects = []
+    for k in range(n_objects):
+        radius = rng.uniform(0.16, 0.28) * short * (0.7 if scenario == "touching" else 1.0)
+        outline = _superellipse(rng, radius)
+        side = int(np.ceil(2 * radius)) + 4
+        texture = _foreign_texture(rng, side, side) * 0.6 + rng.uniform(0, 255, size=3) * 0.4
+        t = np.arange(n_frames)
+        if scenario == "crossing":  # the pair swaps sides, the second passing in front of the first
+            x = width * (0.25 + 0.5 * t / (n_frames - 1)) if k == 0 else width * (0.75 - 0.5 * t / (n_frames - 1))
+            y = np.full(n_frames, height * (0.45 + 0.1 * k))
+        elif scenario == "exit-reenter" and k == 0:  # out through the left edge and back
+            x = width * 0.5 - (width * 0.5 + 1.2 * radius) * np.sin(np.pi * t / (n_frames - 1))
+            y = np.full(n_frames, height * 0.3)
+        else:
+            x = width * rng.uniform(0.3, 0.7) + rng.uniform(0.05, 0.15) * width * np.sin(rng.uniform(0.1, 0.3) * t + rng.uniform(0, 6))
+            y = height * rng.uniform(0.3, 0.7) + rng.uniform(0.05, 0.15) * height * np.cos(rng.uniform(0.1, 0.3) * t + rng.uniform(0, 6))
+        spin = 0.0 if scenario == "touching" else rng.uniform(-2.0, 2.0)
+        objects.append({"outline": outline, "texture": texture, "side": side, "x": x, "y": y, "spin": spin})
+    if scenario == "touching":  # the second object follows the first at a 1-px gap, both on whole pixels
+        first, second = objects
+        direction = rng.normal(size=2)
+        direction /= np.linalg.norm(direction)
+        centre = (width // 2, height // 2)
+        a = _draw_mask(first["outline"], 0.0, centre, height, width)
+        for distance in range(1, short):
+            step = np.round(distance * direction)
+            b = _draw_mask(second["outline"], 0.0, (centre[0] + step[0], centre[1] + step[1]), height, width)
+            if not (cv2.dilate(a, np.ones((3, 3), np.uint8)) & b).any():
+                break
+        first["x"], first["y"] = np.round(first["x"]), np.round(first["y"])
+        second["x"], second["y"] = first["x"] + step[0], first["y"] + step[1]
+    frames = np.empty((n_frames, height, width, 3), np.uint8)
+    labels = np.zeros((n_frames, height, width), np.uint8)
+    for t in range(n_frames):
+        oy, ox = (margin + pan * t).round().astype(int)
+        image = background[oy:oy + height, ox:ox + width].copy()
+        for k, obj in enumerate(objects):  # later objects in front
+            angle = obj["spin"] * t
+            mask = _draw_mask(obj["outline"], angle, (obj["x"][t], obj["y"][t]), height, width).astype(bool)
+            rotation = cv2.getRotationMatrix2D((obj["side"] / 2, obj["side"] / 2), -angle, 1.0)
+            rotation[:, 2] += (obj["x"][t] - obj["side"] / 2, obj["y"][t] - obj["side"] / 2)
+            painted = cv2.warpAffine(obj["texture"], rotation, (width, height), borderMode=cv2.BORDER_REFLECT)
+            image[mask] = painted[mask]
+            labels[t][mask] = k + 1
+        noisy = image + rng.normal(0, 3.0, size=image.shape)
+        frames[t] = np.clip(noisy, 0, 255).astype(np.uint8)
+    return frames, labels
+
+
+def _draw_mask(outline: np.ndarray, angle: float, centre, height: int, width: int) -> np.ndarray:
+    """``(H, W) uint8`` 0/1: ``outline`` turned by ``angle`` degrees, filled, at ``centre`` (x, y)."""
+    a = np.deg2rad(angle)
+    turned = outline @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+    mask = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(mask, [np.round((turned + centre) * 4).astype(np.int32)], 1, shift=2)
+    return mask
+
+
+def write_foreign_clips(root: str | os.PathLike, *, n_videos: int = 8, n_frames: int = 20, height: int = 240,
+                        width: int = 320, seed: int = 0) -> Path:
+    """Clips from a generator of this module's own design, unlike the kit's :mod:`fvos_utils.synthetic`:
+    large superellipse objects painted with band-limited noise, Voronoi cells or plaids, on a background of
+    the same families under a drifting camera, moving on smooth curves; the videos take
+    :data:`FOREIGN_SCENARIOS` in turn (a crossing pair, an exit and re-entry, a pair at a 1-px gap, free
+    drift). Written in the held-out layout: ``valid/JPEGImages``, ``valid/Annotations`` (first frame) and
+    ``valid_gt/Annotations`` (every frame). Returns ``root``."""
+    root = Path(root)
+    for i in range(n_videos):
+        scenario = FOREIGN_SCENARIOS[i % len(FOREIGN_SCENARIOS)]
+        name = f"foreign{i:02d}_{scenario}"
+        frames, labels = _foreign_video(np.random.default_rng([seed, i]), scenario, height, width, n_frames)
+        for t in range(n_frames):
+            write_frame(root / "valid" / "JPEGImages" / name / f"{t:05d}.jpg", frames[t], quality=90)
+            write_mask(root / "valid_gt" / "Annotations" / name / f"{t:05d}.png", labels[t])
+        write_mask(root / "valid" / "Annotations" / name / "00000.png", labels[0])
+    return root
+
+
 #: chapters whose ``# NBVAL_CHECK_OUTPUT`` cells ``pytest --nbval-lax`` re-checks against committed
 def evaluator_result(objects: dict) -> dict:
     """An evaluator-shaped result (:func:`fvos_utils.evaluate.evaluate`) from ``{(video, object): (J, F)}``:

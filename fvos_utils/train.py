@@ -17,6 +17,8 @@ Layout of a stage, ``outputs/<run>/train/stage<k>/``::
     trainer_config.yaml   what ran (resume refuses a different one)
     videos.txt            the training videos, checked
     train.log             the trainer's output
+    job.json              with ``cluster:``: the submitted job (its id, executor and log), while it is current
+    submitit_logs/        with ``cluster:``: submitit's files, the job's log among them
     logs/                 the trainer's own logs: log.txt, train_stats.json (one line per epoch)
     tensorboard/          per-step losses (loss curves: :func:`loss_curve`)
     checkpoints/checkpoint.pt   full state (model, optimizer, epoch) of the latest epoch only
@@ -58,6 +60,17 @@ RECIPE_DIR = CONFIG_DIR / "training"
 STAGES = (1, 2)
 _CONFIG_NAME = "trainer_config"
 _EPOCH_LINE = re.compile(r"Train Epoch: \[(\d+)\]\[\s*(\d+)/(\d+)\]")
+_JOB_LINE = re.compile(r"Submitit Job ID: (\S+)")  # printed by Meta's launcher once it has submitted
+#: the file of a stage folder that names its submitted cluster job
+JOB_FILE = "job.json"
+#: environment variable naming the file the launch subprocess writes to when it submits a job (the job's
+#: controller outlives it and must not hold the parent's pipe open)
+_SUBMIT_LOG_ENV = "FVOS_SUBMIT_LOG"
+
+
+class StageRunning(RuntimeError):
+    """A stage trains as a cluster job (submitted now, or earlier and still running): nothing to score yet.
+    The message names the job and how to follow it."""
 
 
 # ------------------------------------------------------------------------------------- the trainer
@@ -452,23 +465,70 @@ def train_stage(params: dict | str | os.PathLike, stage: int, *, threads: int | 
             io.remove_dir(stage_dir(params["run"], later))
         plan.folder.mkdir(parents=True)
     _write_plan(plan)  # refuses a configuration other than the one this stage already trained with
+    job = running_job(plan.folder)
+    if job is not None:
+        raise StageRunning(f"stage {stage} of run {plan.run!r} is still running as {_job_words(job)}; nothing "
+                           "was submitted again. Run this again once it has finished")
     done = completed_epochs(plan.folder)
     if done < plan.epochs:
-        _run_trainer(plan, threads=int(threads or params.get("threads", 2)), done=done, progress=progress)
+        job = _run_trainer(plan, threads=int(threads or params.get("threads", 2)), done=done, progress=progress)
+        if job is not None:
+            raise StageRunning(f"stage {stage} of run {plan.run!r} was submitted as {_job_words(job)}. Run this "
+                               "again once it has finished: it goes on from the epochs the job completed")
     export = params[f"stage{stage}"].get("export")
     if export and completed_epochs(plan.folder) >= plan.epochs:  # a SLURM job may still be running
         export_weights(weights_path(plan.folder, plan.epochs), paths.resolve(export))
     return plan.folder
 
 
-def _run_trainer(plan: StagePlan, *, threads: int, done: int, progress: bool) -> None:
-    """Meta's trainer in a subprocess, its output into ``train.log`` and a progress bar."""
+def running_job(stage_folder: str | os.PathLike) -> dict | None:
+    """The stage's submitted job (:data:`JOB_FILE`: ``{"job_id", "executor", "log"}``) while it is pending or
+    running; None when none was submitted or it has ended (finished, failed or cancelled)."""
+    path = Path(stage_folder) / JOB_FILE
+    if not path.is_file():
+        return None
+    job = io.read_json(path)
+    return job if _job_alive(job) else None
+
+
+def _job_alive(job: dict) -> bool:
+    """Whether a submitted job is pending or running: a SLURM job by its state (squeue / sacct through
+    submitit), a job of submitit's local executor by its controller process (the job id is its pid)."""
+    import submitit
+
+    if job["executor"] == "local":
+        try:
+            os.kill(int(job["job_id"]), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # alive, another user's
+            return True
+        with open(f"/proc/{job['job_id']}/stat") as stat:  # a zombie has ended
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    state = submitit.SlurmJob(folder=job["folder"], job_id=job["job_id"]).state
+    return state in ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING")
+
+
+def _job_words(job: dict) -> str:
+    return f"{job['executor']} job {job['job_id']} (follow it: tail -f {job['log']})"
+
+
+def _run_trainer(plan: StagePlan, *, threads: int, done: int, progress: bool) -> dict | None:
+    """Meta's trainer in a subprocess, its output into ``train.log`` and a progress bar. Returns the job
+    (also written to :data:`JOB_FILE`) when the launcher submitted one (``cluster:``), else None."""
+    import submitit
     from tqdm.auto import tqdm
 
     package_parent = str(Path(__file__).resolve().parent.parent)  # the subprocess imports this very kit
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
+    submits = bool(plan.config.submitit.use_cluster)
+    submit_log = plan.folder / "submit.log"
+    if submits:
+        env[_SUBMIT_LOG_ENV] = str(submit_log)
+        submit_log.unlink(missing_ok=True)
+        (plan.folder / JOB_FILE).unlink(missing_ok=True)
     command = [sys.executable, "-m", "fvos_utils.train", "--launch", str(plan.folder)]
     tail: deque[str] = deque(maxlen=40)
     with open(plan.folder / "train.log", "a") as log, \
@@ -490,9 +550,22 @@ def _run_trainer(plan: StagePlan, *, threads: int, done: int, progress: bool) ->
         code = proc.wait()
         bar.n = completed_epochs(plan.folder)
         bar.refresh()
+    if submits and submit_log.is_file():
+        text = submit_log.read_text()
+        with open(plan.folder / "train.log", "a") as log:
+            log.write(text)
+        tail.extend(text.splitlines(keepends=True))
     if code != 0:
         raise RuntimeError(f"training stage {plan.stage} of {plan.run} failed (exit code {code}); the end of "
                            f"{plan.folder / 'train.log'}:\n{''.join(tail)}")
+    found = _JOB_LINE.findall(submit_log.read_text()) if submits and submit_log.is_file() else []
+    if not found:
+        return None
+    folder = plan.folder / "submitit_logs"
+    job = {"job_id": found[-1], "executor": submitit.AutoExecutor.which(), "folder": str(folder),
+           "log": str(folder / f"{found[-1]}_0_log.out")}
+    io.write_json(plan.folder / JOB_FILE, job)
+    return job
 
 
 def export_weights(weights: str | os.PathLike, out: str | os.PathLike, *, dtype: torch.dtype = torch.float16) -> Path:
@@ -512,6 +585,13 @@ def _launch(folder: Path) -> None:
     from hydra.core.global_hydra import GlobalHydra
     from training.train import main
 
+    submit_log = os.environ.get(_SUBMIT_LOG_ENV)
+    if submit_log:  # the job's controller inherits stdout and outlives this process: not the parent's pipe
+        handle = open(submit_log, "a")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
     register_omegaconf_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(folder.resolve()), version_base="1.2"):
@@ -577,6 +657,9 @@ def main(argv: list[str] | None = None) -> int:
         folder = train_stage(params, args.stage, threads=args.threads, restart=args.restart)
     except (io.DataError, ValueError, DownloadError) as err:  # bad input: one line, no traceback
         parser.exit(2, f"error: {err}\n")
+    except StageRunning as submitted:  # a cluster job: submitted, or still running
+        print(submitted)
+        return 0
     print(f"stage {args.stage} done: {folder}")
     return 0
 

@@ -90,3 +90,24 @@ def test_prepare_refuses_another_seed_for_the_shared_synthetic_folder(project, m
                                            r"mini-mose; asked for seed 3, preset mini-mose\. .*another data_root"):
         datasets.validation_split("data/synthetic-mini-mose", seed=3)
     assert io.read_json(root / "meta.json")["seed"] == 0
+
+
+def test_the_held_out_splits_of_a_synthetic_set(project, monkeypatch):
+    monkeypatch.setitem(synthetic.PRESETS, "mini-mose", synthetic.SyntheticConfig(
+        videos_train=1, videos_valid=2, videos_test=3, frames=(2, 2), size=(32, 32), objects=(1, 1)))
+    valid = datasets.validation_split("data/synthetic-mini-mose", n_videos=1)
+    test = datasets.validation_split("data/synthetic-mini-mose", split="test")
+    assert (valid.name, len(valid.videos), valid.gt_dir) == ("valid", 1, valid.root / "valid_gt" / "Annotations")
+    assert (test.name, test.gt_dir) == ("test", test.root / "test_gt" / "Annotations")
+    assert test.videos == io.VOSDataset(test.root, "test").video_names() and len(test.videos) == 3
+    assert not set(test.videos) & set(io.VOSDataset(valid.root, "valid").video_names())
+    assert datasets.has_split("data/synthetic-mini-mose", "test")
+    with pytest.raises(ValueError, match="split must be one of valid, test"):
+        datasets.validation_split("data/synthetic-mini-mose", split="train")
+
+
+def test_a_holdout_view_has_no_test_split(project, tmp_path):
+    mose = _write_mose(tmp_path / "MOSE")
+    assert not datasets.has_split(mose, "test")
+    with pytest.raises(io.DataError, match=r"test_gt/Annotations: no test split with ground truth here"):
+        datasets.validation_split(mose, split="test")

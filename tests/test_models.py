@@ -1,6 +1,7 @@
 """Models: registry, scales, building (kit config and overrides), checkpoints, download helper."""
 import hashlib
 import http.server
+import json
 import socket
 import threading
 from pathlib import Path
@@ -219,6 +220,18 @@ def test_kit_model_loads_its_bundled_weights_by_default(monkeypatch):
     monkeypatch.setattr(models, "ASSET_DIR", models.ASSET_DIR / "nowhere")
     with pytest.raises(DataError, match="nowhere/fvos_tiny.pt: the kit's bundled fvos_tiny weights are missing"):
         models.resolve_checkpoint(spec)
+
+
+def test_the_bundled_record_belongs_to_the_bundled_file_only(tmp_path):
+    path = models.resolve_checkpoint(models.get_spec("fvos_tiny"))
+    record = models.bundled_record("fvos_tiny", path)
+    assert record == json.loads((models.ASSET_DIR / "fvos_tiny.json").read_text())
+    assert record["sha256"] == models.get_spec("fvos_tiny").sha256  # the record describes these very weights
+    copy = tmp_path / "fvos_tiny.pt"
+    copy.write_bytes(path.read_bytes())
+    assert models.bundled_record("fvos_tiny", copy) is None  # same bytes elsewhere: a user's file, no record
+    assert models.bundled_record("fvos_tiny", models.RANDOM) is None
+    assert models.bundled_record("sam2.1_hiera_tiny", path) is None  # not a bundled model
 
 
 def test_missing_registry_checkpoint_without_download_names_where_it_belongs(monkeypatch, tmp_path):

@@ -51,6 +51,26 @@ def test_steps_carry_the_chapters_intervals_and_say_within_noise(run_dir):
     assert list(steps.reindex(columns=report.README_COLUMNS).columns) == report.README_COLUMNS
 
 
+def test_fine_tuning_and_sigmoid_rows_carry_their_changes_and_the_test_split_comes_last(run_dir):
+    metrics = report.load_metrics("r")
+    metrics["02_finetune"] = {"start": _scores(0.6), "starting_weights": "/x/fvos_tiny.pt"}
+    metrics["03_epoch_selection"].update({
+        "best_change": {"dJ&F": 0.1, "CI low": 0.05, "CI high": 0.15},
+        "test": {"videos": ["t1", "t2", "t3"], "starting model": _scores(0.55), "best epoch": _scores(0.56),
+                 "dJ&F": 0.01, "CI low": -0.01, "CI high": 0.03}})
+    metrics["04_sigmoid_search"] = {"best": {**_scores(0.72), "scale": 30.0, "bias": -10.0},
+                                    "best_change": {"dJ&F": 0.02, "CI low": 0.001, "CI high": 0.04}}
+    steps = report.steps_table(metrics).set_index("step")
+    assert steps.loc["pretrained model (before fine-tuning)", "compared with"] == report.REFERENCE
+    assert steps.loc["best fine-tuned epoch", ["dJ&F", "compared with"]].tolist() == [0.1, "the pretrained model"]
+    assert steps.loc["+ memory-sigmoid search", "compared with"] == "the default 20 / -10"
+    test_rows = steps.iloc[-2:]
+    assert test_rows.index.tolist() == ["pretrained model, held-out test split", "best fine-tuned epoch, held-out test split"]
+    assert test_rows["J&F"].tolist() == [0.55, 0.56] and set(test_rows["scored on"]) == {"3 held-out test videos"}
+    assert test_rows["compared with"].tolist() == [report.REFERENCE, "the pretrained model (within noise)"]
+    assert test_rows["detail"].iloc[1] == "stage 2, epoch 3 (picked on valid)"
+
+
 def test_best_kernel_equal_to_the_papers_is_listed_once(run_dir):
     metrics = report.load_metrics("r")
     metrics["05_morphology_ablation"]["best_paper"] = {"method": "paper", "shape": "square", "kernel": 2}

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fvos_utils import evaluate, infer, io, models, paths, selection, synthetic, train
+from fvos_utils import datasets, evaluate, infer, io, models, paths, selection, synthetic, testing, train
 
-TINY_DATA = synthetic.SyntheticConfig(videos_train=1, videos_valid=2, frames=(5, 6), size=(96, 64), objects=(1, 2))
+TINY_DATA = synthetic.SyntheticConfig(videos_train=1, videos_valid=2, videos_test=2, frames=(5, 6), size=(96, 64),
+                                      objects=(1, 2))
 
 
 @pytest.fixture
@@ -58,6 +59,36 @@ def test_epoch_scores_equal_a_fresh_predictor_per_epoch(kit_root):
         selection.score_epochs(stage, data_root=data, gt_dir=gt, out_dir=kit_root / "sel", epochs=[7])
 
 
+def test_epochs_on_the_test_split_against_the_start_with_intervals(kit_root):
+    """score_weights and score_epochs on the test split score what the evaluator gives for a fresh run; the
+    epoch table's changes and intervals are paired_difference's against the starting weights."""
+    data = synthetic.generate(kit_root / "data", seed=5, config=TINY_DATA, progress=False)
+    test = datasets.ValidationSplit(data, data / "test_gt" / "Annotations", data / "meta.json",
+                                    io.VOSDataset(data, "test").video_names(), "test")
+    start_weights, stage = kit_root / "start.pt", train.stage_dir("r", 1)
+    models.save_checkpoint(models.build_predictor("fvos_tiny", "random", seed=0, device="cpu"), start_weights)
+    for epoch, seed in ((1, 1), (2, 2)):
+        models.save_checkpoint(models.build_predictor("fvos_tiny", "random", seed=seed, device="cpu"),
+                               train.weights_path(stage, epoch))
+    start = selection.score_weights("fvos_tiny", start_weights, test, kit_root / "start")
+    fresh = kit_root / "fresh"
+    infer.run_dataset(models.build_predictor("fvos_tiny", start_weights, device="cpu"), data, fresh, model="fvos_tiny",
+                      weights=str(start_weights), split="test", progress=False)
+    expected = evaluate.evaluate(test.gt_dir, fresh, progress=False)
+    assert start["J&F"] == pytest.approx(expected["global"]["J&F"], abs=1e-12)
+    assert [(o["video"], o["object"], o["J"], o["F"]) for o in start["objects"]] == \
+        [(o["video"], o["object"], o["J"], o["F"]) for o in expected["objects"]]
+    scores = {1: selection.score_epochs(stage, data_root=data, split="test", gt_dir=test.gt_dir,
+                                        out_dir=kit_root / "sel", progress=False)}
+    table = selection.epoch_table(scores, start)
+    assert table.index.tolist() == [(1, 1), (1, 2)]
+    for entry in scores[1]:
+        change = evaluate.paired_difference(start, entry)
+        row = table.loc[(1, entry["epoch"])]
+        assert row["dJ&F"] == pytest.approx(entry["J&F"] - start["J&F"], abs=1e-12)
+        assert (row["CI low"], row["CI high"]) == (change.ci_low, change.ci_high)
+
+
 def test_epochs_of_a_stage_that_never_trained_is_an_error(kit_root):
     with pytest.raises(io.DataError, match="no per-epoch weights"):
         selection.score_epochs(kit_root / "nothing", data_root=kit_root, gt_dir=kit_root, out_dir=kit_root / "o")
@@ -74,18 +105,26 @@ class FakePredictor:
 def test_sigmoid_grid_sets_each_pair_and_restores_the_predictor(monkeypatch, tmp_path):
     seen = []
 
-    def score(predictor, **kwargs):  # a known surface with its peak at scale 15, bias -5
+    def score(predictor, **kwargs):  # a known surface with its peak at scale 15, bias -5, over two videos
         scale, bias = predictor.sigmoid_scale_for_mem_enc, predictor.sigmoid_bias_for_mem_enc
         seen.append((scale, bias, kwargs["out_dir"].name))
-        return {"J&F": 1.0 - (scale - 15) ** 2 / 100 - (bias + 5) ** 2 / 100}
+        jf = 1.0 - (scale - 15) ** 2 / 100 - (bias + 5) ** 2 / 100
+        return {"J&F": jf, "J": jf, "F": jf, **testing.evaluator_result({("a", 1): (jf, jf), ("b", 1): (jf - scale / 1000, jf)})}
 
     monkeypatch.setattr(selection, "score_predictor", score)
     predictor = FakePredictor()
     scales, biases = [10.0, 15.0, 20.0], [-10.0, -5.0]
-    grid = selection.sigmoid_search(predictor, scales=scales, biases=biases, data_root=tmp_path, gt_dir=tmp_path,
-                                    out_dir=tmp_path, weights="w.pt", progress=False)
+    results = selection.sigmoid_search(predictor, scales=scales, biases=biases, data_root=tmp_path, gt_dir=tmp_path,
+                                       out_dir=tmp_path, weights="w.pt", progress=False)
+    assert list(results) == [(s, b) for s in scales for b in biases]
+    grid = selection.sigmoid_grid(results, scales, biases)
     expected = np.array([[1 - (s - 15) ** 2 / 100 - (b + 5) ** 2 / 100 for b in biases] for s in scales])
     np.testing.assert_allclose(grid, expected)
+    table = selection.sigmoid_table(results)  # against the default 20 / -10
+    for pair, result in results.items():
+        change = evaluate.paired_difference(results[(20.0, -10.0)], result)
+        assert table.loc[pair, ["dJ&F", "CI low", "CI high"]].tolist() == [change.delta, change.ci_low, change.ci_high]
+    assert "dJ&F" not in selection.sigmoid_table(results, default=(1.0, 2.0))  # default not on the grid
     assert [(s, b) for s, b, _ in seen] == [(s, b) for s in scales for b in biases]
     assert len({name for _, _, name in seen}) == 6  # one prediction folder per pair
     assert (predictor.sigmoid_scale_for_mem_enc, predictor.sigmoid_bias_for_mem_enc) == (20.0, -10.0)
@@ -198,3 +237,11 @@ def test_submission_rejects_missing_and_extra_videos(val_and_predictions, tmp_pa
         png.unlink()
     (pred / "bbb").rmdir()
     _rejects(pred, val, tmp_path, r"pred/bbb.*prediction folder missing")
+
+
+def test_the_domain_gap_is_here_minus_the_pretraining_world_per_tag():
+    here = {"global": {"J&F": 0.4}, "per_tag": {"crowd": {"J&F": 0.3}, "small": {"J&F": 0.2}}}
+    gap = selection.domain_gap_table(here, {"J&F": 0.6, "per_tag": {"crowd": 0.5}})
+    assert gap.index.tolist() == ["all videos", "tag: crowd", "tag: small"]
+    assert gap["gap"].iloc[:2].tolist() == pytest.approx([-0.2, -0.2])
+    assert np.isnan(gap.loc["tag: small", "gap"])  # no video of the pretraining world carried that tag

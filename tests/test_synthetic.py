@@ -332,17 +332,19 @@ def test_background_pans(default_set):
 # ---------------------------------------------------------------------------------- config, CLI
 def test_presets_and_config_round_trip(small_set):
     assert PRESETS["mini-mose"] == SyntheticConfig()
-    assert PRESETS["pretrain"].size == (256, 256) and PRESETS["pretrain"].frames == (8, 16)
+    assert PRESETS["pretrain"].size == (320, 256) and PRESETS["pretrain"].frames == (10, 16)
+    assert PRESETS["mini-mose"].videos_test > 0 and PRESETS["pretrain"].videos_test == 0
     assert SyntheticConfig(**io.read_json(small_set / "meta.json")["config"]) == SMALL
     assert SyntheticConfig(**asdict(SMALL)) == SMALL
 
 
-def test_pretrain_preset_generates_square_short_videos(tmp_path):
+def test_pretrain_preset_generates_short_videos_without_a_test_split(tmp_path):
     config = replace(PRESETS["pretrain"], videos_train=2, videos_valid=1)
     root = generate(tmp_path / "pretrain", seed=0, config=config, progress=False)
     for name, info in videos(root):
-        assert info["size"] == [256, 256] and 8 <= info["frames"] <= 16 and 1 <= len(info["object_ids"]) <= 3
-        assert io.read_frame(root / info["split"] / "JPEGImages" / name / "00000.jpg").shape == (256, 256, 3)
+        assert info["size"] == [320, 256] and 10 <= info["frames"] <= 16 and 1 <= len(info["object_ids"]) <= 4
+        assert io.read_frame(root / info["split"] / "JPEGImages" / name / "00000.jpg").shape == (256, 320, 3)
+    assert not (root / "test").exists() and not (root / "test.txt").exists()
 
 
 @pytest.mark.parametrize("bad", [dict(frames=(9, 4)), dict(frames=(1, 4)), dict(objects=(1, 17)),

@@ -114,6 +114,39 @@ def test_iterations_checkpoints_resume_and_loss_curve(kit_root):
     assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".")] == []  # nothing left aside
 
 
+@pytest.mark.slow
+def test_a_cluster_stage_is_a_real_submitit_job_submitted_once_then_scored(kit_root):
+    """cluster: set, on a machine without SLURM: submitit's local executor runs the same job (~30 s). The job
+    is recorded, a second call while it runs submits nothing, and once it has ended the stage is finished
+    and its weights score as chapter 02 scores them."""
+    import submitit
+
+    from fvos_utils import selection
+
+    assert submitit.AutoExecutor.which() == "local"  # no sbatch here: the job runs as a local process
+    params = write_params(kit_root, cluster={"timeout_hour": 1})
+    folder = train.stage_dir("t", 1)
+    with pytest.raises(train.StageRunning, match=r"was submitted as local job (\d+) \(follow it: tail -f "):
+        train.train_stage(params, 1, progress=False)
+    job = io.read_json(folder / train.JOB_FILE)
+    assert job["executor"] == "local" and job["log"] == str(folder / "submitit_logs" / f"{job['job_id']}_0_log.out")
+    with pytest.raises(train.StageRunning, match=rf"still running as local job {job['job_id']} .*nothing was "
+                                                 "submitted again"):
+        train.train_stage(params, 1, progress=False)
+    assert len(list((folder / "submitit_logs").glob("*_submitted.pkl"))) == 1
+    deadline = time.time() + 300
+    while train.running_job(folder) is not None:
+        assert time.time() < deadline, "the local job did not end within 300 s"
+        time.sleep(0.5)
+    assert train.completed_epochs(folder) == 2 and "Train Epoch: [1]" in Path(job["log"]).read_text()
+    assert train.train_stage(params, 1, progress=False) == folder  # finished: nothing submitted, on to scoring
+    assert len(list((folder / "submitit_logs").glob("*_submitted.pkl"))) == 1
+    data = kit_root / "data" / "tiny"
+    scores = selection.score_epochs(folder, data_root=data, gt_dir=data / "valid_gt" / "Annotations",
+                                    out_dir=kit_root / "scored", progress=False)
+    assert [s["epoch"] for s in scores] == [1, 2] and all(0.0 <= s["J&F"] <= 1.0 for s in scores)
+
+
 # ----------------------------------------------------------------------------------------- recipes
 def _meta_mose_recipe():
     """Meta's sam2.1_hiera_b+_MOSE_finetune.yaml, composed from the installed sam2 package."""
