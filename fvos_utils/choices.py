@@ -55,7 +55,7 @@ def weights_reference(run: str, checkpoint: str | os.PathLike) -> str:
 
 
 def weights_path(run: str, reference: str) -> str:
-    """The inverse of :func:`weights_reference`: a loadable path (or ``"random"``)."""
+    """The inverse of :func:`weights_reference`: a loadable path (or ``"random"``). Shown in chapter 03."""
     if reference == models.RANDOM:
         return models.RANDOM
     path = Path(reference)

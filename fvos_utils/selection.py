@@ -233,7 +233,8 @@ def sigmoid_search(predictor, *, scales: Sequence[float], biases: Sequence[float
 
 def sigmoid_grid(results: dict[tuple[float, float], dict], scales: Sequence[float],
                  biases: Sequence[float]) -> np.ndarray:
-    """:func:`sigmoid_search`'s J&F as ``(len(scales), len(biases)) float64`` (NaN where a pair is missing)."""
+    """:func:`sigmoid_search`'s J&F as ``(len(scales), len(biases)) float64`` (NaN where a pair is missing).
+    Shown in chapter 04."""
     return np.array([[results[(s, b)]["J&F"] if (s, b) in results else np.nan for b in biases] for s in scales],
                     dtype=np.float64)
 

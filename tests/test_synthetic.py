@@ -22,9 +22,12 @@ from fvos_utils import io, paths, synthetic
 from fvos_utils.synthetic import PRESETS, TAGS, SyntheticConfig, compute_tags, generate
 
 # small and quick, with every hard case likely
+#: the look knobs at 0 and no test split: procedural textures, rigid objects, a camera that only pans (the
+#: tests of each knob switch it on by itself)
+PLAIN = dict(videos_test=0, p_photo=0.0, max_stretch=0.0, max_zoom=0.0, occlusion_hold=(0, 0))
 SMALL = SyntheticConfig(videos_train=3, videos_valid=2, frames=(6, 9), size=(128, 96), objects=(2, 5),
                         p_crowd=0.5, p_occlusion=0.7, p_exit_reenter=0.6, p_small=0.5, p_touching=0.6,
-                        p_distractor=0.5)
+                        p_distractor=0.5, **PLAIN)
 SMALL_SEED = 7
 
 
@@ -45,7 +48,7 @@ def all_files(root: Path) -> dict[str, bytes]:
 
 
 def truth_root(root: Path, split: str) -> Path:
-    return root / ("valid_gt" if split == "valid" else split)
+    return root / (f"{split}_gt" if split in synthetic.HELD_OUT_SPLITS else split)
 
 
 def load_video(root: Path, name: str, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -230,7 +233,7 @@ def test_tags_are_true_of_the_written_masks(dataset, request):
 
 def test_default_set_has_every_hard_case(default_set):
     meta = io.read_json(default_set / "meta.json")
-    assert len(meta["videos"]) == 24 + 12
+    assert len(meta["videos"]) == 96 + 24 + 24
     for tag in TAGS:
         assert any(tag in v["tags"] for v in meta["videos"].values()), tag
     assert any(v["distractors"] for v in meta["videos"].values())
@@ -294,35 +297,43 @@ def test_compute_tags_occlusion_and_exit_reenter():
 
 
 # ----------------------------------------------------------------------------------- appearance
-def texture_stats(root: Path) -> tuple[list[float], list[float]]:
-    """Grey-level std inside each object (mask eroded by 2 px, >= 20 px left) and of each background."""
+def texture_stats(root: Path, *, photographs: bool = False) -> tuple[list[float], list[float]]:
+    """Grey-level std inside each object (mask eroded by 2 px, >= 20 px left) and of each background; objects
+    painted with a photograph crop (which may be a flat patch of sky) only where ``photographs``."""
     objects, backgrounds = [], []
     for name, info in videos(root):
         labels, _, frame0 = load_video(root, name, info["split"])
         grey = frame0.astype(np.float64).mean(axis=2)
+        kinds = {obj["id"]: obj["texture"] for obj in info["objects"]}
         for k in info["object_ids"]:
             inner = ndimage.binary_erosion(labels[0] == k, iterations=2)
-            if inner.sum() >= 20:
+            if inner.sum() >= 20 and (kinds[k] == "photo") == photographs:
                 objects.append(float(grey[inner].std()))
         backgrounds.append(float(grey[ndimage.binary_erosion(labels[0] == 0, iterations=2)].std()))
     return objects, backgrounds
 
 
-def test_objects_and_background_are_textured(default_set, tmp_path):
-    objects, backgrounds = texture_stats(default_set)
+def test_objects_and_background_are_textured(default_set, small_set, tmp_path):
+    objects, backgrounds = texture_stats(default_set)  # procedural patterns: full contrast
     assert len(objects) > 100
     assert min(objects) > 6.0 and np.median(objects) > 12.0
-    assert min(backgrounds) > 8.0
+    assert np.median(backgrounds) > 8.0  # half are photographs, which may hold flat areas
+    photo_objects, _ = texture_stats(default_set, photographs=True)
+    assert len(photo_objects) > 100 and np.median(photo_objects) > 12.0
+    assert min(texture_stats(small_set)[1]) > 8.0  # procedural backgrounds only: every one textured
     # the measure does tell texture from flat colour: the same scenes without texture or noise
     flat = replace(SMALL, texture_strength=0.0, background_strength=0.0, noise_std=0.0)
     flat_objects, flat_backgrounds = texture_stats(generate(tmp_path / "flat", seed=1, config=flat, progress=False))
     assert max(flat_objects) < 5.0 and max(flat_backgrounds) < 5.0  # JPEG ringing only
 
 
-def test_background_pans(default_set):
-    """Phase correlation between the first and last frame finds the background's shift."""
-    for name, info in videos(default_set):
-        folder = default_set / info["split"] / "JPEGImages" / name
+def test_background_pans(tmp_path):
+    """Phase correlation between the first and last frame finds the background's shift (procedural backgrounds,
+    no zoom: a photograph's large flat areas and a zoom would blur the measure)."""
+    config = replace(SyntheticConfig(), **PLAIN, videos_train=24, videos_valid=12, frames=(16, 32), pan_speed=0.01)
+    root = generate(tmp_path / "pans", seed=0, config=config, progress=False)
+    for name, info in videos(root):
+        folder = root / info["split"] / "JPEGImages" / name
         first, last = (io.read_frame(folder / f"{t:05d}.jpg").astype(np.float32).mean(axis=2)
                        for t in (0, info["frames"] - 1))
         (dx, dy), _ = cv2.phaseCorrelate(first, last)
@@ -389,7 +400,8 @@ def test_failed_run_leaves_nothing(tmp_path, monkeypatch):
 
 def test_cli(tmp_path, capsys):
     out = tmp_path / "cli"
-    args = ["--out", str(out), "--seed", "3", "--videos-train", "1", "--videos-valid", "1", "--frames", "4", "5",
+    args = ["--out", str(out), "--seed", "3", "--videos-train", "1", "--videos-valid", "1", "--videos-test", "1",
+            "--frames", "4", "5",
             "--size", "64", "48", "--p-touching", "1"]
     env = dict(os.environ, OMP_NUM_THREADS="1", TQDM_DISABLE="1")
     done = subprocess.run([sys.executable, "-m", "fvos_utils.synthetic", *args], cwd=paths.project_root(), env=env,
@@ -397,7 +409,7 @@ def test_cli(tmp_path, capsys):
     assert done.returncode == 0, done.stderr
     meta = io.read_json(out / "meta.json")
     assert meta["seed"] == 3 and meta["config"]["size"] == [64, 48] and meta["config"]["p_touching"] == 1.0
-    assert list(meta["videos"]) == ["syn_train_0000", "syn_valid_0000"]
+    assert list(meta["videos"]) == ["syn_train_0000", "syn_valid_0000", "syn_test_0000"]
     before = all_files(out)
     with pytest.raises(SystemExit) as refused:
         synthetic.main(args)
@@ -478,7 +490,7 @@ def test_hard_case_examples_and_load_video(tmp_path):
 # --------------------------------------------------------------------- photo textures, stretch, zoom, test split
 QUIET = SyntheticConfig(videos_train=1, videos_valid=1, frames=(6, 6), size=(128, 96), objects=(1, 1),
                         p_crowd=0.0, p_occlusion=0.0, p_exit_reenter=0.0, p_small=0.0, p_touching=0.0,
-                        p_distractor=0.0, noise_std=0.0, max_rotation=0.0, max_scale_change=0.0)
+                        p_distractor=0.0, noise_std=0.0, max_rotation=0.0, max_scale_change=0.0, **PLAIN)
 
 
 @pytest.mark.parametrize("name", synthetic.PHOTOS)
