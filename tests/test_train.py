@@ -147,6 +147,47 @@ def test_a_cluster_stage_is_a_real_submitit_job_submitted_once_then_scored(kit_r
     assert [s["epoch"] for s in scores] == [1, 2] and all(0.0 <= s["J&F"] <= 1.0 for s in scores)
 
 
+@pytest.mark.slow
+def test_the_sam21_tiny_recipe_trains_on_two_gloo_processes_as_on_one(kit_root, tmp_path):
+    """Meta's MOSE recipe on the released SAM 2.1-T architecture, the paper's stage-1 settings (8 frames,
+    3 objects, its learning rates) at 128 px, one epoch of a one-object 8-frame clip through the trainer's
+    launcher: once with one process, once with two (gloo, as the paper trained on 2 GPUs). Rank 0 of the
+    two seeds, samples and augments as the single process does, and Meta's loss divides by the object
+    count averaged over the ranks (1 on both), so their first loss is the same number; the step averages
+    both ranks' gradients (rank 1 augments differently), so the weights differ from the single process's.
+    The epoch's weights then run through ``infer``'s command line (~40 s in all)."""
+    from fvos_utils import infer
+
+    one_clip = {"preset": "mini-mose", "seed": 5, "videos_train": 1, "videos_valid": 1, "frames": [8, 8],
+                "size": [128, 96], "objects": [1, 1], "videos_test": 0}
+    stage1 = {"init": "random", "epochs": 1, "scratch": {"base_lr": 5.0e-6, "vision_lr": 3.0e-6}}
+    runs = {}
+    for gpus in (1, 2):
+        params = write_params(kit_root, run=f"t{gpus}", model="sam2.1_hiera_tiny", recipe="sam2.1_hiera_t",
+                              gpus=gpus, data={"root": "data/one", "split": "train", "videos": None,
+                                               "synthetic": one_clip},
+                              scratch={"resolution": 128, "num_frames": 8, "max_num_objects": 3,
+                                       "num_train_workers": 0},
+                              stage1=stage1)
+        runs[gpus] = train.train_stage(params, 1, threads=1, progress=False)
+        assert train.completed_epochs(runs[gpus]) == 1
+    log = (runs[2] / "train.log").read_text()
+    assert re.search(r"^WORLD_SIZE=2$", log, re.M) and "MACHINE SEED: 123\n" in log  # rank 0's: (123 + 0) x 1 epoch
+    steps = {gpus: train.loss_curve(folder) for gpus, folder in runs.items()}
+    assert steps[1][0] == steps[2][0] == [0]
+    assert steps[2][1][0] == pytest.approx(steps[1][1][0], rel=1e-5)
+    single, double = (torch.load(train.weights_path(folder, 1), weights_only=True)["model"] for folder in runs.values())
+    assert single.keys() == double.keys()
+    assert any(not torch.equal(single[k], double[k]) for k in single)  # rank 1's gradient was averaged in
+    out = tmp_path / "pred"
+    summary = infer.main(["--data-root", str(kit_root / "data" / "one"), "--model", "sam2.1_hiera_tiny",
+                          "--ckpt", str(train.weights_path(runs[2], 1)), "--scale", "0.25", "--out", str(out),
+                          "--threads", "2", "--no-progress"])
+    assert summary["total"]["done"] == 1
+    video = next(p for p in out.iterdir() if p.is_dir())
+    assert len(list(video.glob("*.png"))) == len(list((kit_root / "data" / "one" / "valid" / "JPEGImages" / video.name).iterdir()))
+
+
 # ----------------------------------------------------------------------------------------- recipes
 def _meta_mose_recipe():
     """Meta's sam2.1_hiera_b+_MOSE_finetune.yaml, composed from the installed sam2 package."""
