@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from fvos_utils import baselines, datasets, evaluate, infer, io, models, scoring, testing
+from fvos_utils import baselines, datasets, evaluate, infer, io, models, scoring, selection, testing
 
 SCALES = (1.0, 1.375, 1.75)
 #: goals of the embedded default (issue: a small SAM 2 that really tracks, at every FVOS scale)
@@ -38,19 +38,17 @@ def score_split(split: datasets.ValidationSplit, ckpt: str, scales, out: Path, t
     """``{"zero_motion": scores, "<scale>": scores}`` of ``split``; scores with ``per_tag`` where ``tags``."""
     def scored(pred_dir: Path) -> dict:
         result = scoring.score_folder(split.gt_dir, pred_dir, videos=split.videos, tags=split.tags if tags else None)
-        return {**{key: float(result["global"][key]) for key in ("J&F", "J", "F")},
-                "per_tag": {tag: float(v["J&F"]) for tag, v in result.get("per_tag", {}).items()},
-                "_result": result}
+        return {**selection.scores_of(result),
+                "per_tag": {tag: float(v["J&F"]) for tag, v in result.get("per_tag", {}).items()}}
 
     zero = scored(baselines.zero_motion(split.root, out / "zero_motion", split=split.name))
     found = {"zero_motion": zero}
     for scale in tqdm(scales, desc=f"{split.root.name}/{split.name} scales", leave=False):
-        predictor = models.build_predictor("fvos_tiny", ckpt, scale=scale)
         pred_dir = out / f"scale{scale:g}"
-        infer.run_dataset(predictor, split.root, pred_dir, model="fvos_tiny", weights=models.weights_label(ckpt),
-                          split=split.name, videos=split.videos, overwrite=True, progress=False)
+        infer.run_split(models.PredictorSpec("fvos_tiny", ckpt, scale=scale), split.root, pred_dir, split=split.name,
+                        videos=split.videos, overwrite=True, progress=False)
         found[f"{scale:g}"] = entry = scored(pred_dir)
-        entry["vs zero motion"] = evaluate.paired_difference(zero["_result"], entry["_result"]).row()
+        entry["vs zero motion"] = evaluate.paired_difference(zero, entry).row()
     return found
 
 
@@ -79,7 +77,7 @@ def main(argv=None) -> int:
                   for i, (name, (split, scales, tags)) in enumerate(plan.items())}
     for found in scores.values():
         for entry in found.values():
-            entry.pop("_result")
+            entry.pop("objects")  # kept for the intervals only
     checks = []
     for name in ("synthetic mini-MOSE valid (seed 0)", "foreign clips (fvos_utils.testing.write_foreign_clips, seed 0)"):
         for scale, tolerance in SCALE_TOLERANCE.items():

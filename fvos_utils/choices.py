@@ -194,14 +194,15 @@ class ModelChoice:
     sigmoid_bias: float | None
     source: str                  # in words, for the notebook's printout and metrics.json
 
+    def spec(self, *, scale: float = 1.0, seed: int = 0) -> models.PredictorSpec:
+        """How to build a predictor with these weights at ``scale`` x the model's base image size (what
+        :func:`fvos_utils.infer.run_split` builds in each of its processes)."""
+        return models.PredictorSpec(self.model, self.checkpoint, scale=scale, seed=seed,
+                                    sigmoid_scale=self.sigmoid_scale, sigmoid_bias=self.sigmoid_bias)
+
     def build(self, *, scale: float = 1.0, seed: int = 0, device: str | None = None):
         """A ``SAM2VideoPredictor`` with these weights at ``scale`` x the model's base image size."""
-        return models.build_predictor(self.model, self.checkpoint, scale=scale, seed=seed, device=device,
-                                      sigmoid_scale=self.sigmoid_scale, sigmoid_bias=self.sigmoid_bias)
-
-    def weights_label(self, *, seed: int = 0) -> str:
-        """What prediction folders record as the weights (:func:`fvos_utils.models.weights_label`)."""
-        return models.weights_label(self.checkpoint, seed=seed)
+        return self.spec(scale=scale, seed=seed).build(device)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import io, paths, synthetic
@@ -142,14 +142,22 @@ def validation_split(data_root: str | os.PathLike, *, seed: int = 0, n_videos: i
     if split not in synthetic.HELD_OUT_SPLITS:
         raise ValueError(f"split must be one of {', '.join(synthetic.HELD_OUT_SPLITS)}, got {split!r}")
     root = prepare(data_root, seed=seed, preset=preset)
+    found = _held_out(root, split)
+    if found is None:
+        raise io.DataError(root / f"{split}_gt" / "Annotations", f"no {split} split with ground truth here (a synthetic set made with "
+                                   f"videos_{split} > 0 has one)")
+    return replace(found, videos=found.videos[:n_videos]) if n_videos else found
+
+
+def test_split(data_root: str | os.PathLike, *, seed: int = 0, preset: str = "mini-mose") -> ValidationSplit | None:
+    """:func:`prepare` ``data_root``, and its held-out test split, or None where it has none with ground truth
+    (a hold-out view of MOSE train: MOSE's test numbers come from the server)."""
+    return _held_out(prepare(data_root, seed=seed, preset=preset), "test")
+
+
+def _held_out(root: Path, split: str) -> ValidationSplit | None:
+    """Every video of the prepared folder ``root``'s ``split`` with its ground truth, or None without it."""
     gt_dir = root / f"{split}_gt" / "Annotations"
     if not gt_dir.is_dir():
-        raise io.DataError(gt_dir, f"no {split} split with ground truth here (a synthetic set made with "
-                                   f"videos_{split} > 0 has one)")
-    videos = io.VOSDataset(root, split).video_names()
-    return ValidationSplit(root, gt_dir, root / "meta.json", videos[:n_videos] if n_videos else videos, split)
-
-
-def has_split(data_root: str | os.PathLike, split: str, *, seed: int = 0, preset: str = "mini-mose") -> bool:
-    """Whether the prepared ``data_root`` holds the held-out ``split`` with its ground truth."""
-    return (prepare(data_root, seed=seed, preset=preset) / f"{split}_gt" / "Annotations").is_dir()
+        return None
+    return ValidationSplit(root, gt_dir, root / "meta.json", io.VOSDataset(root, split).video_names(), split)

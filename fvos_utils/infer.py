@@ -575,6 +575,80 @@ def run_dataset(predictor, data_root: str | os.PathLike, out_dir: str | os.PathL
     return summary
 
 
+def inference_processes(device: str | torch.device | None = None) -> int:
+    """How many processes :func:`run_split` runs by default: one per visible GPU (``CUDA_VISIBLE_DEVICES``
+    limits them) when ``device`` is None or ``cuda``; one on any other device, and one inside a run that
+    torchrun already shards (its ranks split the videos themselves)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or not torch.cuda.is_available():
+        return 1
+    return max(torch.cuda.device_count(), 1) if device is None or str(device) == "cuda" else 1
+
+
+def _free_port() -> int:
+    """A TCP port free on this machine, for the shards' process group."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _shard(rank: int, world: int, port: int, spec: models.PredictorSpec, device: str | None, threads: int,
+           arguments: tuple, options: dict, results) -> None:
+    """One process of :func:`run_split`: rank ``rank`` of ``world`` builds ``spec`` on its own device (its GPU
+    on CUDA) and runs :func:`run_dataset`, whose process group then splits the videos. Puts
+    ``(rank, summary)``, or ``(rank, error)`` before re-raising a failure, on ``results``."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(threads)
+    try:
+        predictor = spec.build(rank_device(None if device == "cuda" else device))
+        results.put((rank, run_dataset(predictor, *arguments, model=spec.model, weights=spec.weights, **options)))
+    except Exception as err:
+        results.put((rank, err))
+        raise
+
+
+def run_split(spec: models.PredictorSpec, data_root: str | os.PathLike, out_dir: str | os.PathLike, *,
+              predictor=None, processes: int | None = None, device: str | None = None, **options) -> dict:
+    """:func:`run_dataset` for the predictor ``spec`` describes, its videos sharded over ``processes``
+    processes (default :func:`inference_processes`: every visible GPU). Shown in chapter 05;
+    chapters 03, 04 and 06 run it through :mod:`fvos_utils.selection` and :mod:`fvos_utils.recipe`.
+
+    One process runs here, on ``predictor`` when given (built from ``spec`` already: epoch selection and
+    the sigmoid search reuse one predictor), else on ``spec.build(device)``. Several are spawned
+    (``torch.multiprocessing``), each building ``spec`` on its own GPU (``cuda:<rank>``), or on ``device``
+    (the CPU: tests), with the CPU threads divided among them; rank r takes videos r, r + processes, ...
+    The files are the same as one process writes. ``options``: :func:`run_dataset`'s keywords. A
+    DataError or ValueError in any process is raised here as it was raised there.
+
+    Returns:
+        :func:`run_dataset`'s summary (rank 0's, with ``"total"`` summed over the processes).
+    """
+    count = inference_processes(device) if processes is None else int(processes)
+    if count <= 1:
+        predictor = spec.build(device) if predictor is None else predictor
+        return run_dataset(predictor, data_root, out_dir, model=spec.model, weights=spec.weights, **options)
+    context = torch.multiprocessing.get_context("spawn")
+    results = context.SimpleQueue()
+    threads = max(1, torch.get_num_threads() // count)
+    try:
+        torch.multiprocessing.start_processes(
+            _shard, args=(count, _free_port(), spec, device, threads, (str(data_root), str(out_dir)), options,
+                          results), nprocs=count, join=True, start_method="spawn")
+    except torch.multiprocessing.ProcessRaisedException:
+        while not results.empty():
+            rank, outcome = results.get()
+            if isinstance(outcome, (DataError, ValueError)):
+                raise outcome from None
+        raise
+    summaries = {}
+    while not results.empty():
+        rank, outcome = results.get()
+        summaries[rank] = outcome
+    return summaries[0]
+
+
 # ------------------------------------------------------------------------------------ command line
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fvos_utils.infer", description=__doc__.split("\n\n")[0],

@@ -339,6 +339,29 @@ def build_predictor(model: str = "fvos_tiny", ckpt: str | os.PathLike | None = R
     return predictor.to(device).eval()
 
 
+@dataclass(frozen=True)
+class PredictorSpec:
+    """What :func:`build_predictor` is called with, as a value: each inference process of a sharded run
+    (:func:`fvos_utils.infer.run_split`) builds its own predictor from it on its own device."""
+
+    model: str                          # a MODELS name
+    checkpoint: str                     # a weights file, REGISTRY or RANDOM
+    scale: float = 1.0                  # image size = scale x the model's base size
+    seed: int = 0                       # of RANDOM weights
+    sigmoid_scale: float | None = None  # memory-encoder overrides (None: the config's)
+    sigmoid_bias: float | None = None
+
+    def build(self, device: str | torch.device | None = None):
+        """The ``SAM2VideoPredictor`` on ``pick_device(device)``."""
+        return build_predictor(self.model, self.checkpoint, scale=self.scale, device=device, seed=self.seed,
+                               sigmoid_scale=self.sigmoid_scale, sigmoid_bias=self.sigmoid_bias)
+
+    @property
+    def weights(self) -> str:
+        """:func:`weights_label` of the checkpoint: what prediction folders record as the weights."""
+        return weights_label(self.checkpoint, seed=self.seed)
+
+
 def weights_label(ckpt: str | os.PathLike | None, *, seed: int = 0) -> str:
     """How a prediction folder's settings name the weights that made it: the checkpoint's path,
     ``"registry"`` or ``"random (seed N)"``."""

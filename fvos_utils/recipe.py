@@ -65,28 +65,33 @@ def passes_for(scales: Sequence[float], transforms: Sequence[str] = ("identity",
 
 def run_passes(choice: ModelChoice, data_root: str | os.PathLike, work_dir: str | os.PathLike,
                passes: Sequence[Pass], *, split: str | None = "valid", videos: Sequence[str] | None = None,
-               seed: int = 0, device: str | None = None, resume: bool = False,
+               seed: int = 0, device: str | None = None, processes: int | None = None, resume: bool = False,
                progress: bool = True) -> dict[Pass, dict]:
     """Step 2: run every pass (joint propagation, probabilities saved) into ``work_dir/<pass.name>/``.
     Shown in chapter 06.
 
-    One predictor is built per scale. Folders are recomputed each call (timings must be fresh), unless
-    ``resume``: then videos already done are kept (a killed run loses only the video in progress).
+    Each pass's videos are sharded over ``processes`` (:func:`fvos_utils.infer.run_split`; default: every
+    visible GPU; with one process, one predictor is built per scale). Folders are recomputed each call
+    (timings must be fresh), unless ``resume``: then videos already done are kept (a killed run loses only
+    the videos in progress).
 
     Returns:
-        ``{pass: run_dataset summary + "folder" + "seconds_per_frame"}`` (propagation time only).
+        ``{pass: run_dataset summary + "folder" + "seconds_per_frame"}`` (propagation time only, summed over
+        the processes).
     """
     work_dir = resolve(work_dir)
+    processes = infer.inference_processes(device) if processes is None else processes
     out = {}
     for scale in dict.fromkeys(p.scale for p in passes):
-        predictor = choice.build(scale=scale, seed=seed, device=device)
+        spec = choice.spec(scale=scale, seed=seed)
+        predictor = spec.build(device) if processes == 1 else None
         for one in (p for p in passes if p.scale == scale):
             folder = work_dir / one.name
-            done = infer.run_dataset(predictor, data_root, folder, model=choice.model,
-                                     weights=choice.weights_label(seed=seed), split=split, videos=videos,
-                                     transform=one.transform, save_probs=True, overwrite=not resume,
-                                     progress=progress)
-            out[one] = {**done, "folder": folder, "seconds_per_frame": done["seconds"] / max(done["frames"], 1)}
+            done = infer.run_split(spec, data_root, folder, predictor=predictor, processes=processes, device=device,
+                                   split=split, videos=videos, transform=one.transform, save_probs=True,
+                                   overwrite=not resume, progress=progress)
+            total = done["total"]
+            out[one] = {**done, "folder": folder, "seconds_per_frame": total["seconds"] / max(total["frames"], 1)}
     return out
 
 
@@ -127,7 +132,7 @@ def settings_for_run(run: str, *, model: str = "fvos_tiny", ckpt: str = models.R
 
 def run_recipe(settings: RecipeSettings, server_root: str | os.PathLike, work_dir: str | os.PathLike,
                zip_path: str | os.PathLike, *, split: str | None = "valid", seed: int = 0,
-               device: str | None = None, progress: bool = True) -> Path:
+               device: str | None = None, processes: int | None = None, progress: bool = True) -> Path:
     """Steps 2-5 on a split with hidden ground truth (MOSE valid or test): the zip for the server.
     Shown in chapter 06.
 
@@ -137,7 +142,7 @@ def run_recipe(settings: RecipeSettings, server_root: str | os.PathLike, work_di
     work_dir = resolve(work_dir)
     passes = passes_for(settings.scales)
     runs = run_passes(settings.choice, server_root, work_dir / "passes", passes, split=split, seed=seed,
-                      device=device, resume=True, progress=progress)
+                      device=device, processes=processes, resume=True, progress=progress)
     filled = [postprocess.fill_variants(runs[p]["folder"], work_dir / "filled" / p.name, [settings.filling],
                                         from_probs=True, overwrite=True, progress=False)[settings.filling]
               for p in passes]

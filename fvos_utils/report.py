@@ -78,16 +78,17 @@ def _result(results: dict, key: str, chapter: str) -> dict:
 REFERENCE = "(the reference)"
 
 
-def _row(step: str, chapter: str, scores: dict, videos: str, detail: str = "", compared_with: str = "") -> dict:
+def _row(step: str, chapter: str, scores: dict, videos: str, detail: str = "", compared_with: str = "",
+         reference: bool = False) -> dict:
     """One step; where ``scores`` holds a chapter's paired difference (``dJ&F``, ``CI low``, ``CI high``)
     the row carries it, and ``compared with`` names the reference, "(within noise)" when the interval
-    covers 0."""
+    covers 0. A ``reference`` row (what later rows are compared with) says :data:`REFERENCE` there."""
     row = {"step": step, "J&F": scores["J&F"], "J": scores.get("J"), "F": scores.get("F"),
            "scored on": videos, "detail": detail, "chapter": chapter}
     compared = all(column in scores for column in PairedDifference.COLUMNS)
     if compared:
         row.update({column: scores[column] for column in PairedDifference.COLUMNS})
-    if compared_with == REFERENCE:
+    if reference:
         row["compared with"] = REFERENCE
     elif compared:
         noise = PairedDifference.covers_zero(scores["CI low"], scores["CI high"])
@@ -107,7 +108,7 @@ def steps_table(metrics: dict[str, dict]) -> pd.DataFrame:
         m = metrics["02_finetune"]
         rows.append(_row("pretrained model (before fine-tuning)", "02", m["start"], "all valid videos",
                          Path(str(m.get("starting_weights", ""))).name,
-                         compared_with=REFERENCE if selection.get("best_change") else ""))
+                         reference=bool(selection.get("best_change"))))
     if selection:
         best = selection["best"]
         rows.append(_row("best fine-tuned epoch", "03", {**best, **(selection.get("best_change") or {})},
@@ -123,16 +124,15 @@ def steps_table(metrics: dict[str, dict]) -> pd.DataFrame:
         where, best = f"{len(m['videos'])} valid videos", m["best_paper"]
         none, paper = GapFilling("paper", "square", 0), GapFilling("paper", "square", 2)
         picked = GapFilling(best["method"], best["shape"], best["kernel"])
-        steps = [(none, "single model, no gap filling (chapter 05 subset)", REFERENCE)]
+        steps = {none: "single model, no gap filling (chapter 05 subset)"}
         if paper.kernel in m["parameters"]["kernel_sizes"]:
-            steps.append((paper, "+ gap filling, square kernel 2 (the paper's choice)", "no filling"))
-        steps.append((picked, f"+ gap filling, best here: {picked.shape} kernel {picked.kernel}", "no filling"))
-        listed = {}
-        for variant, step, reference in steps:  # a best kernel of 2 (or 0) is listed once, the first time
-            listed.setdefault(variant, (step, reference))
-        for variant, (step, reference) in listed.items():
+            steps[paper] = "+ gap filling, square kernel 2 (the paper's choice)"
+        best_here = f"best here: {picked.shape} kernel {picked.kernel}"
+        # a best kernel of 2 (or 0) is listed once, its row saying that it is also the best here
+        steps[picked] = f"{steps[picked]}, also the {best_here}" if picked in steps else f"+ gap filling, {best_here}"
+        for variant, step in steps.items():
             rows.append(_row(step, "05", _result(m["variants"], variant.name, "05_morphology_ablation"), where,
-                             compared_with=reference))
+                             compared_with="" if variant == none else "no filling", reference=variant == none))
     if "06_multiscale_fusion" in metrics:
         m = metrics["06_multiscale_fusion"]
         n = len(m["videos"])
@@ -141,7 +141,7 @@ def steps_table(metrics: dict[str, dict]) -> pd.DataFrame:
             single = FusionVariant("single", "identity", "hard")
             rows.append(_row("single scale (chapter 06 subset)", "06",
                              _result(m["fused"], single.name, "06_multiscale_fusion"), f"{n} valid videos", "scale 1.0",
-                             compared_with=REFERENCE))
+                             reference=True))
         if "fvos7" in scale_sets and "identity" in m["parameters"]["transforms"]:
             for filling in ("after", "before", "none"):
                 variant = FusionVariant("fvos7", "identity", "hard", filling)
@@ -155,7 +155,7 @@ def steps_table(metrics: dict[str, dict]) -> pd.DataFrame:
     if test:  # the final numbers: the split no chapter chose anything on
         where = f"{len(test['videos'])} held-out test videos"
         rows.append(_row("pretrained model, held-out test split", "03", test["starting model"], where,
-                         compared_with=REFERENCE))
+                         reference=True))
         rows.append(_row("best fine-tuned epoch, held-out test split", "03", {**test["best epoch"], **test}, where,
                          f"stage {selection['best']['stage']}, epoch {selection['best']['epoch']} (picked on valid)",
                          compared_with="the pretrained model"))

@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import zipfile
 from pathlib import Path
@@ -37,37 +38,49 @@ def scores_of(result: dict) -> dict:
             "objects": [{key: obj[key] for key in ("video", "object", "J", "F")} for obj in result["objects"]]}
 
 
-def score_predictor(predictor, *, data_root: str | os.PathLike, split: str, gt_dir: str | os.PathLike,
-                    out_dir: str | os.PathLike, weights: str, model: str = "fvos_tiny",
-                    videos: Sequence[str] | None = None, eval_workers: int = 1) -> dict:
-    """Propagate ``predictor`` over ``split`` into ``out_dir`` and score it against ``gt_dir``. Shown in chapter 02.
-
-    ``weights`` names the loaded weights in the prediction folder's settings
-    (:func:`fvos_utils.models.weights_label`); ``eval_workers`` evaluator processes. Returns
-    :func:`scores_of` the evaluation (``"J&F"``, ``"J"``, ``"F"``, ``"objects"``).
-    """
-    infer.run_dataset(predictor, data_root, out_dir, model=model, weights=weights, split=split, videos=videos,
-                      overwrite=True, progress=False)
+def score_model(spec: models.PredictorSpec, *, data_root: str | os.PathLike, split: str, gt_dir: str | os.PathLike,
+                out_dir: str | os.PathLike, videos: Sequence[str] | None = None, eval_workers: int = 1,
+                predictor=None, processes: int | None = None, device: str | None = None) -> dict:
+    """Propagate the model ``spec`` describes over ``split`` into ``out_dir`` (:func:`fvos_utils.infer.run_split`:
+    sharded over ``processes``, default every visible GPU; ``predictor``: one already built from ``spec``,
+    reused when one process runs) and score it against ``gt_dir`` with ``eval_workers`` evaluator
+    processes. Returns :func:`scores_of` the evaluation (``"J&F"``, ``"J"``, ``"F"``, ``"objects"``).
+    Shown in chapter 02."""
+    infer.run_split(spec, data_root, out_dir, predictor=predictor, processes=processes, device=device, split=split,
+                    videos=videos, overwrite=True, progress=False)
     return scores_of(evaluation.evaluate(paths.resolve(gt_dir), out_dir, videos=videos, workers=eval_workers,
                                          progress=False))
 
 
 def score_weights(model: str, weights: str | os.PathLike, split: datasets.ValidationSplit, out_dir: str | os.PathLike,
-                  *, device: str | None = None) -> dict:
-    """:func:`score_predictor` for a weights file (or ``"random"``) on a held-out split (valid or test).
+                  *, device: str | None = None, processes: int | None = None) -> dict:
+    """:func:`score_model` for a weights file (or ``"random"``) on a held-out split (valid or test).
     Shown in chapters 02, 03."""
-    predictor = models.build_predictor(model, weights, device=device)
-    return score_predictor(predictor, data_root=split.root, split=split.name, gt_dir=split.gt_dir, out_dir=out_dir,
-                           weights=models.weights_label(weights), model=model, videos=split.videos)
+    return score_model(models.PredictorSpec(model, str(weights)), data_root=split.root, split=split.name,
+                       gt_dir=split.gt_dir, out_dir=out_dir, videos=split.videos, processes=processes, device=device)
+
+
+def _epochs_to_run(model: str, weights: dict[int, Path], processes: int, device: str | None):
+    """``(epoch, spec, predictor)`` for each of ``weights`` (``{epoch: file}``): with one process, one predictor
+    built once and each epoch's weights loaded into it; with several, None (each process builds its own)."""
+    predictor = None
+    for epoch, path in weights.items():
+        if processes == 1:
+            if predictor is None:
+                predictor = models.build_predictor(model, path, device=device)
+            models.load_weights(predictor, path)
+        yield epoch, models.PredictorSpec(model, str(path)), predictor
 
 
 def score_epochs(stage_folder: str | os.PathLike, *, data_root: str | os.PathLike, split: str = "valid",
                  gt_dir: str | os.PathLike, out_dir: str | os.PathLike, model: str = "fvos_tiny",
                  epochs: Sequence[int] | None = None, videos: Sequence[str] | None = None,
-                 device: str | None = None, eval_workers: int = 1, progress: bool = True) -> list[dict]:
+                 device: str | None = None, processes: int | None = None, eval_workers: int = 1,
+                 progress: bool = True) -> list[dict]:
     """J&F of each epoch's model-only weights of a stage (``weights/epoch_NNN.pt``). Shown in chapters 02, 03.
 
-    One predictor is built and each epoch's weights are loaded into it. Predictions go to
+    Each epoch's videos are sharded over ``processes`` (default: every visible GPU; with one, a single
+    predictor is built and each epoch's weights are loaded into it). Predictions go to
     ``out_dir/epoch_NNN/``. Returns ``[{"epoch", "weights", "J&F", "J", "F", "objects"}]`` in epoch order
     (``objects``: :func:`scores_of`'s, for paired differences).
     """
@@ -79,14 +92,14 @@ def score_epochs(stage_folder: str | os.PathLike, *, data_root: str | os.PathLik
     if missing:
         raise io.DataError(Path(stage_folder) / "weights", f"no weights for epoch(s) {missing} "
                                                            f"(present: {sorted(available)})")
-    predictor = models.build_predictor(model, available[wanted[0]], device=device)
+    processes = infer.inference_processes(device) if processes is None else processes
     scores = []
-    for epoch in tqdm(wanted, desc="epochs", unit="epoch", disable=not progress):
-        models.load_weights(predictor, available[epoch])
-        result = score_predictor(predictor, data_root=data_root, split=split, gt_dir=gt_dir,
-                                 out_dir=Path(out_dir) / f"epoch_{epoch:03d}", weights=str(available[epoch]),
-                                 model=model, videos=videos, eval_workers=eval_workers)
-        scores.append({"epoch": epoch, "weights": str(available[epoch]), **result})
+    runs = _epochs_to_run(model, {e: available[e] for e in wanted}, processes, device)
+    for epoch, spec, predictor in tqdm(runs, total=len(wanted), desc="epochs", unit="epoch", disable=not progress):
+        result = score_model(spec, data_root=data_root, split=split, gt_dir=gt_dir,
+                             out_dir=Path(out_dir) / f"epoch_{epoch:03d}", videos=videos, eval_workers=eval_workers,
+                             predictor=predictor, processes=processes, device=device)
+        scores.append({"epoch": epoch, "weights": spec.checkpoint, **result})
     return scores
 
 
@@ -116,6 +129,14 @@ def domain_gap_table(here: dict, pretrain_world: dict) -> pd.DataFrame:
     table["gap"] = table["this dataset"] - table["pretrain world (held out)"]
     return table
 
+
+
+def domain_gap(model: str, start_weights: str | os.PathLike, here: dict) -> pd.DataFrame | None:
+    """:func:`domain_gap_table` of ``here`` (an evaluate result of ``start_weights``, scored with tags) against
+    the record of the bundled model, or None when ``start_weights`` are not its bundled file (no record of
+    the world they were pretrained in). Shown in chapter 02."""
+    record = models.bundled_record(model, start_weights)
+    return domain_gap_table(here, record["scores"][PRETRAIN_WORLD]) if record else None
 
 def select_best(scores: Sequence[dict], *, key: str = "J&F") -> dict:
     """The entry with the highest ``key``; on a tie the earliest epoch (fewer epochs, same score)."""
@@ -149,22 +170,22 @@ def pick_epoch(run: str, scores_by_stage: dict[int, Sequence[dict]]) -> choices.
 
 
 def server_zips(run: str, *, model: str, server_root: str | os.PathLike, split: str,
-                out_dir: str | os.PathLike, stages: Sequence[int] = train.STAGES,
-                progress: bool = True) -> list[Path]:
+                out_dir: str | os.PathLike, stages: Sequence[int] = train.STAGES, processes: int | None = None,
+                device: str | None = None, progress: bool = True) -> list[Path]:
     """One MOSE server zip per epoch of each stage of ``run`` (the paper submitted every epoch to the
     server to choose). Predictions go to ``out_dir/server_<split>/stage<k>_epoch_NNN/``, each zip beside
-    its folder. Shown in chapter 03."""
+    its folder; each epoch's videos are sharded over ``processes`` (default: every visible GPU).
+    Shown in chapter 03."""
+    processes = infer.inference_processes(device) if processes is None else processes
     zips = []
     for stage in stages:
         weights = train.epoch_weights(train.stage_dir(run, stage))
-        predictor = None
-        for epoch, path in tqdm(weights.items(), desc=f"stage {stage} epochs", disable=not progress):
-            if predictor is None:
-                predictor = models.build_predictor(model, path)
-            models.load_weights(predictor, path)
+        runs = _epochs_to_run(model, weights, processes, device)
+        for epoch, spec, predictor in tqdm(runs, total=len(weights), desc=f"stage {stage} epochs",
+                                           disable=not progress):
             pred_dir = paths.resolve(out_dir) / f"server_{split}" / f"stage{stage}_epoch_{epoch:03d}"
-            infer.run_dataset(predictor, server_root, pred_dir, model=model, weights=str(path), split=split,
-                              progress=False)
+            infer.run_split(spec, server_root, pred_dir, predictor=predictor, processes=processes, device=device,
+                            split=split, progress=False)
             zips.append(write_submission(pred_dir, server_root, pred_dir.with_suffix(".zip"), split=split))
     return zips
 
@@ -207,27 +228,30 @@ def plot_epoch_scores(ax, scores_by_stage: dict[int, Sequence[dict]], *, baselin
 
 
 # ------------------------------------------------------------------------------- memory sigmoid
-def sigmoid_search(predictor, *, scales: Sequence[float], biases: Sequence[float],
+def sigmoid_search(spec: models.PredictorSpec, *, scales: Sequence[float], biases: Sequence[float],
                    data_root: str | os.PathLike, split: str = "valid", gt_dir: str | os.PathLike,
-                   out_dir: str | os.PathLike, weights: str, model: str = "fvos_tiny",
-                   videos: Sequence[str] | None = None, progress: bool = True) -> dict[tuple[float, float], dict]:
-    """Scores for every ``(scale, bias)`` of the memory-encoder sigmoid, on one loaded predictor. Shown in chapter 04.
+                   out_dir: str | os.PathLike, videos: Sequence[str] | None = None, processes: int | None = None,
+                   device: str | None = None, progress: bool = True) -> dict[tuple[float, float], dict]:
+    """Scores of the model ``spec`` describes for every ``(scale, bias)`` of the memory-encoder sigmoid.
+    Shown in chapter 04.
 
-    ``weights`` names the loaded weights (:func:`fvos_utils.models.weights_label`).
+    With one process (``processes``; default: every visible GPU), one predictor is built and each pair is
+    set on it (the two are read on every memory encoding, so no rebuild is needed); with several, each
+    pair's videos are sharded over them.
 
     Returns ``{(scale, bias): scores}`` (:func:`scores_of` records) in row-major order of the grid
-    (:func:`sigmoid_grid` arranges it). The predictor's own values are restored afterwards.
+    (:func:`sigmoid_grid` arranges it).
     """
+    processes = infer.inference_processes(device) if processes is None else processes
+    predictor = spec.build(device) if processes == 1 else None
     results = {}
-    original = models.set_memory_sigmoid(predictor)
-    try:
-        for scale, bias in tqdm([(s, b) for s in scales for b in biases], desc="sigmoid grid", disable=not progress):
+    for scale, bias in tqdm([(s, b) for s in scales for b in biases], desc="sigmoid grid", disable=not progress):
+        if predictor is not None:
             models.set_memory_sigmoid(predictor, scale=scale, bias=bias)
-            results[(scale, bias)] = score_predictor(predictor, data_root=data_root, split=split, gt_dir=gt_dir,
-                                                     out_dir=Path(out_dir) / f"scale{scale:g}_bias{bias:g}",
-                                                     weights=weights, model=model, videos=videos)
-    finally:
-        models.set_memory_sigmoid(predictor, scale=original[0], bias=original[1])
+        results[(scale, bias)] = score_model(dataclasses.replace(spec, sigmoid_scale=scale, sigmoid_bias=bias),
+                                             data_root=data_root, split=split, gt_dir=gt_dir,
+                                             out_dir=Path(out_dir) / f"scale{scale:g}_bias{bias:g}", videos=videos,
+                                             predictor=predictor, processes=processes, device=device)
     return results
 
 

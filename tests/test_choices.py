@@ -131,4 +131,4 @@ def test_model_choice_builds_with_its_sigmoid():
     assert predictor.image_size == 288
     assert (predictor.sigmoid_scale_for_mem_enc, predictor.sigmoid_bias_for_mem_enc) == (15.0, -5.0)
     assert choices.ModelChoice("fvos_tiny", "random", None, None, "").build().sigmoid_scale_for_mem_enc == 20.0
-    assert choice.weights_label(seed=3) == "random (seed 3)" and json.dumps(choice.as_dict())
+    assert choice.spec(seed=3).weights == "random (seed 3)" and json.dumps(choice.as_dict())

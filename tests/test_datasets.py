@@ -101,13 +101,13 @@ def test_the_held_out_splits_of_a_synthetic_set(project, monkeypatch):
     assert (test.name, test.gt_dir) == ("test", test.root / "test_gt" / "Annotations")
     assert test.videos == io.VOSDataset(test.root, "test").video_names() and len(test.videos) == 3
     assert not set(test.videos) & set(io.VOSDataset(valid.root, "valid").video_names())
-    assert datasets.has_split("data/synthetic-mini-mose", "test")
+    assert datasets.test_split("data/synthetic-mini-mose") == test
     with pytest.raises(ValueError, match="split must be one of valid, test"):
         datasets.validation_split("data/synthetic-mini-mose", split="train")
 
 
 def test_a_holdout_view_has_no_test_split(project, tmp_path):
     mose = _write_mose(tmp_path / "MOSE")
-    assert not datasets.has_split(mose, "test")
+    assert datasets.test_split(mose) is None
     with pytest.raises(io.DataError, match=r"test_gt/Annotations: no test split with ground truth here"):
         datasets.validation_split(mose, split="test")

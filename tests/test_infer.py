@@ -1,5 +1,6 @@
 """Inference engine: merge rules, transforms, equality with a bare SAM 2 loop, modes, late objects,
 batch runs (layout, palettes, determinism, resume, probabilities), errors, command line, torchrun."""
+import dataclasses
 import json
 import os
 import re
@@ -506,6 +507,27 @@ def test_torchrun_ranks_split_the_videos_and_match_one_process(tmp_path):
     for png in sorted((tmp_path / "single").rglob("*.png")):
         assert png.read_bytes() == (tmp_path / "multi" / png.relative_to(tmp_path / "single")).read_bytes()
 
+
+
+def test_run_split_shards_over_spawned_processes_and_matches_one_process(tmp_path):
+    """What chapters 03-06 run: one process per GPU; here 2 CPU processes, as a 2-GPU machine splits."""
+    for k in range(3):
+        _write_clip(tmp_path / "data", f"v{k}", seed=k)
+    _run(tmp_path / "data", tmp_path / "single", mode="joint", save_probs=True)
+    spec = models.PredictorSpec("fvos_tiny", models.RANDOM)
+    summary = infer.run_split(spec, tmp_path / "data", tmp_path / "multi", processes=2, device="cpu", mode="joint",
+                              save_probs=True, progress=False)
+    assert summary["videos"] == 2 and summary["total"]["videos"] == summary["total"]["done"] == 3  # v0, v2 on rank 0
+    single = sorted(p.relative_to(tmp_path / "single") for p in (tmp_path / "single").rglob("*") if p.is_file())
+    assert single == sorted(p.relative_to(tmp_path / "multi") for p in (tmp_path / "multi").rglob("*") if p.is_file())
+    for path in single:
+        if path.suffix != ".json":  # the records hold the run's timings
+            assert (tmp_path / "single" / path).read_bytes() == (tmp_path / "multi" / path).read_bytes(), path
+    assert _recorded(tmp_path / "multi", "v1") == _recorded(tmp_path / "single", "v1")
+    # a refusal in the processes is the same one-line error here
+    with pytest.raises(io.DataError, match="written with other settings"):
+        infer.run_split(dataclasses.replace(spec, seed=1), tmp_path / "data", tmp_path / "multi", processes=2,
+                        device="cpu", mode="joint", progress=False)
 
 # ------------------------------------------------------------------------------------ scale finding
 def test_resize_experiment_reports_input_and_feature_sizes(dataset):

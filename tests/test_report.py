@@ -74,7 +74,15 @@ def test_fine_tuning_and_sigmoid_rows_carry_their_changes_and_the_test_split_com
 def test_best_kernel_equal_to_the_papers_is_listed_once(run_dir):
     metrics = report.load_metrics("r")
     metrics["05_morphology_ablation"]["best_paper"] = {"method": "paper", "shape": "square", "kernel": 2}
-    assert report.steps_table(metrics)["J&F"].tolist() == [0.2, 0.7, 0.5, 0.51]
+    steps = report.steps_table(metrics)
+    assert steps["J&F"].tolist() == [0.2, 0.7, 0.5, 0.51]
+    assert steps["step"].iloc[-1] == ("+ gap filling, square kernel 2 (the paper's choice), also the best here: "
+                                      "square kernel 2")
+    metrics["05_morphology_ablation"]["best_paper"] = {"method": "paper", "shape": "square", "kernel": 0}
+    steps = report.steps_table(metrics)
+    assert steps["J&F"].tolist() == [0.2, 0.7, 0.5, 0.51]
+    assert steps["step"].iloc[2].endswith("also the best here: square kernel 0")
+    assert steps["compared with"].iloc[2] == report.REFERENCE
 
 
 def test_a_result_the_chapter_should_have_is_an_error_naming_it(run_dir):

@@ -55,6 +55,10 @@ def test_epoch_scores_equal_a_fresh_predictor_per_epoch(kit_root):
         assert entry["J&F"] == pytest.approx(expected["J&F"], abs=1e-12)
         assert entry["J"] == pytest.approx(expected["J"], abs=1e-12)
     assert scores[0]["J&F"] != scores[1]["J&F"]  # different weights really were loaded
+    # sharded over two processes (as over two GPUs), each building each epoch's predictor: the same scores
+    sharded = selection.score_epochs(stage, data_root=data, gt_dir=gt, out_dir=kit_root / "sel2", processes=2,
+                                     device="cpu", progress=False)
+    assert sharded == scores
     with pytest.raises(io.DataError, match=r"no weights for epoch\(s\) \[7\]"):
         selection.score_epochs(stage, data_root=data, gt_dir=gt, out_dir=kit_root / "sel", epochs=[7])
 
@@ -102,20 +106,34 @@ class FakePredictor:
     sigmoid_bias_for_mem_enc = -10.0
 
 
-def test_sigmoid_grid_sets_each_pair_and_restores_the_predictor(monkeypatch, tmp_path):
-    seen = []
 
-    def score(predictor, **kwargs):  # a known surface with its peak at scale 15, bias -5, over two videos
+def test_sigmoid_search_sharded_over_two_processes_scores_as_one_predictor(kit_root):
+    """Each process builds each pair's predictor itself; one process sets each pair on one predictor."""
+    data = synthetic.generate(kit_root / "data", seed=5, config=TINY_DATA, progress=False)
+    spec = models.PredictorSpec("fvos_tiny", models.RANDOM, seed=1)
+    runs = {n: selection.sigmoid_search(spec, scales=[20.0], biases=[-10.0, 0.0], data_root=data,
+                                        gt_dir=data / "valid_gt" / "Annotations", out_dir=kit_root / f"grid{n}",
+                                        processes=n, device="cpu", progress=False) for n in (1, 2)}
+    assert runs[1] == runs[2] and list(runs[1]) == [(20.0, -10.0), (20.0, 0.0)]
+    assert runs[1][(20.0, -10.0)]["J&F"] != runs[1][(20.0, 0.0)]["J&F"]  # the pair reached the memory encoder
+
+def test_sigmoid_grid_sets_each_pair_on_one_predictor(monkeypatch, tmp_path):
+    seen = []
+    predictor = FakePredictor()
+    monkeypatch.setattr(models.PredictorSpec, "build", lambda spec, device=None: predictor)
+
+    def score(spec, *, predictor, **kwargs):  # a known surface with its peak at scale 15, bias -5, over two videos
         scale, bias = predictor.sigmoid_scale_for_mem_enc, predictor.sigmoid_bias_for_mem_enc
+        assert (spec.sigmoid_scale, spec.sigmoid_bias) == (scale, bias)
         seen.append((scale, bias, kwargs["out_dir"].name))
         jf = 1.0 - (scale - 15) ** 2 / 100 - (bias + 5) ** 2 / 100
         return {"J&F": jf, "J": jf, "F": jf, **testing.evaluator_result({("a", 1): (jf, jf), ("b", 1): (jf - scale / 1000, jf)})}
 
-    monkeypatch.setattr(selection, "score_predictor", score)
-    predictor = FakePredictor()
+    monkeypatch.setattr(selection, "score_model", score)
     scales, biases = [10.0, 15.0, 20.0], [-10.0, -5.0]
-    results = selection.sigmoid_search(predictor, scales=scales, biases=biases, data_root=tmp_path, gt_dir=tmp_path,
-                                       out_dir=tmp_path, weights="w.pt", progress=False)
+    results = selection.sigmoid_search(models.PredictorSpec("fvos_tiny", "w.pt"), scales=scales, biases=biases,
+                                       data_root=tmp_path, gt_dir=tmp_path, out_dir=tmp_path, processes=1,
+                                       progress=False)
     assert list(results) == [(s, b) for s in scales for b in biases]
     grid = selection.sigmoid_grid(results, scales, biases)
     expected = np.array([[1 - (s - 15) ** 2 / 100 - (b + 5) ** 2 / 100 for b in biases] for s in scales])
@@ -127,7 +145,6 @@ def test_sigmoid_grid_sets_each_pair_and_restores_the_predictor(monkeypatch, tmp
     assert "dJ&F" not in selection.sigmoid_table(results, default=(1.0, 2.0))  # default not on the grid
     assert [(s, b) for s, b, _ in seen] == [(s, b) for s in scales for b in biases]
     assert len({name for _, _, name in seen}) == 6  # one prediction folder per pair
-    assert (predictor.sigmoid_scale_for_mem_enc, predictor.sigmoid_bias_for_mem_enc) == (20.0, -10.0)
     pick = selection.pick_sigmoid("r", grid, scales, biases, tuned_on="random")
     assert (pick.scale, pick.bias, pick.j_and_f, pick.tuned_on) == (15.0, -5.0, 1.0, "random")
     assert pick.default_j_and_f == pytest.approx(expected[2, 0])  # the config's 20 / -10 is on this grid
@@ -245,3 +262,8 @@ def test_the_domain_gap_is_here_minus_the_pretraining_world_per_tag():
     assert gap.index.tolist() == ["all videos", "tag: crowd", "tag: small"]
     assert gap["gap"].iloc[:2].tolist() == pytest.approx([-0.2, -0.2])
     assert np.isnan(gap.loc["tag: small", "gap"])  # no video of the pretraining world carried that tag
+    # of the bundled weights, against their record; of any other weights, none
+    bundled = models.resolve_checkpoint(models.get_spec("fvos_tiny"), models.REGISTRY)
+    world = models.bundled_record("fvos_tiny", bundled)["scores"][selection.PRETRAIN_WORLD]
+    assert selection.domain_gap("fvos_tiny", bundled, here).equals(selection.domain_gap_table(here, world))
+    assert selection.domain_gap("fvos_tiny", models.RANDOM, here) is None
