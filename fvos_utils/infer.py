@@ -584,8 +584,8 @@ def inference_processes(device: str | torch.device | None = None) -> int:
     return max(torch.cuda.device_count(), 1) if device is None or str(device) == "cuda" else 1
 
 
-def _free_port() -> int:
-    """A TCP port free on this machine, for the shards' process group."""
+def free_port() -> int:
+    """A TCP port free on this machine (the shards' process group; torchrun's in the tests)."""
     import socket
 
     with socket.socket() as sock:
@@ -634,7 +634,7 @@ def run_split(spec: models.PredictorSpec, data_root: str | os.PathLike, out_dir:
     threads = max(1, torch.get_num_threads() // count)
     try:
         torch.multiprocessing.start_processes(
-            _shard, args=(count, _free_port(), spec, device, threads, (str(data_root), str(out_dir)), options,
+            _shard, args=(count, free_port(), spec, device, threads, (str(data_root), str(out_dir)), options,
                           results), nprocs=count, join=True, start_method="spawn")
     except torch.multiprocessing.ProcessRaisedException:
         while not results.empty():

@@ -4,7 +4,6 @@ import dataclasses
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -485,12 +484,6 @@ def test_command_line_on_mose_style_split_folders(tmp_path, capsys):
     assert _recorded(out, "v1")["image_size"] == 288
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_torchrun_ranks_split_the_videos_and_match_one_process(tmp_path):
     for k in range(3):
         _write_clip(tmp_path / "data", f"v{k}", seed=k)
@@ -498,7 +491,7 @@ def test_torchrun_ranks_split_the_videos_and_match_one_process(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(project_root()))
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-         str(_free_port()), "-m", "fvos_utils.infer", "--data-root", str(tmp_path / "data"), "--ckpt",
+         str(infer.free_port()), "-m", "fvos_utils.infer", "--data-root", str(tmp_path / "data"), "--ckpt",
          "random", "--out", str(tmp_path / "multi"), "--mode", "joint", "--threads", "1", "--no-progress"],
         env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
