@@ -88,7 +88,7 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     _released("sam2.1_hiera_large", "configs/sam2.1/sam2.1_hiera_l.yaml", _SAM21_URL),
     # The kit's small model, pretrained on CPU by params/pretrain_fvos_tiny.yaml (record: assets/fvos_tiny.json).
     ModelSpec("fvos_tiny", "fvos_tiny", 256, "fvos_tiny.pt", kit_config=True, bundled=True,
-              sha256="5a64ee597c547963060c7f016dbc65be964b9a86e5b82252515db7fef07feeb2"),
+              sha256="164764a0cbb6db6e7215a814967b01105f803eeb707ec1bad4ae5e06f7483000"),
 )}
 
 
