@@ -265,7 +265,6 @@ def write_foreign_clips(root: str | os.PathLike, *, n_videos: int = 8, n_frames:
     return root
 
 
-#: chapters whose ``# NBVAL_CHECK_OUTPUT`` cells ``pytest --nbval-lax`` re-checks against committed
 def evaluator_result(objects: dict) -> dict:
     """An evaluator-shaped result (:func:`fvos_utils.evaluate.evaluate`) from ``{(video, object): (J, F)}``:
     per-object rows and their means, no tags."""
