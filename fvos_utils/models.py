@@ -86,9 +86,10 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     _released("sam2.1_hiera_small", "configs/sam2.1/sam2.1_hiera_s.yaml", _SAM21_URL),
     _released("sam2.1_hiera_base_plus", "configs/sam2.1/sam2.1_hiera_b+.yaml", _SAM21_URL),
     _released("sam2.1_hiera_large", "configs/sam2.1/sam2.1_hiera_l.yaml", _SAM21_URL),
-    # The kit's small model, pretrained on CPU by params/pretrain_fvos_tiny.yaml (record: assets/fvos_tiny.json).
+    # The kit's small model, pretrained on CPU by params/pretrain_fvos_tiny.yaml, then params/pretrain_fvos_tiny_stage3.yaml
+    # (record: assets/fvos_tiny.json).
     ModelSpec("fvos_tiny", "fvos_tiny", 256, "fvos_tiny.pt", kit_config=True, bundled=True,
-              sha256="164764a0cbb6db6e7215a814967b01105f803eeb707ec1bad4ae5e06f7483000"),
+              sha256="965370dbb77085d082fbd36926e39165cbd2877bce8f03f34f5228de87fbf9d5"),
 )}
 
 

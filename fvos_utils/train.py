@@ -121,6 +121,36 @@ class MultiResolutionSAM2Train(SAM2Train):
         prompt.mask_input_size = (4 * embedding, 4 * embedding)
 
 
+def collate_one_size(batch: list, dict_key: str):
+    """Meta's ``collate_fn`` for clips that may differ in size: a batch is one tensor, so every clip after
+    the first is resized to the first clip's (square) size before Meta's collate stacks them.
+
+    The recipe's resize step draws one size per clip (``scratch.resolutions``); with ``train_batch_size``
+    above 1 the first clip's draw becomes the batch's size, so sizes stay uniformly drawn per batch. The
+    other clips are resampled a second time (frames bilinear with antialiasing, masks nearest), which
+    blurs a clip drawn smaller than its batch a little. With one size (or one clip) it is Meta's collate.
+
+    Args:
+        batch: Meta's ``VideoDatapoint`` list; each frame's ``data`` is ``(3, S_i, S_i)`` and each object's
+            ``segment`` ``(S_i, S_i)`` after the recipe's transforms.
+    Returns:
+        Meta's ``BatchedVideoDatapoint``, ``img_batch`` ``(T, B, 3, S_0, S_0)``.
+    """
+    from training.utils.data_utils import collate_fn
+
+    size = tuple(batch[0].frames[0].data.shape[-2:])
+    for video in batch[1:]:
+        for frame in video.frames:
+            if tuple(frame.data.shape[-2:]) == size:
+                continue
+            frame.data = torch.nn.functional.interpolate(frame.data[None], size=size, mode="bilinear",
+                                                         align_corners=False, antialias=True)[0]
+            for obj in frame.objects:
+                resized = torch.nn.functional.interpolate(obj.segment[None, None].float(), size=size, mode="nearest")
+                obj.segment = resized[0, 0].to(obj.segment.dtype)
+    return collate_fn(batch, dict_key)
+
+
 # ------------------------------------------------------------------------------------------ layout
 def stage_dir(run: str, stage: int) -> Path:
     """``outputs/<run>/train/stage<stage>/`` (created). Shown in chapter 03."""

@@ -114,6 +114,18 @@ def test_iterations_checkpoints_resume_and_loss_curve(kit_root):
     assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".")] == []  # nothing left aside
 
 
+def test_batches_of_two_clips_at_several_sizes_train(kit_root):
+    """Two clips per iteration, each drawn at one of three sizes: every batch is brought to one size
+    (Meta's collate alone fails on a batch of two sizes, as the trainer's seed draws here)."""
+    scratch = {"resolution": 64, "resolutions": [64, 96, 128], "num_frames": 3, "max_num_objects": 2,
+               "train_batch_size": 2}
+    params = write_params(kit_root, scratch=scratch, stage1={"init": "random", "epochs": 3})
+    folder = train.train_stage(params, 1, progress=False)
+    log = (folder / "train.log").read_text()
+    assert re.findall(r"Train Epoch: \[(\d)\]\[\s*0/(\d+)\]", log) == [("0", "1"), ("1", "1"), ("2", "1")]
+    assert sorted(train.epoch_weights(folder)) == [1, 2, 3]
+
+
 @pytest.mark.slow
 def test_a_cluster_stage_is_a_real_submitit_job_submitted_once_then_scored(kit_root):
     """cluster: set, on a machine without SLURM: submitit's local executor runs the same job (~30 s). The job
@@ -248,6 +260,9 @@ def test_base_plus_recipe_is_metas_mose_recipe_except_documented_changes():
         # each batch at its own size: the resize step draws from a list (Meta's: the one resolution)
         "trainer.model._target_": ("fvos_utils.train.MultiResolutionSAM2Train", "training.model.sam2.SAM2Train"),
         "scratch.resolutions.0": (1024, "<absent>"),
+        # a batch of clips drawn at several sizes is brought to one size first (Meta's collate otherwise)
+        "trainer.data.train.collate_fn._target_": ("fvos_utils.train.collate_one_size",
+                                                   "training.utils.data_utils.collate_fn"),
         **{f"{transforms}.2.sizes": ("<absent>", 1024) for transforms in RESIZE_PATHS},
         **{f"{transforms}.2.sizes.0": (1024, "<absent>") for transforms in RESIZE_PATHS},
     }
@@ -329,6 +344,43 @@ def test_multi_resolution_model_equals_the_model_built_at_each_size(tmp_path):
                 torch.testing.assert_close(x, y)
     with pytest.raises(ValueError, match="multiple of the backbone stride"):
         multi.set_image_size(100)
+
+
+def _clip(video_id: int, size: int, seed: int, *, flat: bool = False):
+    """A 2-frame ``VideoDatapoint`` of ``size`` px with two objects (random masks); its frames are random, or
+    with ``flat`` one random colour each. Also returns the labels ``(2, size, size)`` the masks come from."""
+    from training.utils.data_utils import Frame, Object, VideoDatapoint
+
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 3, (2, size, size), generator=generator)
+    frames = []
+    for t in range(2):
+        image = (torch.randn(3, 1, 1, generator=generator).expand(3, size, size).clone() if flat
+                 else torch.randn(3, size, size, generator=generator))
+        frames.append(Frame(data=image, objects=[Object(object_id=k, frame_index=t, segment=labels[t] == k)
+                                                 for k in (1, 2)]))
+    return VideoDatapoint(frames=frames, video_id=video_id, size=(48, 64)), labels
+
+
+def test_one_size_collate_is_metas_for_one_size_and_brings_later_clips_to_the_first_size():
+    from training.utils.data_utils import collate_fn
+
+    ours = train.collate_one_size([_clip(0, 64, seed=0)[0], _clip(1, 64, seed=1)[0]], "all")
+    metas = collate_fn([_clip(0, 64, seed=0)[0], _clip(1, 64, seed=1)[0]], "all")
+    for field in ("img_batch", "obj_to_frame_idx", "masks"):
+        assert torch.equal(getattr(ours, field), getattr(metas, field))
+    # the second clip at half the first's size: each mask pixel becomes a 2 x 2 square, a flat frame stays flat
+    first, _ = _clip(0, 64, seed=2)
+    second, labels = _clip(1, 32, seed=3, flat=True)
+    colours = [frame.data[:, 0, 0].clone() for frame in second.frames]
+    batch = train.collate_one_size([first, second], "all")
+    assert batch.img_batch.shape == (2, 2, 3, 64, 64) and batch.masks.shape == (2, 4, 64, 64)
+    assert batch.masks.dtype == torch.bool
+    doubled = labels.repeat_interleave(2, -1).repeat_interleave(2, -2)
+    for t in range(2):
+        torch.testing.assert_close(batch.img_batch[t, 1], colours[t][:, None, None].expand(3, 64, 64))
+        assert torch.equal(batch.masks[t, 2], doubled[t] == 1) and torch.equal(batch.masks[t, 3], doubled[t] == 2)
+        assert torch.equal(batch.img_batch[t, 0], first.frames[t].data)  # the first clip is left as it was
 
 
 def test_pretrain_schedule_warms_up_then_decays_to_a_twentieth():
@@ -460,7 +512,8 @@ def test_a_bad_training_params_file_is_one_error_naming_it_and_the_key(kit_root,
 
 
 def test_the_kit_s_training_params_files_pass_the_checks(kit_root):
-    for name in ("pretrain_fvos_tiny.yaml", "finetune_fvos_tiny_demo.yaml", "finetune_sam2.1_large_mose.yaml"):
+    for name in ("pretrain_fvos_tiny.yaml", "pretrain_fvos_tiny_stage3.yaml", "finetune_fvos_tiny_demo.yaml",
+                 "finetune_sam2.1_large_mose.yaml"):
         params = train.load_training_params(Path(__file__).parents[1] / "params" / name)
         assert params["gpus"] >= 1 and params["stage1"]["epochs"] >= 1
     assert train.load_training_params(write_params(kit_root, device="cpu", gpus=2))["gpus"] == 2  # 2 processes, gloo
