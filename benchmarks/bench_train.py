@@ -1,6 +1,6 @@
 """Where a training iteration's time goes, and clips trained per hour, as ratios measured in one run.
 
-    .venv/bin/python benchmarks/bench_train.py [--videos 48] [--iterations 12]
+    .venv/bin/python benchmarks/bench_train.py [--videos 64] [--iterations 12] [--rank-steps 8] [--skip-phases]
 
 Keep the machine otherwise idle: two busy processes on 2 cores slow torch training 10-20x.
 
@@ -9,13 +9,17 @@ Keep the machine otherwise idle: two busy processes on 2 cores slow torch traini
    the clip (frames, masks, sampling), augmentation (the recipe's transforms), forward, loss, backward,
    optimizer step. Components are built from the composed recipe, as the trainer builds them.
 2. Clips trained per hour through the kit's real path (``python -m fvos_utils.train``, Meta's trainer
-   and launcher; per-iteration times from its log, first iterations skipped): the reference is what
-   the kit's pretraining ran (one process, 2 threads, one clip per iteration: ~0.7 s per iteration);
-   against it, two data-parallel processes of one thread each (``gpus: 2, threads: 1``, gloo), first
-   with one clip per process and iteration, then with two (``scratch.train_batch_size: 2``; a batch of
-   clips drawn at several sizes is brought to one, :func:`fvos_utils.train.collate_one_size`). The
-   model, data, augmentation and loss are the recipe's in every run; the clips per optimizer step are
-   1, 2 and 4. Goal: at least 2x the reference's clips per hour.
+   and launcher; per-iteration times from its log, first iterations skipped), at the sizes the pretraining
+   draws (256..448, one per batch): the reference is how the bundled weights were trained (one process,
+   2 threads, one clip per iteration); against it, two data-parallel processes of one thread each
+   (``gpus: 2, threads: 1``, gloo), first with one clip per process and iteration, then with two
+   (``scratch.train_batch_size: 2``). The model, data, augmentation and loss are the recipe's in every
+   run, and so are the sizes (the same draws, each shared by 4 consecutive clips); the clips per
+   optimizer step are 1, 2 and 4. Goal: at least 2x the reference's clips per hour.
+3. Why the kit draws one size per step for all ranks (:class:`fvos_utils.train.RankAlignedRandomResize`):
+   the recipe's model under DDP on 2 gloo processes, the same clips and, per rank, the same sizes, drawn
+   per rank (Meta's resize) or shared by both ranks at each step. Ranks step together, so a step lasts
+   as long as its larger size.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
 from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -114,48 +119,128 @@ def report_phases(data: Path, iterations: int) -> None:
 
 
 # ---------------------------------------------------------------------------------- 2. throughput
+#: clips that share one size draw in every throughput run (the largest step below: 2 processes x 2 clips),
+#: so all runs train the same sizes, clip for clip (a run over different draws would measure its draws)
+CLIPS_PER_DRAW = 4
+#: the resize step's place in the recipe's train transforms (flip, affine, resize, ...)
+_RESIZE = "vos.train_transforms.0.transforms.2"
+
+
 def trainer_clips_per_hour(data: Path, folder: Path, *, gpus: int, threads: int, batch: int = 1,
-                           skip: int = 4) -> float:
+                           skip_draws: int = 2) -> float:
     """Clips per hour of one epoch of Meta's trainer through the kit's launcher (per-iteration log times):
-    ``gpus`` processes of ``threads`` threads, each taking ``batch`` clips per iteration."""
+    ``gpus`` processes of ``threads`` threads, each taking ``batch`` clips per iteration, at the
+    pretraining's sizes; every :data:`CLIPS_PER_DRAW` clips (across processes) share one size draw, the
+    same draws in every run. The first ``skip_draws`` draws' iterations (warm-up) are not timed."""
     params = {"run": f"bench_{gpus}x{threads}x{batch}", "model": "fvos_tiny", "recipe": RECIPE, "device": "cpu",
               "gpus": gpus, "nodes": 1, "cluster": None, "threads": threads, "seed": 0,
               "data": {"root": str(data), "split": "train", "videos": None},
-              "scratch": {"resolution": 256, "num_frames": 8, "max_num_objects": 3, "train_batch_size": batch},
+              "scratch": {"resolution": SIZES[0], "resolutions": list(SIZES), "num_frames": 8, "max_num_objects": 3,
+                          "train_batch_size": batch},
               "stage1": {"init": "random", "epochs": 1},
-              "overrides": ["trainer.logging.log_freq=1", "dataset.multiplier=1"]}
+              "overrides": ["trainer.logging.log_freq=1", "dataset.multiplier=1",
+                            f"{_RESIZE}.clips_per_draw={CLIPS_PER_DRAW // gpus}"]}
     params_file = folder / f"params_{gpus}x{threads}x{batch}.yaml"
     params_file.write_text(yaml.safe_dump(params))
     env = {**os.environ, paths.ROOT_ENV: str(folder)}
-    subprocess.run([sys.executable, "-m", "fvos_utils.train", "--params", str(params_file), "--stage", "1"],
-                   env=env, check=True, stdout=subprocess.DEVNULL, cwd=KIT)
+    run = subprocess.run([sys.executable, "-m", "fvos_utils.train", "--params", str(params_file), "--stage", "1"],
+                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=KIT)
+    if run.returncode:  # its progress bar is not wanted here, its error is
+        raise RuntimeError(f"training run {params['run']} failed:\n{run.stderr[-3000:]}")
     log = (folder / "outputs" / params["run"] / "train" / "stage1" / "train.log").read_text()
+    skip = skip_draws * CLIPS_PER_DRAW // (gpus * batch)
     times = [float(t) for step, t in _BATCH_TIME.findall(log) if int(step) >= skip]
     if not times:
         raise RuntimeError(f"no iteration times past the first {skip} in {folder}")
     return gpus * batch * 3600.0 / (sum(times) / len(times))  # the log is rank 0's: every rank steps together
 
 
+def report_throughput(data: Path, folder: Path) -> None:
+    print(f"\n2. clips trained per hour, Meta's trainer through the kit's launcher (one epoch each, sizes "
+          f"{'/'.join(map(str, SIZES))} as the pretraining draws them, the same draws in every run)")
+    reference = trainer_clips_per_hour(data, folder, gpus=1, threads=2)
+    print(f"   reference: 1 process x 2 threads, 1 clip per iteration    {reference:7.0f} clips/h "
+          f"({3600 / reference:.3f} s/clip)", flush=True)
+    for batch in (1, 2):
+        kit = trainer_clips_per_hour(data, folder, gpus=2, threads=1, batch=batch)
+        ratio = kit / reference
+        print(f"   2 processes x 1 thread, {batch} clip(s) per process         {kit:7.0f} clips/h "
+              f"({3600 / kit:.3f} s/clip): {ratio:.2f}x (goal >= {GOAL:.1f}x: {'met' if ratio >= GOAL else 'NOT met'})",
+              flush=True)
+
+
+# ------------------------------------------------------------------------- 3. sizes drawn per rank
+def _sized(batch, size: int):
+    """``batch`` (Meta's ``BatchedVideoDatapoint``) resampled to ``size`` px."""
+    frames = batch.img_batch.flatten(0, 1)
+    batch.img_batch = torch.nn.functional.interpolate(frames, size=(size, size), mode="bilinear",
+                                                      antialias=True).unflatten(0, batch.img_batch.shape[:2])
+    batch.masks = torch.nn.functional.interpolate(batch.masks.float(), size=(size, size)) > 0.5
+    return batch
+
+
+def _rank_steps(rank: int, data: Path, port: int, schedules: list, result) -> None:
+    """One gloo rank of the recipe's model under DDP (as the trainer wraps it), 2 clips per step at the
+    sizes ``schedules[rank]``; puts the mean seconds of the steps after the first two into ``result``."""
+    import torch.distributed as dist
+
+    from fvos_utils import train as kit_train
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    warnings.filterwarnings("ignore", message="Grad strides do not match")  # one 1x1 conv's gradient layout
+    torch.set_num_threads(1)
+    torch.manual_seed(rank)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    dataset, model, loss_fn, optimizer = components(data, SIZES[0])
+    model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)  # the recipe's
+    times = []
+    for step, size in enumerate(schedules[rank]):
+        clips = [dataset[(4 * step + 2 * rank + k) % len(dataset)] for k in range(2)]
+        batch = _sized(kit_train.collate_one_size(clips, "all"), size)
+        start = time.perf_counter()
+        loss = loss_fn(model(batch), batch.masks)["core_loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    dist.destroy_process_group()
+    if rank == 0:
+        result.put(sum(times[2:]) / len(times[2:]))
+
+
+def report_rank_draws(data: Path, steps: int) -> None:
+    """Two draws ``a``, ``b`` of ``steps`` sizes: per rank, rank 0 trains ``a`` then ``b`` and rank 1 ``b``
+    then ``a``; shared, both train ``a`` then ``b``. Each rank trains the same sizes in both runs."""
+    import random
+
+    import torch.multiprocessing as mp
+
+    a, b = ([random.Random(seed).choice(SIZES) for _ in range(steps)] for seed in (0, 1))
+    print(f"\n3. one DDP step of 2 gloo processes x 1 thread x 2 clips at sizes drawn per rank (Meta's resize) vs "
+          f"one size per step on both ranks (the kit's), the same sizes per rank in both ({2 * steps} steps each)")
+    seconds = {}
+    for name, schedules in (("per rank", [a + b, b + a]), ("shared", [a + b, a + b])):
+        result = mp.get_context("spawn").SimpleQueue()
+        mp.start_processes(_rank_steps, args=(data, 29500 + len(seconds), schedules, result), nprocs=2,
+                           start_method="spawn")
+        seconds[name] = result.get()
+        print(f"   sizes {name:9s} {seconds[name]:.3f} s per step", flush=True)
+    print(f"   one size per step: {seconds['per rank'] / seconds['shared']:.2f}x the steps per hour", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--videos", type=int, default=64, help="train videos (2 processes take half each)")
     parser.add_argument("--iterations", type=int, default=12, help="timed iterations per phase measurement")
-    parser.add_argument("--skip-phases", action="store_true", help="only the throughput comparison")
+    parser.add_argument("--rank-steps", type=int, default=8, help="steps per draw in part 3")
+    parser.add_argument("--skip-phases", action="store_true", help="parts 2 and 3 only")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         data = make_data(Path(tmp) / "data", args.videos)
         if not args.skip_phases:
             report_phases(data, args.iterations)
-        print("\n2. clips trained per hour, Meta's trainer through the kit's launcher (one epoch each)")
-        reference = trainer_clips_per_hour(data, Path(tmp), gpus=1, threads=2)
-        print(f"   reference: 1 process x 2 threads, 1 clip per iteration    {reference:7.0f} clips/h "
-              f"({3600 / reference:.3f} s/clip)", flush=True)
-        for batch in (1, 2):
-            kit = trainer_clips_per_hour(data, Path(tmp), gpus=2, threads=1, batch=batch)
-            ratio = kit / reference
-            print(f"   2 processes x 1 thread, {batch} clip(s) per process         {kit:7.0f} clips/h "
-                  f"({3600 / kit:.3f} s/clip): {ratio:.2f}x (goal >= {GOAL:.1f}x: {'met' if ratio >= GOAL else 'NOT met'})",
-                  flush=True)
+        report_throughput(data, Path(tmp))
+        report_rank_draws(data, args.rank_steps)
     return 0
 
 

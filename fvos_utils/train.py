@@ -39,6 +39,7 @@ import dataclasses
 import difflib
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -48,6 +49,7 @@ from typing import Any, Sequence
 
 import torch
 import yaml
+from training.dataset.transforms import RandomResizeAPI, resize
 from training.model.sam2 import SAM2Train
 from training.trainer import Trainer
 from training.utils.train_utils import register_omegaconf_resolvers
@@ -119,6 +121,43 @@ class MultiResolutionSAM2Train(SAM2Train):
         prompt = self.sam_prompt_encoder
         prompt.input_image_size, prompt.image_embedding_size = (size, size), (embedding, embedding)
         prompt.mask_input_size = (4 * embedding, 4 * embedding)
+
+
+class RankAlignedRandomResize(RandomResizeAPI):
+    """Meta's ``RandomResizeAPI`` (square, one size per clip drawn from ``sizes``) drawing one size per batch,
+    the same on every data-parallel rank.
+
+    Data-parallel ranks step together, so a step lasts as long as its slowest rank. Meta's draw
+    (``random.choice``, seeded per rank) gives each rank its own size: two CPU processes drawing from
+    256..448 px wait for the larger one (up to 3x the pixels) at every step. Here the ``n``-th clip a loader
+    process transforms takes draw ``n // clips_per_draw`` of a generator seeded by ``seed`` and the loader
+    worker's id, not by the rank. Every rank transforms the same number of clips per step in the same order
+    (``drop_last``; a loader worker builds whole batches, worker ``k`` the same positions on every rank), so
+    with ``clips_per_draw`` = the per-rank batch size each step has one size on all ranks and the collate
+    (:func:`collate_one_size`) resizes nothing. Sizes stay uniform over ``sizes``. With one size it is
+    Meta's class exactly (same call, same random state consumed).
+    """
+
+    def __init__(self, sizes, consistent_transform: bool, seed: int, clips_per_draw: int = 1, max_size=None,
+                 square: bool = False, v2: bool = False):
+        if not consistent_transform:
+            raise ValueError("RankAlignedRandomResize draws one size per clip: consistent_transform must be true")
+        super().__init__(sizes, consistent_transform, max_size=max_size, square=square, v2=v2)
+        self.seed, self.clips_per_draw = int(seed), int(clips_per_draw)
+        self._clips: dict[int, int] = {}  # loader worker id (-1: the main process) -> clips transformed
+
+    def __call__(self, datapoint, **kwargs):
+        if len(self.sizes) == 1:
+            return super().__call__(datapoint, **kwargs)
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info is not None else -1
+        clip = self._clips.get(worker, 0)
+        self._clips[worker] = clip + 1
+        draw = random.Random(f"{self.seed}/{worker}/{clip // self.clips_per_draw}")  # str seeds hash the same in every process
+        size = draw.choice(self.sizes)
+        for i in range(len(datapoint.frames)):
+            datapoint = resize(datapoint, i, size, self.max_size, square=self.square, v2=self.v2)
+        return datapoint
 
 
 def collate_one_size(batch: list, dict_key: str):

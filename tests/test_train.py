@@ -115,11 +115,14 @@ def test_iterations_checkpoints_resume_and_loss_curve(kit_root):
 
 
 def test_batches_of_two_clips_at_several_sizes_train(kit_root):
-    """Two clips per iteration, each drawn at one of three sizes: every batch is brought to one size
-    (Meta's collate alone fails on a batch of two sizes, as the trainer's seed draws here)."""
+    """Two clips per iteration, each with its own draw of three sizes (the resize's ``clips_per_draw: 1``;
+    the recipe draws once per batch): every batch is brought to one size (Meta's collate alone fails on a
+    batch of two sizes, as the trainer's seed draws here)."""
     scratch = {"resolution": 64, "resolutions": [64, 96, 128], "num_frames": 3, "max_num_objects": 2,
                "train_batch_size": 2}
-    params = write_params(kit_root, scratch=scratch, stage1={"init": "random", "epochs": 3})
+    overrides = ["trainer.logging.log_scalar_frequency=1", "trainer.logging.log_freq=1", "dataset.multiplier=1",
+                 "vos.train_transforms.0.transforms.2.clips_per_draw=1"]
+    params = write_params(kit_root, scratch=scratch, stage1={"init": "random", "epochs": 3}, overrides=overrides)
     folder = train.train_stage(params, 1, progress=False)
     log = (folder / "train.log").read_text()
     assert re.findall(r"Train Epoch: \[(\d)\]\[\s*0/(\d+)\]", log) == [("0", "1"), ("1", "1"), ("2", "1")]
@@ -265,6 +268,11 @@ def test_base_plus_recipe_is_metas_mose_recipe_except_documented_changes():
                                                    "training.utils.data_utils.collate_fn"),
         **{f"{transforms}.2.sizes": ("<absent>", 1024) for transforms in RESIZE_PATHS},
         **{f"{transforms}.2.sizes.0": (1024, "<absent>") for transforms in RESIZE_PATHS},
+        # the resize draws one size per batch, the same on every rank (Meta's class with one size)
+        **{f"{transforms}.2._target_": ("fvos_utils.train.RankAlignedRandomResize",
+                                        "training.dataset.transforms.RandomResizeAPI") for transforms in RESIZE_PATHS},
+        **{f"{transforms}.2.seed": (123, "<absent>") for transforms in RESIZE_PATHS},
+        **{f"{transforms}.2.clips_per_draw": (1, "<absent>") for transforms in RESIZE_PATHS},
     }
 
 
@@ -381,6 +389,49 @@ def test_one_size_collate_is_metas_for_one_size_and_brings_later_clips_to_the_fi
         torch.testing.assert_close(batch.img_batch[t, 1], colours[t][:, None, None].expand(3, 64, 64))
         assert torch.equal(batch.masks[t, 2], doubled[t] == 1) and torch.equal(batch.masks[t, 3], doubled[t] == 2)
         assert torch.equal(batch.img_batch[t, 0], first.frames[t].data)  # the first clip is left as it was
+
+
+def _sizes_drawn(resize, clips: int) -> list[int]:
+    return [resize(_clip(0, 32, seed=n)[0]).frames[0].data.shape[-1] for n in range(clips)]
+
+
+def test_rank_aligned_resize_draws_one_size_per_batch_the_same_on_every_rank(monkeypatch):
+    """Two ranks seed Python's ``random`` differently (Meta's ``set_seeds``: seed + rank), as two processes
+    of the trainer do: Meta's resize then gives the ranks different sizes at the same step, the kit's the
+    same sizes, one per batch of ``clips_per_draw`` clips, uniform over the sizes, and its own sequence
+    per loader worker. With one size it is Meta's class, random state included."""
+    import random
+
+    from training.dataset.transforms import RandomResizeAPI
+
+    sizes = [32, 48, 64, 80]
+    ranks = {}
+    for rank in (0, 1):
+        random.seed((123 + rank) * 10)
+        metas = _sizes_drawn(RandomResizeAPI(sizes, consistent_transform=True, square=True), 40)
+        ours = _sizes_drawn(train.RankAlignedRandomResize(sizes, True, seed=123, clips_per_draw=2, square=True), 400)
+        ranks[rank] = metas, ours
+    assert ranks[0][0] != ranks[1][0]  # Meta's: each rank its own size at a step
+    assert ranks[0][1] == ranks[1][1]
+    ours = ranks[0][1]
+    assert ours[0::2] == ours[1::2]  # one size per batch of two clips
+    counts = [ours[0::2].count(s) for s in sizes]
+    assert min(counts) >= 30 and sum(counts) == 200  # 200 draws, 50 expected per size
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: type("Info", (), {"id": 1})())
+    worker_1 = _sizes_drawn(train.RankAlignedRandomResize(sizes, True, seed=123, clips_per_draw=2, square=True), 40)
+    assert worker_1 != ours[:40]
+    monkeypatch.undo()
+    # one size: Meta's call, and the random state after it is the one Meta's leaves
+    random.seed(7)
+    metas = RandomResizeAPI([48], consistent_transform=True, square=True)(_clip(0, 32, seed=1)[0])
+    after_metas = random.getstate()
+    random.seed(7)
+    ours = train.RankAlignedRandomResize([48], True, seed=123, square=True)(_clip(0, 32, seed=1)[0])
+    assert random.getstate() == after_metas
+    for a, b in zip(metas.frames, ours.frames):
+        assert torch.equal(a.data, b.data) and all(torch.equal(x.segment, y.segment) for x, y in zip(a.objects, b.objects))
+    with pytest.raises(ValueError, match="consistent_transform"):
+        train.RankAlignedRandomResize(sizes, False, seed=1)
 
 
 def test_pretrain_schedule_warms_up_then_decays_to_a_twentieth():
