@@ -134,8 +134,10 @@ class RankAlignedRandomResize(RandomResizeAPI):
     worker's id, not by the rank. Every rank transforms the same number of clips per step in the same order
     (``drop_last``; a loader worker builds whole batches, worker ``k`` the same positions on every rank), so
     with ``clips_per_draw`` = the per-rank batch size each step has one size on all ranks and the collate
-    (:func:`collate_one_size`) resizes nothing. Sizes stay uniform over ``sizes``. With one size it is
-    Meta's class exactly (same call, same random state consumed).
+    (:func:`collate_one_size`) resizes nothing. Sizes stay uniform over ``sizes``. Loader workers start
+    each epoch from the main process's copy, so with workers every epoch gives its batch positions the same
+    sizes (the clips at those positions are reshuffled); a resumed run starts the sequence again. With one
+    size it is Meta's class exactly (same call, same random state consumed).
     """
 
     def __init__(self, sizes, consistent_transform: bool, seed: int, clips_per_draw: int = 1, max_size=None,
