@@ -120,7 +120,7 @@ def report_phases(data: Path, iterations: int) -> None:
 
 # ---------------------------------------------------------------------------------- 2. throughput
 #: clips that share one size draw in every throughput run (the largest step below: 2 processes x 2 clips),
-#: so all runs train the same sizes, clip for clip (a run over different draws would measure its draws)
+#: so all runs train the same draws in the same order (a run over other draws would measure its draws)
 CLIPS_PER_DRAW = 4
 #: the resize step's place in the recipe's train transforms (flip, affine, resize, ...)
 _RESIZE = "vos.train_transforms.0.transforms.2"
