@@ -31,6 +31,10 @@ def kit_root(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
+#: the overrides of :func:`write_params`: losses logged every step, one pass over the videos per epoch
+LOG_EVERY_STEP = ("trainer.logging.log_scalar_frequency=1", "trainer.logging.log_freq=1", "dataset.multiplier=1")
+
+
 def write_params(folder: Path, **changes) -> Path:
     """A 2-video, 2-iterations-per-epoch params file for the small model (losses logged every step)."""
     params = {"run": "t", "model": "fvos_tiny", "recipe": "fvos_tiny_pretrain", "device": "cpu", "threads": 1,
@@ -39,8 +43,7 @@ def write_params(folder: Path, **changes) -> Path:
                                      "frames": [4, 5], "size": [96, 64], "objects": [1, 2]}},
               "scratch": {"resolution": 64, "num_frames": 3, "max_num_objects": 2},
               "stage1": {"init": "random", "epochs": 2, "export": "assets/tiny.pt"},
-              "overrides": ["trainer.logging.log_scalar_frequency=1", "trainer.logging.log_freq=1",
-                            "dataset.multiplier=1"]}
+              "overrides": list(LOG_EVERY_STEP)}
     for key, value in changes.items():
         params[key] = value
     path = folder / "params.yaml"
@@ -120,8 +123,7 @@ def test_batches_of_two_clips_at_several_sizes_train(kit_root):
     batch of two sizes, as the trainer's seed draws here)."""
     scratch = {"resolution": 64, "resolutions": [64, 96, 128], "num_frames": 3, "max_num_objects": 2,
                "train_batch_size": 2}
-    overrides = ["trainer.logging.log_scalar_frequency=1", "trainer.logging.log_freq=1", "dataset.multiplier=1",
-                 "vos.train_transforms.0.transforms.2.clips_per_draw=1"]
+    overrides = [*LOG_EVERY_STEP, f"{RESIZE_PATHS[0]}.2.clips_per_draw=1"]
     params = write_params(kit_root, scratch=scratch, stage1={"init": "random", "epochs": 3}, overrides=overrides)
     folder = train.train_stage(params, 1, progress=False)
     log = (folder / "train.log").read_text()
