@@ -9,7 +9,8 @@ Scores (J&F, video-bootstrap 95% interval of the change from zero motion):
 3. the pretrain world's own held-out valid videos at scale 1, per hard-case tag beside mini-MOSE valid's
    (the domain gap fine-tuning has to close);
 4. clips of a generator of another design (:func:`fvos_utils.testing.write_foreign_clips`) at the three
-   scales (goal: J&F at least 0.50 and 0.20 above zero motion; the same scale goals).
+   scales (goal: J&F at least 0.50 and 0.20 above zero motion; the same scale goals), per scenario and
+   background texture family (8 videos: each tag holds 2-4 of them, a description, not a finding).
 
 ``--record`` writes the scores into the weights' record, ``fvos_utils/assets/fvos_tiny.json`` (maintainers,
 after exporting new weights). The synthetic sets are generated under ``data/`` when missing (about 2 minutes);
@@ -34,10 +35,10 @@ SCALE_TOLERANCE = {1.375: 0.03, 1.75: 0.05}
 FOREIGN_MIN, FOREIGN_ABOVE_ZERO, TEST_ABOVE_ZERO = 0.50, 0.20, 0.25
 
 
-def score_split(split: datasets.ValidationSplit, ckpt: str, scales, out: Path, tags: bool) -> dict:
-    """``{"zero_motion": scores, "<scale>": scores}`` of ``split``; scores with ``per_tag`` where ``tags``."""
+def score_split(split: datasets.ValidationSplit, ckpt: str, scales, out: Path) -> dict:
+    """``{"zero_motion": scores, "<scale>": scores}`` of ``split``, each with its ``per_tag`` J&F."""
     def scored(pred_dir: Path) -> dict:
-        result = scoring.score_folder(split.gt_dir, pred_dir, videos=split.videos, tags=split.tags if tags else None)
+        result = scoring.score_folder(split.gt_dir, pred_dir, videos=split.videos, tags=split.tags)
         return {**selection.scores_of(result),
                 "per_tag": {tag: float(v["J&F"]) for tag, v in result.get("per_tag", {}).items()}}
 
@@ -63,18 +64,18 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         foreign_root = testing.write_foreign_clips(tmp / "foreign")
-        foreign = datasets.ValidationSplit(foreign_root, foreign_root / "valid_gt" / "Annotations", foreign_root,
-                                           io.VOSDataset(foreign_root, "valid").video_names())
+        foreign = datasets.ValidationSplit(foreign_root, foreign_root / "valid_gt" / "Annotations",
+                                           foreign_root / "meta.json", io.VOSDataset(foreign_root, "valid").video_names())
         plan = {
-            "synthetic mini-MOSE valid (seed 0)": (datasets.validation_split("data/synthetic-mini-mose"), SCALES, True),
+            "synthetic mini-MOSE valid (seed 0)": (datasets.validation_split("data/synthetic-mini-mose"), SCALES),
             "synthetic mini-MOSE test (seed 0)": (datasets.validation_split("data/synthetic-mini-mose", split="test"),
-                                                  (1.0,), True),
+                                                  (1.0,)),
             "synthetic pretrain valid (held out, seed 0)": (
-                datasets.validation_split("data/synthetic-pretrain", preset="pretrain"), (1.0,), True),
-            "foreign clips (fvos_utils.testing.write_foreign_clips, seed 0)": (foreign, SCALES, False),
+                datasets.validation_split("data/synthetic-pretrain", preset="pretrain"), (1.0,)),
+            "foreign clips (fvos_utils.testing.write_foreign_clips, seed 0)": (foreign, SCALES),
         }
-        scores = {name: score_split(split, args.ckpt, scales, tmp / f"run{i}", tags)
-                  for i, (name, (split, scales, tags)) in enumerate(plan.items())}
+        scores = {name: score_split(split, args.ckpt, scales, tmp / f"run{i}")
+                  for i, (name, (split, scales)) in enumerate(plan.items())}
     for found in scores.values():
         for entry in found.values():
             entry.pop("objects")  # kept for the intervals only

@@ -143,9 +143,13 @@ def write_mose_layout(root: str | os.PathLike, *, n_train: int = 5, n_valid: int
 FOREIGN_SCENARIOS = ("crossing", "exit-reenter", "touching", "drift")
 
 
-def _foreign_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """``(H, W, 3) float32`` 0-255: band-limited noise through a 3-colour ramp, Voronoi cells or a plaid
-    (none of them the kit's generator's patterns)."""
+#: the texture families of :func:`write_foreign_clips`, in the order :func:`_foreign_texture` draws them
+FOREIGN_TEXTURES = ("noise", "cells", "plaid")
+
+
+def _foreign_texture(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, str]:
+    """``(H, W, 3) float32`` 0-255 and its family (:data:`FOREIGN_TEXTURES`): band-limited noise through a
+    3-colour ramp, Voronoi cells or a plaid (none of them the kit's generator's patterns)."""
     kind = int(rng.integers(3))
     if kind == 0:
         fy, fx = np.meshgrid(np.fft.fftfreq(height), np.fft.fftfreq(width), indexing="ij")
@@ -168,7 +172,7 @@ def _foreign_texture(rng: np.random.Generator, height: int, width: int) -> np.nd
         v = np.sin(2 * np.pi * (xx * np.cos(b) + yy * np.sin(b)) / period[1]) > 0
         colours = rng.uniform(0, 255, size=(4, 3))
         image = colours[u.astype(int) * 2 + v.astype(int)]
-    return image.astype(np.float32)
+    return image.astype(np.float32), FOREIGN_TEXTURES[kind]
 
 
 def _superellipse(rng: np.random.Generator, radius: float) -> np.ndarray:
@@ -181,18 +185,19 @@ def _superellipse(rng: np.random.Generator, radius: float) -> np.ndarray:
 
 
 def _foreign_video(rng: np.random.Generator, scenario: str, height: int, width: int, n_frames: int):
-    """``(frames (T, H, W, 3) uint8, labels (T, H, W) uint8)`` of one :func:`write_foreign_clips` video."""
+    """``(frames (T, H, W, 3) uint8, labels (T, H, W) uint8, the background's texture family)`` of one
+    :func:`write_foreign_clips` video."""
     short = min(height, width)
     n_objects = 2 if scenario in ("crossing", "touching") else int(rng.integers(2, 4))
     pan = rng.uniform(-1.5, 1.5, size=2)  # px per frame: the camera drifts over a larger background
     margin = int(np.ceil(np.abs(pan).max() * n_frames)) + 2
-    background = _foreign_texture(rng, height + 2 * margin, width + 2 * margin)
+    background, background_family = _foreign_texture(rng, height + 2 * margin, width + 2 * margin)
     objects = []
     for k in range(n_objects):
         radius = rng.uniform(0.16, 0.28) * short * (0.7 if scenario == "touching" else 1.0)
         outline = _superellipse(rng, radius)
         side = int(np.ceil(2 * radius)) + 4
-        texture = _foreign_texture(rng, side, side) * 0.6 + rng.uniform(0, 255, size=3) * 0.4
+        texture = _foreign_texture(rng, side, side)[0] * 0.6 + rng.uniform(0, 255, size=3) * 0.4
         t = np.arange(n_frames)
         if scenario == "crossing":  # the pair swaps sides, the second passing in front of the first
             x = width * (0.25 + 0.5 * t / (n_frames - 1)) if k == 0 else width * (0.75 - 0.5 * t / (n_frames - 1))
@@ -233,7 +238,7 @@ def _foreign_video(rng: np.random.Generator, scenario: str, height: int, width: 
             labels[t][mask] = k + 1
         noisy = image + rng.normal(0, 3.0, size=image.shape)
         frames[t] = np.clip(noisy, 0, 255).astype(np.uint8)
-    return frames, labels
+    return frames, labels, background_family
 
 
 def _draw_mask(outline: np.ndarray, angle: float, centre, height: int, width: int) -> np.ndarray:
@@ -252,16 +257,21 @@ def write_foreign_clips(root: str | os.PathLike, *, n_videos: int = 8, n_frames:
     the same families under a drifting camera, moving on smooth curves; the videos take
     :data:`FOREIGN_SCENARIOS` in turn (a crossing pair, an exit and re-entry, a pair at a 1-px gap, free
     drift). Written in the held-out layout: ``valid/JPEGImages``, ``valid/Annotations`` (first frame) and
-    ``valid_gt/Annotations`` (every frame). Returns ``root``."""
+    ``valid_gt/Annotations`` (every frame), with ``meta.json`` tagging each video with its scenario and its
+    background's texture family (``"plaid background"``), as the kit's sets tag hard cases. Returns ``root``."""
     root = Path(root)
+    meta = {}
     for i in range(n_videos):
         scenario = FOREIGN_SCENARIOS[i % len(FOREIGN_SCENARIOS)]
         name = f"foreign{i:02d}_{scenario}"
-        frames, labels = _foreign_video(np.random.default_rng([seed, i]), scenario, height, width, n_frames)
+        frames, labels, background = _foreign_video(np.random.default_rng([seed, i]), scenario, height, width,
+                                                     n_frames)
         for t in range(n_frames):
             write_frame(root / "valid" / "JPEGImages" / name / f"{t:05d}.jpg", frames[t], quality=90)
             write_mask(root / "valid_gt" / "Annotations" / name / f"{t:05d}.png", labels[t])
         write_mask(root / "valid" / "Annotations" / name / "00000.png", labels[0])
+        meta[name] = {"split": "valid", "tags": [scenario, f"{background} background"]}
+    write_json(root / "meta.json", {"videos": meta})
     return root
 
 

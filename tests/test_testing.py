@@ -2,13 +2,17 @@
 import cv2
 import numpy as np
 
-from fvos_utils import io, testing
+from fvos_utils import evaluate, io, testing
 
 
 def test_foreign_clips_hold_each_scenario_in_the_held_out_layout(tmp_path):
     root = testing.write_foreign_clips(tmp_path / "clips", n_videos=4, n_frames=12, height=96, width=128, seed=3)
     names = io.VOSDataset(root, "valid").video_names()
     assert [n.split("_", 1)[1] for n in names] == list(testing.FOREIGN_SCENARIOS)
+    tags = evaluate.load_tags(root / "meta.json")
+    assert sorted(tags) == names
+    assert all(tags[n][0] == n.split("_", 1)[1] and tags[n][1].endswith(" background")
+               and tags[n][1].split()[0] in testing.FOREIGN_TEXTURES for n in names)
     for name in names:
         video = io.VOSDataset(root, "valid").video(name)
         assert len(video) == 12 and sorted(video.annotations) == ["00000"]  # first-frame masks only
