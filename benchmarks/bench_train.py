@@ -1,6 +1,6 @@
 """Where a training iteration's time goes, and clips trained per hour, as ratios measured in one run.
 
-    .venv/bin/python benchmarks/bench_train.py [--videos 64] [--iterations 12] [--rank-steps 8] [--skip-phases]
+    .venv/bin/python benchmarks/bench_train.py [--videos 64] [--iterations 12] [--rank-steps 8] [--parts 1 2 3 4]
 
 Keep the machine otherwise idle: two busy processes on 2 cores slow torch training 10-20x.
 
@@ -20,6 +20,11 @@ Keep the machine otherwise idle: two busy processes on 2 cores slow torch traini
    the recipe's model under DDP on 2 gloo processes, the same clips and, per rank, the same sizes, drawn
    per rank (Meta's resize) or shared by both ranks at each step. Ranks step together, so a step lasts
    as long as its larger size.
+4. Less time per clip without changing the recipe: one iteration (forward, loss, backward, step) at 256 and
+   448 px on 1 thread, with the kernels and precision as the recipe runs on a CPU (fp32, the reference)
+   against bf16 autocast (the precision Meta's recipe trains in on GPUs), channels-last memory and the math
+   attention kernel instead of the fused one. Every variant trains the same clips with the same random draws,
+   in turn, clip by clip (slow drift of the machine hits all of them alike).
 """
 from __future__ import annotations
 
@@ -29,6 +34,8 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # the phase timings set torch's threads themselves
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import random  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -38,6 +45,7 @@ import warnings  # noqa: E402
 from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
@@ -211,8 +219,6 @@ def _rank_steps(rank: int, data: Path, port: int, schedules: list, result) -> No
 def report_rank_draws(data: Path, steps: int) -> None:
     """Two draws ``a``, ``b`` of ``steps`` sizes: per rank, rank 0 trains ``a`` then ``b`` and rank 1 ``b``
     then ``a``; shared, both train ``a`` then ``b``. Each rank trains the same sizes in both runs."""
-    import random
-
     import torch.multiprocessing as mp
 
     a, b = ([random.Random(seed).choice(SIZES) for _ in range(steps)] for seed in (0, 1))
@@ -228,19 +234,78 @@ def report_rank_draws(data: Path, steps: int) -> None:
     print(f"   one size per step: {seconds['per rank'] / seconds['shared']:.2f}x the steps per hour", flush=True)
 
 
+# ------------------------------------------------------------------------ 4. kernels and precision
+def _variants() -> dict:
+    """``{name: (prepare the model in place, context of each iteration)}``; the first is the reference."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    def as_is(model):
+        return model
+
+    def channels_last(model):
+        return model.to(memory_format=torch.channels_last)
+
+    return {"fp32 (the recipe on CPU)": (as_is, contextlib.nullcontext),
+            "bf16 autocast": (as_is, lambda: torch.autocast("cpu", dtype=torch.bfloat16)),
+            "channels-last memory": (channels_last, contextlib.nullcontext),
+            "math attention kernel": (as_is, lambda: sdpa_kernel(SDPBackend.MATH))}
+
+
+def variant_times(data: Path, size: int, iterations: int) -> dict[str, float]:
+    """Mean seconds per iteration of each :func:`_variants` entry on the same clips and random draws (the
+    model's click sampling, the transforms), after 2 warm-up iterations; 1 thread."""
+    from training.utils.data_utils import collate_fn
+
+    torch.set_num_threads(1)
+    runs = {}
+    for name, (prepare, context) in _variants().items():
+        torch.manual_seed(0)  # the same initial weights in every variant
+        dataset, model, loss_fn, optimizer = components(data, size)
+        runs[name] = (dataset, prepare(model), loss_fn, optimizer, context)
+    totals = dict.fromkeys(runs, 0.0)
+    for i in range(iterations + 2):
+        for name, (dataset, model, loss_fn, optimizer, context) in runs.items():
+            random.seed(i), np.random.seed(i), torch.manual_seed(i)
+            batch = collate_fn([dataset[i % len(dataset)]], dict_key="all")
+            start = time.perf_counter()
+            with context():
+                loss = loss_fn(model(batch), batch.masks)["core_loss"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if i >= 2:
+                totals[name] += (time.perf_counter() - start) / iterations
+    return totals
+
+
+def report_variants(data: Path, iterations: int) -> None:
+    print(f"\n4. seconds per iteration (forward, loss, backward, step; 1 thread) and speed-up over the recipe's "
+          f"fp32, the same {iterations} clips per variant")
+    for size in (SIZES[0], SIZES[-1]):
+        times = variant_times(data, size, iterations)
+        reference = next(iter(times.values()))
+        for name, seconds in times.items():
+            print(f"   {size} px  {name:26s} {seconds:7.3f} s  {reference / seconds:5.2f}x", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--videos", type=int, default=64, help="train videos (2 processes take half each)")
     parser.add_argument("--iterations", type=int, default=12, help="timed iterations per phase measurement")
     parser.add_argument("--rank-steps", type=int, default=8, help="steps per draw in part 3")
-    parser.add_argument("--skip-phases", action="store_true", help="parts 2 and 3 only")
+    parser.add_argument("--parts", type=int, nargs="+", choices=(1, 2, 3, 4), default=[1, 2, 3, 4],
+                        help="the parts to run (all by default)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         data = make_data(Path(tmp) / "data", args.videos)
-        if not args.skip_phases:
+        if 1 in args.parts:
             report_phases(data, args.iterations)
-        report_throughput(data, Path(tmp))
-        report_rank_draws(data, args.rank_steps)
+        if 2 in args.parts:
+            report_throughput(data, Path(tmp))
+        if 3 in args.parts:
+            report_rank_draws(data, args.rank_steps)
+        if 4 in args.parts:
+            report_variants(data, args.iterations)
     return 0
 
 
