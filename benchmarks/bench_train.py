@@ -35,6 +35,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
+import copy  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402
@@ -261,12 +262,14 @@ def variant_times(data: Path, size: int, iterations: int) -> dict[str, float]:
     for name, (prepare, context) in _variants().items():
         torch.manual_seed(0)  # the same initial weights in every variant
         dataset, model, loss_fn, optimizer = components(data, size)
-        runs[name] = (dataset, prepare(model), loss_fn, optimizer, context)
+        runs[name] = (prepare(model), loss_fn, optimizer, context)
     totals = dict.fromkeys(runs, 0.0)
     for i in range(iterations + 2):
-        for name, (dataset, model, loss_fn, optimizer, context) in runs.items():
-            random.seed(i), np.random.seed(i), torch.manual_seed(i)
-            batch = collate_fn([dataset[i % len(dataset)]], dict_key="all")
+        random.seed(i), np.random.seed(i), torch.manual_seed(i)
+        clip = collate_fn([dataset[i % len(dataset)]], dict_key="all")  # read and transformed once per step
+        for name, (model, loss_fn, optimizer, context) in runs.items():
+            batch = copy.deepcopy(clip)  # a fresh copy per variant: nothing one variant does reaches another
+            random.seed(i), np.random.seed(i), torch.manual_seed(i)  # the same click draws in every variant
             start = time.perf_counter()
             with context():
                 loss = loss_fn(model(batch), batch.masks)["core_loss"]
