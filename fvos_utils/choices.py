@@ -16,6 +16,10 @@ its :meth:`read` only (no notebook writes or parses one). Paths inside a record 
 run folder ``outputs/<run>/`` when they lie inside it, so a moved ``outputs/`` folder keeps working;
 weights outside the run (a checkpoint of the user's, the registry's file) are stored absolute.
 
+**Doing nothing is a candidate of every pick** (the paper's rule, best on valid, stays): the starting
+weights (:data:`STARTING_STAGE`), SAM 2's default sigmoid pair, no gap filling (a kernel of at most 1)
+and a single scale (no voting). On a tie the do-nothing candidate wins: a change must earn its place.
+
 **The fallback rule** (stated here once; every chapter and the recipe follow it): a step uses the choice
 recorded by the chapter that owns it in the same run; where that chapter has not run, it uses its own
 parameter (``ckpt``, whose default :data:`fvos_utils.models.REGISTRY` means the registry's weights;
@@ -35,6 +39,10 @@ from .io import DataError, read_json, write_json
 from .paths import outputs_dir, resolve
 from .postprocess import GapFilling
 
+#: :attr:`EpochPick.stage` of the starting weights (the model fine-tuning started from)
+STARTING_STAGE = 0
+#: :attr:`EpochPick.label` of the starting weights
+STARTING_LABEL = "the starting weights"
 #: JSON keys of score fields (a dataclass field cannot be called "J&F")
 _JSON_KEYS = {"j_and_f": "J&F", "j": "J", "f": "F", "default_j_and_f": "default J&F"}
 
@@ -62,8 +70,9 @@ def weights_path(run: str, reference: str) -> str:
     return str(path if path.is_absolute() else run_dir(run) / path)
 
 
-class _Record:
-    """A frozen dataclass stored as one JSON file of the run (see the subclasses)."""
+class Record:
+    """A frozen dataclass stored as one JSON file of the run (see the subclasses; :mod:`fvos_utils.claims`
+    keeps its comparisons the same way)."""
 
     chapter: ClassVar[str]
     file_name: ClassVar[str]
@@ -106,8 +115,8 @@ class _Record:
 
 
 def _typed(value, annotation: str, *, source, key: str):
-    """``value`` checked against a field annotation of the records below (``int``, ``float``, ``str``,
-    ``float | None``, ``tuple[float, ...]``)."""
+    """``value`` checked against a field annotation of the records (``int``, ``float``, ``str``, ``bool``,
+    ``dict``, ``float | None``, ``tuple[float, ...]``)."""
     optional = annotation.endswith("| None")
     base = annotation.removesuffix("| None").strip()
     if value is None and optional:
@@ -118,6 +127,8 @@ def _typed(value, annotation: str, *, source, key: str):
         return value
     if base == "str" and isinstance(value, str):
         return value
+    if (base == "bool" and isinstance(value, bool)) or (base == "dict" and isinstance(value, dict)):
+        return value
     if base == "tuple[float, ...]" and isinstance(value, list) and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         return tuple(float(v) for v in value)
@@ -125,8 +136,10 @@ def _typed(value, annotation: str, *, source, key: str):
 
 
 @dataclass(frozen=True)
-class EpochPick(_Record):
-    """Chapter 03's pick: the best epoch over both fine-tuning stages (on a tie the earlier stage and epoch)."""
+class EpochPick(Record):
+    """Chapter 03's pick: the best of the starting weights and every epoch of both fine-tuning stages on
+    valid (on a tie the starting weights, then the earlier stage and epoch). ``stage`` is
+    :data:`STARTING_STAGE` (and ``epoch`` 0) when the starting weights won: fine-tuning is then not used."""
 
     chapter: ClassVar[str] = "03_epoch_selection"
     file_name: ClassVar[str] = "best.json"
@@ -138,10 +151,21 @@ class EpochPick(_Record):
     j: float
     f: float
 
+    @property
+    def fine_tuned(self) -> bool:
+        """Whether the pick is a fine-tuned epoch (False: the starting weights won)."""
+        return self.stage != STARTING_STAGE
+
+    @property
+    def label(self) -> str:
+        """In words: ``"stage 2, epoch 1"`` or ``"the starting weights"``."""
+        return f"stage {self.stage}, epoch {self.epoch}" if self.fine_tuned else STARTING_LABEL
+
 
 @dataclass(frozen=True)
-class SigmoidPick(_Record):
-    """Chapter 04's pick: the memory-encoder ``sigmoid(logits) * scale + bias`` pair of the best J&F."""
+class SigmoidPick(Record):
+    """Chapter 04's pick: the memory-encoder ``sigmoid(logits) * scale + bias`` pair of the best J&F, SAM 2's
+    default pair (always searched) included; on a tie the default."""
 
     chapter: ClassVar[str] = "04_sigmoid_search"
     file_name: ClassVar[str] = "best_sigmoid.json"
@@ -149,13 +173,15 @@ class SigmoidPick(_Record):
     scale: float
     bias: float
     j_and_f: float
-    default_j_and_f: float | None  # the config's pair (20, -10) when it was on the grid
+    default_j_and_f: float | None  # the config's pair (20, -10) when it was searched
     tuned_on: str                  # the weights searched with (weights_reference)
 
 
 @dataclass(frozen=True)
-class KernelPick(_Record):
-    """Chapter 05's pick: the best kernel of the paper's gap-filling rule among those that fill (k > 1)."""
+class KernelPick(Record):
+    """Chapter 05's pick: the best setting of the paper's gap-filling rule, no filling (k 0) included; on a
+    tie no filling, then the smaller kernel. A kernel of at most 1 fills nothing: the recipe then skips
+    the step."""
 
     chapter: ClassVar[str] = "05_morphology_ablation"
     file_name: ClassVar[str] = "best_kernel.json"
@@ -171,14 +197,15 @@ class KernelPick(_Record):
 
 
 @dataclass(frozen=True)
-class ScaleSetPick(_Record):
-    """Chapter 06's pick: the scale set whose passes, each gap filled, then hard-voted (the recipe's
-    order) scored best."""
+class ScaleSetPick(Record):
+    """Chapter 06's pick: the best of every single scale and every scale set, each pass gap filled as
+    chapter 05 picked, then hard-voted (the recipe's order); on a tie the fewer passes. One scale means
+    one pass and no vote."""
 
     chapter: ClassVar[str] = "06_multiscale_fusion"
     file_name: ClassVar[str] = "best_scales.json"
 
-    name: str                  # a fvos_utils.fusion.SCALE_SETS name
+    name: str                  # a fvos_utils.fusion.SCALE_SETS name, or "scale<S>" for one scale
     scales: tuple[float, ...]
     j_and_f: float
 
@@ -223,7 +250,7 @@ def chosen_model(run: str, *, model: str = "fvos_tiny", ckpt: str = models.REGIS
         checkpoint = weights_path(run, pick.weights)
         if not Path(checkpoint).is_file():
             raise DataError(EpochPick.path(run), f"records weights {checkpoint} that do not exist")
-        source = f"chapter 03's pick of run {run!r} (stage {pick.stage}, epoch {pick.epoch})"
+        source = f"chapter 03's pick of run {run!r} ({pick.label})"
     elif str(ckpt) == models.RANDOM:
         checkpoint, source = models.RANDOM, "ckpt: seeded random weights (the numbers show the machinery only)"
     else:

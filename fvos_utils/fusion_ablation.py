@@ -284,13 +284,92 @@ def best_variant(results: Mapping[FusionVariant, dict], *, filling: str = "none"
     return max(candidates, key=lambda v: (results[v]["global"]["J&F"], -candidates.index(v)))
 
 
-def scale_set_pick(results: Mapping[FusionVariant, dict], scale_sets: Mapping[str, Sequence[float]]) -> ScaleSetPick:
-    """Chapter 06's choice for the recipe: the scale set whose passes, each gap filled and then hard-voted
-    without transforms (the recipe's order), scored best; on a tie the first (fewer passes)."""
-    recipe_order = {v: r for v, r in results.items()
-                    if (v.transforms, v.fusion, v.filling) == ("identity", "hard", "before")}
-    if not recipe_order:
-        raise ValueError("no hard-voted variant with gap filling before fusion and no transform among the results")
-    best = best_variant(recipe_order, filling="before")
-    return ScaleSetPick(best.scales, tuple(float(s) for s in scale_sets[best.scales]),
-                        float(results[best]["global"]["J&F"]))
+def recipe_filling(filling: GapFilling) -> str:
+    """The :attr:`FusionVariant.filling` of the recipe's order for ``filling``: ``"before"`` (each pass filled,
+    then voted) where it fills anything, ``"none"`` where it does not (the recipe then skips the step)."""
+    return "before" if filling.fills else "none"
+
+
+def score_single_scales(pass_dirs: Mapping[Pass, str | os.PathLike], singles: Mapping[Pass, dict],
+                        gt_dir: str | os.PathLike, work_dir: str | os.PathLike, filling: GapFilling, *,
+                        videos: Sequence[str] | None = None, tags=None) -> dict[Pass, dict]:
+    """Each pass without a transform as the recipe would run it alone: gap filled with ``filling`` (from its
+    probabilities, into ``work_dir/<pass>/``) and scored, or, where ``filling`` fills nothing, its own
+    result in ``singles``. Returns ``{pass: evaluator result}``. Shown in chapter 06."""
+    plain = [p for p in pass_dirs if p.transform == "identity"]
+    if not filling.fills:
+        return {p: singles[p] for p in plain}
+    work_dir = resolve(work_dir)
+    out = {}
+    for one in plain:
+        folder = postprocess.fill_variants(resolve(pass_dirs[one]), work_dir / one.name, [filling], from_probs=True,
+                                           overwrite=True, progress=False)[filling]
+        out[one] = score_folder(gt_dir, folder, videos=videos, tags=tags)
+    return out
+
+
+def scale_set_pick(results: Mapping[FusionVariant, dict], scale_sets: Mapping[str, Sequence[float]],
+                   single_scales: Mapping[Pass, dict], filling: GapFilling) -> ScaleSetPick:
+    """Chapter 06's choice for the recipe: the best of every single scale (``single_scales``:
+    :func:`score_single_scales`) and every scale set voted in the recipe's order (:func:`recipe_filling`,
+    hard voting, no transform), on valid; on a tie the fewer passes (a single scale first: voting must
+    beat doing without it), then the first. Shown in chapter 06."""
+    order = recipe_filling(filling)
+    candidates = [(f"scale{p.scale:g}", (p.scale,), single_scales[p]) for p in single_scales]
+    candidates += [(v.scales, tuple(float(s) for s in scale_sets[v.scales]), r) for v, r in results.items()
+                   if (v.transforms, v.fusion, v.filling) == ("identity", "hard", order) and len(scale_sets[v.scales]) > 1]
+    if not candidates:
+        raise ValueError(f"no single scale and no hard-voted variant with gap filling {order!r} among the results")
+    name, scales, best = max(candidates, key=lambda c: (c[2]["global"]["J&F"], -len(c[1]), -candidates.index(c)))
+    return ScaleSetPick(name, scales, float(best["global"]["J&F"]))
+
+
+def _seconds(scales: Sequence[float], transforms: Sequence[str], per_scale: Mapping[float, float]) -> float:
+    return sum(per_scale[float(s)] for s in scales) * len(transforms)
+
+
+def fusion_comparisons(results: Mapping[FusionVariant, dict], single_scales: Mapping[Pass, dict],
+                       singles: Mapping[Pass, dict], pass_runs: Mapping[Pass, dict], *,
+                       scale_sets: Mapping[str, Sequence[float]], transform_sets: Mapping[str, Sequence[str]],
+                       filling: GapFilling) -> list:
+    """Chapter 06's comparisons (:class:`fvos_utils.claims.Comparison`) on its valid videos, each with what it
+    costs (measured seconds per frame of ``pass_runs``, over the baseline's):
+
+    - claim 6: the :func:`largest_set` hard-voted in the recipe's order against the best single scale in the
+      same order (picked on these videos); claim 6b: against scale 1;
+    - soft voting of that set (no filling) against the best single scale without filling;
+    - claim 7: that set hard-voted with the largest other transform set against it without transforms.
+
+    Shown in chapter 06.
+    """
+    from . import claims
+
+    largest = largest_set(scale_sets)
+    if len(scale_sets[largest]) < 2 or not single_scales:
+        return []
+    per_scale = seconds_per_scale(pass_runs)
+    order = recipe_filling(filling)
+    how = f", each pass filled ({filling.name})" if filling.fills else ""
+    fused = results[FusionVariant(largest, "identity", "hard", order)]
+    cost = _seconds(scale_sets[largest], ("identity",), per_scale)
+    best = max(single_scales, key=lambda p: (single_scales[p]["global"]["J&F"], -p.scale))
+    out = [claims.compare("fusion", f"{largest} hard vote{how}", fused, f"the best single scale, {best.scale:g}{how}",
+                          single_scales[best], split="valid", chosen_here=True, cost=cost / per_scale[best.scale])]
+    one = Pass(1.0, "identity")
+    if one in single_scales:
+        out.append(claims.compare("fusion_scale1", f"{largest} hard vote{how}", fused, f"scale 1{how}",
+                                  single_scales[one], split="valid", cost=cost / per_scale[1.0]))
+    soft = FusionVariant(largest, "identity", "soft")
+    if soft in results:
+        plain = {p: r for p, r in singles.items() if p.transform == "identity"}
+        raw = max(plain, key=lambda p: (plain[p]["global"]["J&F"], -p.scale))
+        out.append(claims.compare("", f"{largest} soft vote", results[soft], f"the best single scale, {raw.scale:g}",
+                                  plain[raw], split="valid", chosen_here=True, cost=cost / per_scale[raw.scale]))
+    others = [t for t in transform_sets if t != "identity"]
+    if others:
+        widest = max(others, key=lambda t: len(transform_sets[t]))
+        out.append(claims.compare("transforms", f"{largest} with transforms {widest}",
+                                  results[FusionVariant(largest, widest, "hard")], f"{largest} without transforms",
+                                  results[FusionVariant(largest, "identity", "hard")], split="valid",
+                                  cost=len(transform_sets[widest])))
+    return out

@@ -347,10 +347,40 @@ def union_table(results: Mapping[GapFilling, dict], *, baseline: GapFilling = Ga
 
 
 def kernel_pick(results: Mapping[GapFilling, dict]) -> KernelPick:
-    """Chapter 05's choice for the recipe: the paper's rule with the kernel (k > 1, one that fills) and
-    shape of the best J&F; on a tie the first in ``results``' order (the smaller kernel)."""
-    filling = [v for v in results if v.method == "paper" and v.kernel > 1]
-    if not filling:
-        raise ValueError("no setting of the paper's rule with a kernel larger than 1 among the results")
-    best = max(filling, key=lambda v: (results[v]["global"]["J&F"], -filling.index(v)))
+    """Chapter 05's choice for the recipe: the best of no filling and every setting of the paper's rule (on
+    valid); no filling wins a tie (a kernel must beat doing nothing), then the first in ``results``' order
+    (the smaller kernel). Shown in chapter 05."""
+    paper = [v for v in results if v.method == "paper"]
+    nothing = [v for v in paper if not v.fills]
+    if not nothing:
+        raise ValueError("no filling (the paper's rule with k 0) must be among the results")
+    candidates = nothing[:1] + [v for v in paper if v.fills]
+    best = max(candidates, key=lambda v: (results[v]["global"]["J&F"], -candidates.index(v)))
     return KernelPick(best.method, best.shape, best.kernel, float(results[best]["global"]["J&F"]))
+
+
+#: the paper's setting: its rule with a square kernel of 2 (section 2.2)
+PAPER_FILLING = GapFilling("paper", "square", 2)
+
+
+def kernel_comparisons(results: Mapping[GapFilling, dict], baseline: GapFilling, pick: KernelPick) -> list:
+    """Chapter 05's comparisons (:class:`fvos_utils.claims.Comparison`) on its valid videos: the paper's
+    square kernel 2 against no filling (claim 4) and against the best other square kernel of its rule
+    (claim 5, picked on these videos), and the pick against no filling where the pick is neither.
+    Shown in chapter 05."""
+    from . import claims
+
+    out = []
+    if PAPER_FILLING in results:
+        out.append(claims.compare("fill", "square kernel 2", results[PAPER_FILLING], "no filling",
+                                  results[baseline], split="valid"))
+        others = [v for v in results if v.method == "paper" and v.shape == "square" and v.fills and v != PAPER_FILLING]
+        if others:
+            best = max(others, key=lambda v: (results[v]["global"]["J&F"], -others.index(v)))
+            out.append(claims.compare("kernel2", "square kernel 2", results[PAPER_FILLING],
+                                      f"square kernel {best.kernel}, the best other", results[best], split="valid",
+                                      chosen_here=True))
+    if pick.filling.fills and pick.filling != PAPER_FILLING:
+        out.append(claims.compare("", f"the pick, {pick.shape} kernel {pick.kernel}", results[pick.filling],
+                                  "no filling", results[baseline], split="valid", chosen_here=True))
+    return out

@@ -309,6 +309,11 @@ class GapFilling:
     def name(self) -> str:
         return f"{self.method}-{self.shape}-k{self.kernel}"
 
+    @property
+    def fills(self) -> bool:
+        """Whether the setting adds any pixel: a kernel of at most 1 (every method) adds none."""
+        return self.kernel > 1
+
     @classmethod
     def from_name(cls, name: str) -> "GapFilling":
         """The setting whose :attr:`name` is ``name`` (ValueError otherwise)."""

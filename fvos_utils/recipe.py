@@ -7,12 +7,15 @@
 2. **Every scale** (section 2.3): one pass of SAM 2 per scale, the model's image size = scale x its base
    size, each pass keeping its per-object probabilities (:func:`run_passes`; a killed run resumes).
 3. **Gap filling per pass** (section 2.2): each pass's per-object masks filled with the chosen kernel,
-   as the paper fills single-model results (:func:`fvos_utils.postprocess.fill_variants`).
-4. **Vote** (section 2.3): hard voting over the filled passes (:func:`fvos_utils.fusion.vote_folders`).
+   as the paper fills single-model results (:func:`fvos_utils.postprocess.fill_variants`); skipped when
+   chapter 05 picked no filling.
+4. **Vote** (section 2.3): hard voting over the filled passes (:func:`fvos_utils.fusion.vote_folders`);
+   skipped when chapter 06 picked a single scale.
 5. **Checked zip**: :func:`fvos_utils.selection.write_submission` checks every frame against the split
    (names, sizes, palette) before writing the server's zip.
 
-:func:`run_recipe` does steps 2-5 for given settings; :func:`settings_for_run` gathers the settings a
+:func:`apply_recipe` does steps 2-4 for given settings, :func:`run_recipe` adds step 5 and
+:func:`score_recipe` scores a split with ground truth instead; :func:`settings_for_run` gathers the settings a
 run chose (chapters 03-06) with the same fallbacks as the chapters; the command line does both.
 """
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Sequence
 
 import torch
 
-from . import choices, fusion, infer, models, postprocess, selection
+from . import choices, datasets, evaluate, fusion, infer, models, postprocess, selection
 from .choices import ModelChoice
 from .io import DataError
 from .paths import resolve
@@ -130,24 +133,46 @@ def settings_for_run(run: str, *, model: str = "fvos_tiny", ckpt: str = models.R
                                                     "scales": scales_source})
 
 
-def run_recipe(settings: RecipeSettings, server_root: str | os.PathLike, work_dir: str | os.PathLike,
-               zip_path: str | os.PathLike, *, split: str | None = "valid", seed: int = 0,
-               device: str | None = None, processes: int | None = None, progress: bool = True) -> Path:
-    """Steps 2-5 on a split with hidden ground truth (MOSE valid or test): the zip for the server.
-    Shown in chapter 06.
+def apply_recipe(settings: RecipeSettings, data_root: str | os.PathLike, work_dir: str | os.PathLike, *,
+                 split: str | None = "valid", videos: Sequence[str] | None = None, seed: int = 0,
+                 device: str | None = None, processes: int | None = None, progress: bool = True) -> Path:
+    """Steps 2-4 on ``split`` of ``data_root``: returns the folder of the recipe's label maps. Steps the
+    run's picks chose to skip are skipped: a filling of kernel <= 1 fills nothing (the passes' own maps
+    are used) and a single scale is one pass, not a vote (its folder is returned as it is).
 
     Passes go to ``work_dir/passes/<pass>/`` and resume after an interruption; the filled passes
-    (``work_dir/filled/``) and the fused masks (``work_dir/fused/``) are rebuilt from them. Returns ``zip_path``.
+    (``work_dir/filled/``) and the fused masks (``work_dir/fused/``) are rebuilt from them.
     """
     work_dir = resolve(work_dir)
     passes = passes_for(settings.scales)
-    runs = run_passes(settings.choice, server_root, work_dir / "passes", passes, split=split, seed=seed,
+    runs = run_passes(settings.choice, data_root, work_dir / "passes", passes, split=split, videos=videos, seed=seed,
                       device=device, processes=processes, resume=True, progress=progress)
-    filled = [postprocess.fill_variants(runs[p]["folder"], work_dir / "filled" / p.name, [settings.filling],
-                                        from_probs=True, overwrite=True, progress=False)[settings.filling]
-              for p in passes]
-    fuse_folders(filled, work_dir / "fused", "hard")
-    return selection.write_submission(work_dir / "fused", server_root, zip_path, split=split)
+    if settings.filling.fills:
+        maps = [postprocess.fill_variants(runs[p]["folder"], work_dir / "filled" / p.name, [settings.filling],
+                                          from_probs=True, overwrite=True, progress=False)[settings.filling]
+                for p in passes]
+    else:
+        maps = [runs[p]["folder"] for p in passes]
+    return maps[0] if len(maps) == 1 else fuse_folders(maps, work_dir / "fused", "hard")
+
+
+def run_recipe(settings: RecipeSettings, server_root: str | os.PathLike, work_dir: str | os.PathLike,
+               zip_path: str | os.PathLike, *, split: str | None = "valid", seed: int = 0,
+               device: str | None = None, processes: int | None = None, progress: bool = True) -> Path:
+    """Steps 2-5 on a split with hidden ground truth (MOSE valid or test): the zip for the server
+    (:func:`apply_recipe`, then the checked zip). Shown in chapter 06. Returns ``zip_path``."""
+    labels = apply_recipe(settings, server_root, work_dir, split=split, seed=seed, device=device, processes=processes,
+                          progress=progress)
+    return selection.write_submission(labels, server_root, zip_path, split=split)
+
+
+def score_recipe(settings: RecipeSettings, split: datasets.ValidationSplit, work_dir: str | os.PathLike, *,
+                 seed: int = 0, device: str | None = None, processes: int | None = None) -> dict:
+    """The recipe on a held-out split with ground truth (the synthetic test split), scored:
+    :func:`fvos_utils.selection.scores_of` record (``"J&F"``, ``"J"``, ``"F"``, ``"objects"``). Shown in chapter 06."""
+    labels = apply_recipe(settings, split.root, work_dir, split=split.name, videos=split.videos, seed=seed,
+                          device=device, processes=processes, progress=False)
+    return selection.scores_of(evaluate.evaluate(split.gt_dir, labels, videos=split.videos, progress=False))
 
 
 # ------------------------------------------------------------------------------------ command line

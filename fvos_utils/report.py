@@ -1,10 +1,10 @@
 """The report: every number read back from a run's chapter files, laid out as the paper's tables.
 
-Chapters write ``outputs/<run>/<chapter>/metrics.json`` (and their own tables); this module reads them
-and builds:
+Chapters write ``outputs/<run>/<chapter>/metrics.json``, their comparisons (:mod:`fvos_utils.claims`)
+and their own tables; this module reads them and builds:
 
-- :func:`steps_table`: the FVOS recipe step by step on this run (baseline, pretrained, best fine-tuned
-  epoch, memory sigmoid, gap filling, fusion), each with the videos it was scored on;
+- :func:`readme_results`: the claims scorecard (:func:`fvos_utils.claims.scorecard`) and the run's final
+  numbers on the held-out test split, for the README;
 - :func:`leaderboard_table`: the paper's Tables 2 and 3 (MOSE val / test leaderboards, from
   ``assets/paper_results.json``), the paper's rows only; :func:`run_beside_table` puts this run's
   numbers beside them in a table of their own, labelled with the data they were measured on (a
@@ -13,8 +13,8 @@ and builds:
 
 Nothing here types a result in: a chapter that has not run is simply absent from the tables.
 
-From the command line, the FVOS steps table of a finished run (``--update-readme`` also writes it into
-README.md's results block; ``make readme-results`` does that for the demo run)::
+From the command line, the scorecard and final numbers of a finished run (``--update-readme`` also writes
+them into README.md's results block; ``make readme-results`` does that for the demo run)::
 
     python -m fvos_utils.report --run demo [--update-readme]
 """
@@ -28,16 +28,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import io, paths
-from .evaluate import PairedDifference
-from .fusion import SCALE_SETS
-from .fusion_ablation import FusionVariant, available_sets
-from .postprocess import GapFilling
+from . import claims, io, paths
 
 PAPER_RESULTS = Path(__file__).resolve().parent / "assets" / "paper_results.json"
 README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
-#: the columns of the README's results table, taken from :func:`steps_table`
-README_COLUMNS = ["step", "detail", "J&F", "J", "F", *PairedDifference.COLUMNS, "compared with", "scored on"]
+#: the columns of the README's scorecard, taken from :func:`fvos_utils.claims.scorecard`
+README_COLUMNS = ["claim", "paper section", "baseline", "dJ&F", "CI low", "CI high", "split", "videos", "verdict"]
 
 #: figure file stem -> caption (chapters are looked up in order; unknown figures get their file name)
 FIGURE_CAPTIONS = {
@@ -65,101 +61,6 @@ def load_metrics(run: str) -> dict[str, dict]:
     run_dir = paths.outputs_dir() / run
     return {chapter: io.read_json(run_dir / chapter / "metrics.json") for chapter in CHAPTERS
             if (run_dir / chapter / "metrics.json").is_file()}
-
-
-def _result(results: dict, key: str, chapter: str) -> dict:
-    """``results[key]``; a missing key is an error naming it and the chapter (never a silently absent row)."""
-    if key not in results:
-        raise KeyError(f"{chapter}/metrics.json has no result {key!r} (results: {', '.join(sorted(results)) or 'none'})")
-    return results[key]
-
-
-#: ``compared with`` of the row the next rows are compared with
-REFERENCE = "(the reference)"
-
-
-def _row(step: str, chapter: str, scores: dict, videos: str, detail: str = "", compared_with: str = "",
-         reference: bool = False) -> dict:
-    """One step; where ``scores`` holds a chapter's paired difference (``dJ&F``, ``CI low``, ``CI high``)
-    the row carries it, and ``compared with`` names the reference, "(within noise)" when the interval
-    covers 0. A ``reference`` row (what later rows are compared with) says :data:`REFERENCE` there."""
-    row = {"step": step, "J&F": scores["J&F"], "J": scores.get("J"), "F": scores.get("F"),
-           "scored on": videos, "detail": detail, "chapter": chapter}
-    compared = all(column in scores for column in PairedDifference.COLUMNS)
-    if compared:
-        row.update({column: scores[column] for column in PairedDifference.COLUMNS})
-    if reference:
-        row["compared with"] = REFERENCE
-    elif compared:
-        noise = PairedDifference.covers_zero(scores["CI low"], scores["CI high"])
-        row["compared with"] = compared_with + (" (within noise)" if noise else "")
-    return row
-
-
-def steps_table(metrics: dict[str, dict]) -> pd.DataFrame:
-    """The FVOS recipe on this run, one row per step whose chapter ran (J, F, J&F as fractions)."""
-    rows = []
-    if "00_data_and_metrics" in metrics:
-        m = metrics["00_data_and_metrics"]
-        rows.append(_row("zero-motion baseline", "00", m["zero_motion"]["global"], "all valid videos",
-                         "first-frame mask copied to every frame"))
-    selection = metrics.get("03_epoch_selection", {})
-    if "02_finetune" in metrics:
-        m = metrics["02_finetune"]
-        rows.append(_row("pretrained model (before fine-tuning)", "02", m["start"], "all valid videos",
-                         Path(str(m.get("starting_weights", ""))).name,
-                         reference=bool(selection.get("best_change"))))
-    if selection:
-        best = selection["best"]
-        rows.append(_row("best fine-tuned epoch", "03", {**best, **(selection.get("best_change") or {})},
-                         "all valid videos", f"stage {best['stage']}, epoch {best['epoch']}",
-                         compared_with="the pretrained model"))
-    if "04_sigmoid_search" in metrics:
-        m = metrics["04_sigmoid_search"]
-        best = m["best"]
-        rows.append(_row("+ memory-sigmoid search", "04", {**best, **(m.get("best_change") or {})}, "all valid videos",
-                         f"scale {best['scale']:g}, bias {best['bias']:g}", compared_with="the default 20 / -10"))
-    if "05_morphology_ablation" in metrics:
-        m = metrics["05_morphology_ablation"]
-        where, best = f"{len(m['videos'])} valid videos", m["best_paper"]
-        none, paper = GapFilling("paper", "square", 0), GapFilling("paper", "square", 2)
-        picked = GapFilling(best["method"], best["shape"], best["kernel"])
-        steps = {none: "single model, no gap filling (chapter 05 subset)"}
-        if paper.kernel in m["parameters"]["kernel_sizes"]:
-            steps[paper] = "+ gap filling, square kernel 2 (the paper's choice)"
-        best_here = f"best here: {picked.shape} kernel {picked.kernel}"
-        # a best kernel of 2 (or 0) is listed once, its row saying that it is also the best here
-        steps[picked] = f"{steps[picked]}, also the {best_here}" if picked in steps else f"+ gap filling, {best_here}"
-        for variant, step in steps.items():
-            rows.append(_row(step, "05", _result(m["variants"], variant.name, "05_morphology_ablation"), where,
-                             compared_with="" if variant == none else "no filling", reference=variant == none))
-    if "06_multiscale_fusion" in metrics:
-        m = metrics["06_multiscale_fusion"]
-        n = len(m["videos"])
-        scale_sets = available_sets(SCALE_SETS, m["parameters"]["scales"])
-        if "single" in scale_sets and "identity" in m["parameters"]["transforms"]:
-            single = FusionVariant("single", "identity", "hard")
-            rows.append(_row("single scale (chapter 06 subset)", "06",
-                             _result(m["fused"], single.name, "06_multiscale_fusion"), f"{n} valid videos", "scale 1.0",
-                             reference=True))
-        if "fvos7" in scale_sets and "identity" in m["parameters"]["transforms"]:
-            for filling in ("after", "before", "none"):
-                variant = FusionVariant("fvos7", "identity", "hard", filling)
-                rows.append(_row("+ 7-scale voting (the paper's fusion)", "06",
-                                 _result(m["fused"], variant.name, "06_multiscale_fusion"), f"{n} valid videos",
-                                 f"gap filling: {filling}", compared_with="scale 1"))
-        best = FusionVariant.from_name(m["best_fused"]["variant"])
-        rows.append(_row("best fused variant", "06", _result(m["fused"], best.name, "06_multiscale_fusion"),
-                         f"{n} valid videos", f"{best.scales}-{best.transforms}-{best.fusion}", compared_with="scale 1"))
-    test = selection.get("test")
-    if test:  # the final numbers: the split no chapter chose anything on
-        where = f"{len(test['videos'])} held-out test videos"
-        rows.append(_row("pretrained model, held-out test split", "03", test["starting model"], where,
-                         reference=True))
-        rows.append(_row("best fine-tuned epoch, held-out test split", "03", {**test["best epoch"], **test}, where,
-                         f"stage {selection['best']['stage']}, epoch {selection['best']['epoch']} (picked on valid)",
-                         compared_with="the pretrained model"))
-    return pd.DataFrame(rows)
 
 
 def paper_results() -> dict:
@@ -216,14 +117,14 @@ def to_markdown(table: pd.DataFrame) -> str:
     return shown.to_markdown(index=False, disable_numparse=True)
 
 
-def update_readme(table: pd.DataFrame, *, readme: str | os.PathLike | None = None, note: str = "") -> Path:
-    """Replace the README's results block (between the results markers) with ``table``."""
+def update_readme(block: str, *, readme: str | os.PathLike | None = None) -> Path:
+    """Replace the README's results block (between the results markers) with the Markdown ``block``."""
     readme = Path(readme) if readme else paths.project_root() / "README.md"
     text = readme.read_text()
     if README_BEGIN not in text or README_END not in text:
         raise io.DataError(readme, f"no results block ({README_BEGIN} ... {README_END}) to update")
-    block = f"{README_BEGIN}\n{note}\n\n{to_markdown(table)}\n{README_END}"
-    new = re.sub(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), lambda _: block, text, flags=re.S)
+    new = re.sub(re.escape(README_BEGIN) + ".*?" + re.escape(README_END),
+                 lambda _: f"{README_BEGIN}\n{block.strip()}\n{README_END}", text, flags=re.S)
     with io.atomic_path(readme) as tmp:
         tmp.write_text(new)
     return readme
@@ -238,16 +139,26 @@ def finished_metrics(run: str) -> dict[str, dict]:
     return metrics
 
 
+def readme_results(run: str) -> str:
+    """The README's results block for ``run``: the claims scorecard and the final numbers on the held-out
+    test split, noting the run and the git commit(s) its chapters ran at (from their metrics files)."""
+    metrics = finished_metrics(run)
+    commits = sorted({m.get("environment", {}).get("git_commit") or "unknown" for m in metrics.values()})
+    comparisons = claims.read_run(run)
+    final = claims.final_table(comparisons)
+    text = (f"Generated by `make readme-results` from run `{run}` (its chapters ran at git {', '.join(commits)}).\n\n"
+            f"{to_markdown(claims.scorecard(comparisons).reindex(columns=README_COLUMNS))}\n")
+    if len(final):
+        text += f"\n**Final numbers, held-out test split:**\n\n{to_markdown(final)}\n"
+    return text
+
+
 def update_readme_results(run: str, *, readme: str | os.PathLike | None = None) -> Path:
-    """Write ``run``'s FVOS steps table into the README's results block, noting the run and the git
-    commit(s) its chapters ran at (from their metrics files, not the checkout's commit now).
+    """Write :func:`readme_results` of ``run`` into the README's results block.
 
     README.md is tracked, so the demo does not write it (every later metrics file would record a dirty
     checkout): ``make readme-results`` calls this for the demo run."""
-    metrics = finished_metrics(run)
-    commits = sorted({m.get("environment", {}).get("git_commit") or "unknown" for m in metrics.values()})
-    note = f"Generated by `fvos_utils.report` from run `{run}` (its chapters ran at git {', '.join(commits)})."
-    return update_readme(steps_table(metrics).reindex(columns=README_COLUMNS), readme=readme, note=note)
+    return update_readme(readme_results(run), readme=readme)
 
 
 #: the ablation tables the chapters save, in report order: (title, chapter, table file stem)
@@ -271,16 +182,16 @@ def ablation_tables(run: str) -> list[tuple[str, pd.DataFrame]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fvos_utils.report",
-                                     description="The FVOS steps table of a run, read from its chapters' metrics files.")
+                                     description="The claims scorecard and final numbers of a run, read from its chapters' records.")
     parser.add_argument("--run", required=True, help="the run whose chapters are read (outputs/<run>/)")
     parser.add_argument("--update-readme", action="store_true",
-                        help="also write the table into README.md's results block (a tracked file)")
+                        help="also write them into README.md's results block (a tracked file)")
     args = parser.parse_args(argv)
     try:
-        print(to_markdown(steps_table(finished_metrics(args.run))))
+        print(readme_results(args.run))
         if args.update_readme:
             print(f"wrote {update_readme_results(args.run)}")
-    except (io.DataError, KeyError) as err:  # KeyError: a chapter's metrics file lacks a result (see _result)
+    except io.DataError as err:
         print(f"error: {err.args[0]}", file=sys.stderr)
         return 1
     return 0

@@ -158,15 +158,64 @@ def read_best(run: str, stage: int) -> dict:
     return io.read_json(train.best_epoch_file(run, stage))
 
 
-def pick_epoch(run: str, scores_by_stage: dict[int, Sequence[dict]]) -> choices.EpochPick:
-    """Chapter 03's pick: the best epoch over all stages (:func:`score_epochs` results); on a tie the
-    earlier stage, then the earlier epoch. Shown in chapter 03."""
-    entries = [(stage, s) for stage, scores in scores_by_stage.items() for s in scores]
+def best_epoch(scores_by_stage: dict[int, Sequence[dict]], *, stages: Sequence[int] | None = None) -> tuple[int, dict]:
+    """``(stage, entry)`` of the best fine-tuned epoch on :func:`score_epochs` results (of ``stages``, default
+    all); on a tie the earlier stage, then the earlier epoch. Shown in chapter 03."""
+    entries = [(stage, s) for stage, scores in scores_by_stage.items() if stages is None or stage in stages
+               for s in scores]
     if not entries:
         raise ValueError("no epoch scores to choose from")
-    stage, best = max(entries, key=lambda e: (e[1]["J&F"], -e[0], -e[1]["epoch"]))
+    return max(entries, key=lambda e: (e[1]["J&F"], -e[0], -e[1]["epoch"]))
+
+
+def pick_epoch(run: str, scores_by_stage: dict[int, Sequence[dict]], *, start_weights: str,
+               start: dict) -> choices.EpochPick:
+    """Chapter 03's pick: the best of the starting weights (``start_weights``, scored ``start``) and every
+    epoch of every stage (:func:`score_epochs` results); the starting weights win a tie (doing nothing must
+    be beaten), then the earlier stage and epoch. Shown in chapter 03."""
+    stage, best = best_epoch(scores_by_stage)
+    if best["J&F"] <= start["J&F"]:
+        stage, best = choices.STARTING_STAGE, {"epoch": 0, "weights": start_weights, **start}
     return choices.EpochPick(stage, int(best["epoch"]), choices.weights_reference(run, best["weights"]),
                              float(best["J&F"]), float(best["J"]), float(best["F"]))
+
+
+def epoch_label(stage: int, entry: dict) -> str:
+    """``"stage 2, epoch 1"`` for a :func:`score_epochs` entry of ``stage``."""
+    return f"stage {stage}, epoch {entry['epoch']}"
+
+
+def best_epochs_on_test(model: str, scores_by_stage: dict[int, Sequence[dict]], start_weights: str,
+                        test: datasets.ValidationSplit, out_dir: str | os.PathLike) -> dict:
+    """The starting weights (key ``"start"``) and each stage's best epoch on valid (key: the stage) scored on
+    the held-out ``test`` split (:func:`score_weights`, predictions under ``out_dir``). Shown in chapter 03."""
+    out_dir = Path(out_dir)
+    on_test = {"start": score_weights(model, start_weights, test, out_dir / "start")}
+    for stage, scores in sorted(scores_by_stage.items()):
+        if scores:
+            _, entry = best_epoch(scores_by_stage, stages=[stage])
+            on_test[stage] = score_weights(model, entry["weights"], test, out_dir / f"stage{stage}_epoch_{entry['epoch']:03d}")
+    return on_test
+
+
+def epoch_comparisons(scores_by_stage: dict[int, Sequence[dict]], start: dict, on_test: dict | None) -> list:
+    """Chapter 03's comparisons (:class:`fvos_utils.claims.Comparison`): the best fine-tuned epoch against
+    the starting model (``start``: its valid scores) on valid, where it was picked; and, with ``on_test``
+    (:func:`best_epochs_on_test`), on the held-out test split (claim 1), and the best stage-2 epoch against
+    the best stage-1 epoch there (claim 2). Shown in chapter 03."""
+    from . import claims
+
+    stage, entry = best_epoch(scores_by_stage)
+    out = [claims.compare("", f"the best fine-tuned epoch ({epoch_label(stage, entry)})", entry, "the starting model",
+                          start, split="valid", chosen_here=True)]
+    if on_test:
+        out.append(claims.compare("finetune", f"the best fine-tuned epoch ({epoch_label(stage, entry)})",
+                                  on_test[stage], "the starting model", on_test["start"], split="test"))
+        if 1 in on_test and 2 in on_test:
+            first, second = (best_epoch(scores_by_stage, stages=[k])[1] for k in (1, 2))
+            out.append(claims.compare("stage2", f"the best stage-2 epoch ({epoch_label(2, second)})", on_test[2],
+                                      f"the best stage-1 epoch ({epoch_label(1, first)})", on_test[1], split="test"))
+    return out
 
 
 def server_zips(run: str, *, model: str, server_root: str | os.PathLike, split: str,
@@ -275,16 +324,34 @@ def sigmoid_table(results: dict[tuple[float, float], dict], *,
     return pd.DataFrame(rows).set_index(["scale", "bias"])
 
 
+def with_default_pair(scales: Sequence[float], biases: Sequence[float], *,
+                      default: tuple[float, float] = DEFAULT_SIGMOID) -> tuple[list[float], list[float]]:
+    """The grid's scales and biases with the config's pair ``default`` added where missing (sorted), so that
+    keeping SAM 2's pair is always a candidate of the search. Shown in chapter 04."""
+    return (sorted({float(s) for s in scales} | {float(default[0])}),
+            sorted({float(b) for b in biases} | {float(default[1])}))
+
+
 def pick_sigmoid(run: str, grid: np.ndarray, scales: Sequence[float], biases: Sequence[float], *,
                  tuned_on: str, default: tuple[float, float] = DEFAULT_SIGMOID) -> choices.SigmoidPick:
-    """Chapter 04's pick: the grid's maximum (first in row-major order on a tie), with the J&F of the
-    config's pair ``default`` where it is on the grid; ``tuned_on``: the weights searched with.
-    Shown in chapter 04."""
-    i, j = np.unravel_index(int(np.nanargmax(grid)), grid.shape)
-    on_grid = default[0] in scales and default[1] in biases
-    default_score = float(grid[list(scales).index(default[0]), list(biases).index(default[1])]) if on_grid else None
-    return choices.SigmoidPick(float(scales[i]), float(biases[j]), float(grid[i, j]), default_score,
+    """Chapter 04's pick: the grid's maximum, where the config's pair ``default`` (which must be on the
+    grid: :func:`with_default_pair`) wins a tie, then the first in row-major order; ``tuned_on``: the
+    weights searched with. Shown in chapter 04."""
+    if default[0] not in scales or default[1] not in biases:
+        raise ValueError(f"the default pair {default} is not on the grid: search with_default_pair(...)")
+    d = (list(scales).index(default[0]), list(biases).index(default[1]))
+    best = np.unravel_index(int(np.nanargmax(grid)), grid.shape)
+    i, j = d if grid[d] >= grid[best] else best
+    return choices.SigmoidPick(float(scales[i]), float(biases[j]), float(grid[i, j]), float(grid[d]),
                                choices.weights_reference(run, tuned_on))
+
+
+def best_other_pair(results: dict[tuple[float, float], dict], *,
+                    default: tuple[float, float] = DEFAULT_SIGMOID) -> tuple[float, float] | None:
+    """The searched pair of the best J&F other than ``default`` (the first on a tie), None where the search
+    tried no other. Shown in chapter 04."""
+    others = [pair for pair in results if tuple(pair) != tuple(default)]
+    return max(others, key=lambda p: (results[p]["J&F"], -others.index(p))) if others else None
 
 
 def plot_sigmoid_grid(ax, grid: np.ndarray, scales: Sequence[float], biases: Sequence[float],

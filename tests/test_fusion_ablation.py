@@ -12,6 +12,7 @@ import pytest
 
 from fvos_utils import evaluate, fusion, fusion_ablation, infer, paths, postprocess, recipe, scoring
 from fvos_utils.io import read_json, read_mask, remove_dir, write_mask
+from fvos_utils.postprocess import GapFilling
 from fvos_utils.probs import load_probs, save_probs
 from fvos_utils.testing import checked_outputs, evaluator_result as result, execute_chapter, scene_probs, write_mose_layout
 
@@ -89,10 +90,27 @@ def test_variant_names_round_trip_and_pick_the_best():
     results = {v: result({("a", 1): (j, j)}) for v, j in scores.items()}
     assert fusion_ablation.best_variant(results) == F("fvos7", "identity", "soft")
     assert fusion_ablation.best_variant(results, filling="after") == F("fvos7", "identity", "hard", "after")
-    pick = fusion_ablation.scale_set_pick(results, fusion.SCALE_SETS)
-    assert (pick.name, pick.scales, pick.j_and_f) == ("single", (1.0,), pytest.approx(0.5))  # first of the tie
-    with pytest.raises(ValueError, match="before fusion"):
-        fusion_ablation.scale_set_pick({v: r for v, r in results.items() if v.filling != "before"}, fusion.SCALE_SETS)
+
+
+def test_the_scale_set_pick_keeps_a_single_scale_unless_a_vote_beats_it():
+    F, P = fusion_ablation.FusionVariant, recipe.Pass
+    variants = fusion_ablation.fusion_variants(["single", "low3", "fvos7"], ["identity"], fillings_for=["identity"])
+    scores = {v: 0.1 for v in variants}
+    scores.update({F("fvos7", "identity", "hard", "before"): 0.5, F("low3", "identity", "hard", "before"): 0.5,
+                   F("single", "identity", "hard", "before"): 0.9})  # one scale: a single-scale candidate only
+    results = {v: result({("a", 1): (j, j)}) for v, j in scores.items()}
+    k2, k0 = GapFilling("paper", "square", 2), GapFilling("paper", "square", 0)
+    single_scales = {P(1.0): result({("a", 1): (0.45, 0.45)}), P(1.75): result({("a", 1): (0.5, 0.5)})}
+    pick = fusion_ablation.scale_set_pick(results, fusion.SCALE_SETS, single_scales, k2)
+    assert (pick.name, pick.scales, pick.j_and_f) == ("scale1.75", (1.75,), pytest.approx(0.5))  # a tie: no vote
+    results[F("fvos7", "identity", "hard", "before")] = result({("a", 1): (0.6, 0.6)})
+    pick = fusion_ablation.scale_set_pick(results, fusion.SCALE_SETS, single_scales, k2)
+    assert (pick.name, len(pick.scales), pick.j_and_f) == ("fvos7", 7, pytest.approx(0.6))
+    # no filling picked: the sets compete as voted without filling (0.1 here), so the single scale wins
+    pick = fusion_ablation.scale_set_pick(results, fusion.SCALE_SETS, single_scales, k0)
+    assert pick.name == "scale1.75"
+    with pytest.raises(ValueError, match="no single scale"):
+        fusion_ablation.scale_set_pick({}, fusion.SCALE_SETS, {}, k2)
 
 
 def test_fusion_variants_and_their_checks():

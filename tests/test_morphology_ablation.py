@@ -168,14 +168,19 @@ def test_meeting_crops_figure_crops_where_filling_changed_the_maps():
     assert morphology_ablation.meeting_crops_figure(rgb, [before, before], ["a", "b"], title="t") == (None, [])
 
 
-def test_kernel_pick_is_the_best_filling_kernel_of_the_paper_s_rule():
-    scores = {("paper", "square", 0): 0.9, ("paper", "square", 2): 0.5, ("paper", "square", 3): 0.6,
+def test_kernel_pick_is_the_best_of_no_filling_and_the_paper_s_rule():
+    scores = {("paper", "square", 0): 0.55, ("paper", "square", 2): 0.5, ("paper", "square", 3): 0.6,
               ("paper", "circle", 3): 0.6, ("background", "square", 3): 0.8}
     results = {postprocess.GapFilling(*key): result({("a", 1): (j, j)}) for key, j in scores.items()}
-    pick = morphology_ablation.kernel_pick(results)  # k 0 and other methods do not count; ties: the first
+    pick = morphology_ablation.kernel_pick(results)  # other methods do not count; ties: the first
     assert (pick.method, pick.shape, pick.kernel, pick.j_and_f) == ("paper", "square", 3, pytest.approx(0.6))
-    with pytest.raises(ValueError, match="larger than 1"):
-        morphology_ablation.kernel_pick({postprocess.GapFilling(): results[postprocess.GapFilling()]})
+    assert pick.filling.fills
+    for no_filling in (0.6, 0.9):  # a tie with the best kernel, then a clear win: doing nothing is picked
+        results[postprocess.GapFilling()] = result({("a", 1): (no_filling, no_filling)})
+        pick = morphology_ablation.kernel_pick(results)
+        assert (pick.kernel, pick.j_and_f) == (0, pytest.approx(no_filling)) and not pick.filling.fills
+    with pytest.raises(ValueError, match="no filling"):
+        morphology_ablation.kernel_pick({postprocess.GapFilling("paper", "square", 3): results[postprocess.GapFilling()]})
     table = morphology_ablation.union_table({v: r for v, r in results.items() if v.method == "paper"})
     assert table.loc[("square", 3), "dJ&F"] == pytest.approx(-0.3) and table.loc[("square", 0), "dJ&F"] == 0
     assert table.loc[("circle", 3), "J&F"] == pytest.approx(0.6)
@@ -246,12 +251,18 @@ def test_chapter_05_records_what_the_evaluator_said():
         scores = read_json(chapter / "filled" / name / scoring.SCORES_FILE)["global"]
         assert metrics["variants"][name]["J&F"] == scores["J&F"]
     best = metrics["best_paper"]
-    candidates = [postprocess.GapFilling("paper", s, k) for s in ("square", "circle") for k in (2, 3)]
+    candidates = [postprocess.GapFilling()] + [postprocess.GapFilling("paper", s, k) for s in ("square", "circle")
+                                               for k in (2, 3)]  # no filling is a candidate
     assert best["J&F"] == max(metrics["variants"][v.name]["J&F"] for v in candidates)
     assert best == read_json(choices.KernelPick.path(RUN))  # the record chapter 06 and the recipe read
     base = metrics["variants"][postprocess.GapFilling().name]["J&F"]
-    assert checked_outputs(executed) == [f"J&F without filling {base:.4f}; best kernel with the paper's rule: "
+    assert checked_outputs(executed) == [f"J&F without filling {base:.4f}; the pick: "
                                          f"{best['shape']} k {best['kernel']} ({best['J&F']:.4f})\n"]
+    recorded = {c["claim"]: c for c in read_json(chapter / "comparisons.json")}  # claims 4 and 5
+    k2, k3 = (metrics["variants"][postprocess.GapFilling("paper", "square", k).name]["J&F"] for k in (2, 3))
+    assert (recorded["fill"]["J&F"], recorded["fill"]["baseline_j_and_f"]) == (k2, base)
+    assert (recorded["kernel2"]["baseline_j_and_f"], recorded["kernel2"]["baseline"]) == (k3, "square kernel 3, the best other")
+    assert executed.cells[-1].outputs[0]["data"]["text/markdown"].startswith("## What this run shows")
     bridged = {(row["shape"], row["kernel"]): row for row in metrics["bridged_gaps"]}
     assert [bridged[("square", 2)][f"gap {w} px"] for w in (1, 2, 3, 4)] == [0.0, 0.0, 0.0, 0.0]
     for figure in ("kernel2_anchor", "kernel_ablation"):

@@ -290,15 +290,23 @@ def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
     assert finetune["zero_motion"]["J&F"] == pytest.approx(recorded["zero_motion_J&F"], abs=1e-4)
     selection = io.read_json(out / "03_epoch_selection" / "metrics.json")
     scored = [s for stage in ("1", "2") for s in selection["scores"][stage]]
-    assert len(scored) == 2 + 1 and selection["best"]["J&F"] == max(s["J&F"] for s in scored)
-    # whether fine-tuning gains is measured, not assumed (README); every epoch stays a working tracker
+    assert len(scored) == 2 + 1 and selection["best_fine_tuned"]["J&F"] == max(s["J&F"] for s in scored)
+    # whether fine-tuning gains is measured, not assumed; every epoch stays a working tracker
     assert min(s["J&F"] for s in scored) > finetune["zero_motion"]["J&F"] + 0.2
-    assert selection["improvement_over_start"] == pytest.approx(selection["best"]["J&F"] - finetune["start"]["J&F"])
-    # the final numbers: the pick scored once on the held-out test split, beside the starting weights
-    test = selection["test"]
-    assert len(test["videos"]) == 24 and test["CI low"] <= test["dJ&F"] <= test["CI high"]
-    assert test["dJ&F"] == pytest.approx(test["best epoch"]["J&F"] - test["starting model"]["J&F"])
-    steps = io.read_json(out / "07_report" / "metrics.json")["steps"]
-    assert [s["chapter"] for s in steps][:4] == ["00", "02", "03", "04"]
-    assert steps[-1]["step"] == "best fine-tuned epoch, held-out test split" and steps[-1]["dJ&F"] == test["dJ&F"]
+    # the pick is the best candidate, the starting weights included (they win a tie)
+    assert selection["best"]["J&F"] == max([finetune["start"]["J&F"]] + [s["J&F"] for s in scored])
+    assert (selection["best"]["stage"] == 0) == (finetune["start"]["J&F"] >= selection["best_fine_tuned"]["J&F"])
+    # claims 1 and 2 on the held-out test split, every test video
+    assert [(c["claim"], c["videos"]) for c in selection["test"]] == [("finetune", 24), ("stage2", 24)]
+    # every pick of the run is the best candidate on valid, doing nothing included
+    kernel = io.read_json(out / "05_morphology_ablation" / "metrics.json")
+    assert kernel["best_paper"]["J&F"] == max(v["J&F"] for name, v in kernel["variants"].items() if name.startswith("paper-"))
+    fused = io.read_json(out / "06_multiscale_fusion" / "metrics.json")
+    singles = [p["J&F"] for p in fused["passes"].values() if p["transform"] == "identity"]
+    assert fused["scale_set"]["J&F"] >= max(singles) - 1e-12 or kernel["best_paper"]["kernel"] > 1
+    # the final numbers: the full recipe on the test split against the starting model (claim 8)
+    card = {row["claim"][:3]: row for row in io.read_json(out / "07_report" / "metrics.json")["scorecard"]}
+    assert card["(8)"]["split"] == "test" and card["(8)"]["videos"] == 24
+    assert card["(6)"]["baseline"].startswith("the best single scale")
+    assert all(row["verdict"] != "not run" for key, row in card.items() if key != "(7)")  # no transforms in the demo
     assert io.read_json(out / "manifest.json")["environment"]["git_commit"]

@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from fvos_utils import figures, io, report
+from fvos_utils import claims, figures, io, report
 
 
 def _scores(jf, j=None, f=None):
@@ -26,93 +26,6 @@ def run_dir(tmp_path, monkeypatch):
     for chapter, metrics in chapters.items():
         io.write_json(run / chapter / "metrics.json", metrics)
     return run
-
-
-def test_steps_table_reads_each_chapter_and_skips_missing_ones(run_dir):
-    metrics = report.load_metrics("r")
-    assert list(metrics) == ["00_data_and_metrics", "03_epoch_selection", "05_morphology_ablation"]
-    steps = report.steps_table(metrics)
-    assert steps["J&F"].tolist() == [0.2, 0.7, 0.5, 0.51, 0.55]
-    assert steps["chapter"].tolist() == ["00", "03", "05", "05", "05"]
-    assert steps.loc[1, "detail"] == "stage 2, epoch 3" and steps.loc[4, "scored on"] == "2 valid videos"
-    assert "kernel 5" in steps.loc[4, "step"]
-
-
-def test_steps_carry_the_chapters_intervals_and_say_within_noise(run_dir):
-    metrics = report.load_metrics("r")
-    variants = metrics["05_morphology_ablation"]["variants"]
-    variants["paper-square-k0"].update({"dJ&F": 0.0, "CI low": 0.0, "CI high": 0.0})
-    variants["paper-square-k2"].update({"dJ&F": 0.01, "CI low": -0.004, "CI high": 0.02})
-    variants["paper-square-k5"].update({"dJ&F": 0.05, "CI low": 0.03, "CI high": 0.07})
-    steps = report.steps_table(metrics)
-    assert steps[["dJ&F", "CI low", "CI high"]].iloc[3:].values.tolist() == [[0.01, -0.004, 0.02], [0.05, 0.03, 0.07]]
-    assert steps["compared with"].iloc[2:].tolist() == [report.REFERENCE, "no filling (within noise)", "no filling"]
-    assert steps[["dJ&F", "compared with"]].iloc[:2].isna().all().all()  # no paired comparison recorded there
-    assert list(steps.reindex(columns=report.README_COLUMNS).columns) == report.README_COLUMNS
-
-
-def test_fine_tuning_and_sigmoid_rows_carry_their_changes_and_the_test_split_comes_last(run_dir):
-    metrics = report.load_metrics("r")
-    metrics["02_finetune"] = {"start": _scores(0.6), "starting_weights": "/x/fvos_tiny.pt"}
-    metrics["03_epoch_selection"].update({
-        "best_change": {"dJ&F": 0.1, "CI low": 0.05, "CI high": 0.15},
-        "test": {"videos": ["t1", "t2", "t3"], "starting model": _scores(0.55), "best epoch": _scores(0.56),
-                 "dJ&F": 0.01, "CI low": -0.01, "CI high": 0.03}})
-    metrics["04_sigmoid_search"] = {"best": {**_scores(0.72), "scale": 30.0, "bias": -10.0},
-                                    "best_change": {"dJ&F": 0.02, "CI low": 0.001, "CI high": 0.04}}
-    steps = report.steps_table(metrics).set_index("step")
-    assert steps.loc["pretrained model (before fine-tuning)", "compared with"] == report.REFERENCE
-    assert steps.loc["best fine-tuned epoch", ["dJ&F", "compared with"]].tolist() == [0.1, "the pretrained model"]
-    assert steps.loc["+ memory-sigmoid search", "compared with"] == "the default 20 / -10"
-    test_rows = steps.iloc[-2:]
-    assert test_rows.index.tolist() == ["pretrained model, held-out test split", "best fine-tuned epoch, held-out test split"]
-    assert test_rows["J&F"].tolist() == [0.55, 0.56] and set(test_rows["scored on"]) == {"3 held-out test videos"}
-    assert test_rows["compared with"].tolist() == [report.REFERENCE, "the pretrained model (within noise)"]
-    assert test_rows["detail"].iloc[1] == "stage 2, epoch 3 (picked on valid)"
-
-
-def test_best_kernel_equal_to_the_papers_is_listed_once(run_dir):
-    metrics = report.load_metrics("r")
-    metrics["05_morphology_ablation"]["best_paper"] = {"method": "paper", "shape": "square", "kernel": 2}
-    steps = report.steps_table(metrics)
-    assert steps["J&F"].tolist() == [0.2, 0.7, 0.5, 0.51]
-    assert steps["step"].iloc[-1] == ("+ gap filling, square kernel 2 (the paper's choice), also the best here: "
-                                      "square kernel 2")
-    metrics["05_morphology_ablation"]["best_paper"] = {"method": "paper", "shape": "square", "kernel": 0}
-    steps = report.steps_table(metrics)
-    assert steps["J&F"].tolist() == [0.2, 0.7, 0.5, 0.51]
-    assert steps["step"].iloc[2].endswith("also the best here: square kernel 0")
-    assert steps["compared with"].iloc[2] == report.REFERENCE
-
-
-def test_a_result_the_chapter_should_have_is_an_error_naming_it(run_dir):
-    metrics = report.load_metrics("r")
-    del metrics["05_morphology_ablation"]["variants"]["paper-square-k2"]
-    with pytest.raises(KeyError, match="05_morphology_ablation/metrics.json has no result 'paper-square-k2'"):
-        report.steps_table(metrics)
-    metrics["05_morphology_ablation"]["parameters"]["kernel_sizes"] = [0, 5]  # k 2 was not asked for: no row
-    assert report.steps_table(metrics)["J&F"].tolist() == [0.2, 0.7, 0.5, 0.55]
-
-
-def test_fusion_rows_are_built_from_the_variant_names(run_dir):
-    from fvos_utils.fusion_ablation import FusionVariant
-
-    metrics = report.load_metrics("r")
-    fused = {FusionVariant("single", "identity", "hard").name: _scores(0.4),
-             **{FusionVariant("fvos7", "identity", "hard", f).name: _scores(j) for f, j in
-                (("none", 0.41), ("before", 0.42), ("after", 0.43))},
-             FusionVariant("low3", "hflip", "soft").name: _scores(0.45)}
-    metrics["06_multiscale_fusion"] = {"videos": ["a"], "fused": fused,
-                                       "parameters": {"scales": [1.0 + 0.125 * k for k in range(7)],
-                                                      "transforms": ["identity", "hflip"]},
-                                       "best_fused": {"variant": "low3-hflip-soft-fill_none", "J&F": 0.45}}
-    rows = report.steps_table(metrics).iloc[5:]
-    assert rows["J&F"].tolist() == [0.4, 0.43, 0.42, 0.41, 0.45]
-    assert rows["detail"].tolist() == ["scale 1.0", "gap filling: after", "gap filling: before", "gap filling: none",
-                                       "low3-hflip-soft"]
-    del metrics["06_multiscale_fusion"]["fused"]["fvos7-identity-hard-fill_before"]
-    with pytest.raises(KeyError, match="fvos7-identity-hard-fill_before"):
-        report.steps_table(metrics)
 
 
 def test_leaderboards_are_the_papers_rows_only_and_the_run_stands_apart():
@@ -139,28 +52,39 @@ def test_markdown_formats_fractions_and_blanks(tmp_path):
 def test_readme_block_is_replaced_and_the_rest_kept(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{report.README_BEGIN}\nold\n{report.README_END}\nafter\n")
-    report.update_readme(pd.DataFrame([{"step": "s", "J&F": 0.5}]), readme=readme, note="note")
+    report.update_readme("new block\n", readme=readme)
     text = readme.read_text()
-    assert text.startswith("intro\n") and text.endswith("after\n") and "old" not in text
-    assert "| s      | 0.5000 |" in text and "note" in text
+    assert text == f"intro\n{report.README_BEGIN}\nnew block\n{report.README_END}\nafter\n"
     readme.write_text("no markers")
     with pytest.raises(io.DataError, match="no results block"):
-        report.update_readme(pd.DataFrame([{"a": 1}]), readme=readme)
+        report.update_readme("x", readme=readme)
 
 
-def test_readme_results_are_a_finished_run_s_steps_with_the_commit_it_ran_at(run_dir, capsys):
+def test_readme_results_are_the_run_s_scorecard_with_the_commit_it_ran_at(run_dir, capsys):
     readme = run_dir.parents[1] / "README.md"  # the project root is $FVOS_ROOT
     readme.write_text(f"intro\n{report.README_BEGIN}\nold\n{report.README_END}\n")
     for metrics_file in run_dir.glob("*/metrics.json"):
         io.write_json(metrics_file, {**io.read_json(metrics_file), "environment": {"git_commit": "abc123"}})
-    assert report.main(["--run", "r"]) == 0  # prints the table, writes nothing
-    assert "stage 2, epoch 3" in capsys.readouterr().out and "old" in readme.read_text()
+    objects = [{"video": v, "object": 1, "J": j, "F": j} for v, j in (("a", 0.5), ("b", 0.6))]
+    better = [{**o, "J": o["J"] + 0.1, "F": o["F"] + 0.1} for o in objects]
+    fill = claims.compare("fill", "square kernel 2", {"J&F": 0.65, "objects": better}, "no filling",
+                          {"J&F": 0.55, "objects": objects}, split="valid")
+    claims.record("r", "05_morphology_ablation", [fill])
+    recipe = claims.compare("recipe", "the full recipe", {"J&F": 0.65, "objects": better}, "the starting model",
+                            {"J&F": 0.55, "objects": objects}, split="test")
+    claims.record("r", "06_multiscale_fusion", [recipe])
+    assert report.main(["--run", "r"]) == 0  # prints the block, writes nothing
+    assert "Gap filling with a square kernel of 2" in capsys.readouterr().out and "old" in readme.read_text()
     assert report.main(["--run", "r", "--update-readme"]) == 0
     block = readme.read_text().split(report.README_BEGIN)[1].split(report.README_END)[0]
-    assert block.startswith("\nGenerated by `fvos_utils.report` from run `r` (its chapters ran at git abc123).\n")
-    header = next(line for line in block.splitlines() if line.startswith("| step"))
+    assert block.startswith("\nGenerated by `make readme-results` from run `r` (its chapters ran at git abc123).\n")
+    header = next(line for line in block.splitlines() if line.startswith("| claim"))
     assert [cell.strip() for cell in header.split("|")[1:-1]] == report.README_COLUMNS
-    assert "| zero-motion baseline" in block and "old" not in block
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]] for line in block.splitlines()
+            if line.startswith("| (")}
+    assert rows["(4) Gap filling with a square kernel of 2 beats no filling"][-1] == claims.SUPPORTED
+    assert rows["(1) Two-stage fine-tuning beats the starting model"][-1] == claims.NOT_RUN
+    assert "Final numbers, held-out test split" in block and "the full recipe" in block and "old" not in block
     assert report.main(["--run", "never-ran", "--update-readme"]) == 1
     assert capsys.readouterr().err == (f"error: {run_dir.parent / 'never-ran'}: no chapter of this run has written "
                                        "a metrics.json (run the pipeline first, e.g. make demo)\n")

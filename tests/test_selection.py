@@ -8,16 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fvos_utils import datasets, evaluate, infer, io, models, paths, selection, synthetic, testing, train
+from fvos_utils import choices, datasets, evaluate, infer, io, models, paths, selection, synthetic, testing, train
 
 TINY_DATA = synthetic.SyntheticConfig(videos_train=1, videos_valid=2, videos_test=2, frames=(5, 6), size=(96, 64),
                                       objects=(1, 2))
-
-
-@pytest.fixture
-def kit_root(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))
-    return tmp_path
 
 
 # ----------------------------------------------------------------------------------- epoch selection
@@ -151,11 +145,27 @@ def test_sigmoid_grid_sets_each_pair_on_one_predictor(monkeypatch, tmp_path):
 
 
 def test_the_sigmoid_pick_takes_the_first_maximum_and_names_its_weights(kit_root):
-    grid = np.array([[0.1, 0.5], [0.5, 0.2]])
+    grid = np.array([[0.1, 0.5], [0.2, 0.5]])  # the default pair (20, -10) is the 0.2; two maxima
     weights = kit_root / "outputs" / "r" / "train" / "stage1" / "weights" / "epoch_001.pt"
-    pick = selection.pick_sigmoid("r", grid, [1, 2], [3, 4], tuned_on=str(weights))
-    assert (pick.scale, pick.bias, pick.j_and_f, pick.default_j_and_f) == (1.0, 4.0, 0.5, None)
+    pick = selection.pick_sigmoid("r", grid, [1, 20], [-10, 4], tuned_on=str(weights))
+    assert (pick.scale, pick.bias, pick.j_and_f, pick.default_j_and_f) == (1.0, 4.0, 0.5, 0.2)
     assert pick.tuned_on == "train/stage1/weights/epoch_001.pt"  # relative to the run folder
+    with pytest.raises(ValueError, match="not on the grid"):
+        selection.pick_sigmoid("r", grid, [1, 2], [3, 4], tuned_on=str(weights))
+
+
+def test_the_sigmoid_pick_keeps_the_default_pair_unless_another_beats_it(kit_root):
+    scales, biases = selection.with_default_pair([30.0], [-15.0, -5.0])
+    assert (scales, biases) == ([20.0, 30.0], [-15.0, -10.0, -5.0])
+    grid = np.array([[0.5, 0.6, 0.6], [0.6, 0.55, 0.3]])  # (20, -10) ties the best: doing nothing wins
+    pick = selection.pick_sigmoid("r", grid, scales, biases, tuned_on="random")
+    assert (pick.scale, pick.bias, pick.j_and_f, pick.default_j_and_f) == (20.0, -10.0, 0.6, 0.6)
+    grid[1, 0] = 0.61
+    pick = selection.pick_sigmoid("r", grid, scales, biases, tuned_on="random")
+    assert (pick.scale, pick.bias, pick.j_and_f) == (30.0, -15.0, 0.61)
+    results = {(s, b): {"J&F": float(grid[i, j])} for i, s in enumerate(scales) for j, b in enumerate(biases)}
+    assert selection.best_other_pair(results) == (30.0, -15.0)
+    assert selection.best_other_pair({(20.0, -10.0): {"J&F": 0.5}}) is None
 
 
 def test_the_epoch_pick_prefers_the_best_then_the_earlier_stage_and_epoch(kit_root):
@@ -163,13 +173,29 @@ def test_the_epoch_pick_prefers_the_best_then_the_earlier_stage_and_epoch(kit_ro
         weights = train.weights_path(train.stage_dir("r", stage), epoch)
         return {"epoch": epoch, "weights": str(weights), "J&F": jf, "J": jf - 0.01, "F": jf + 0.01}
 
+    start = {"J&F": 0.5, "J": 0.49, "F": 0.51}
     scores = {1: [entry(1, 1, 0.4), entry(1, 2, 0.6)], 2: [entry(2, 1, 0.6), entry(2, 2, 0.5)]}
-    pick = selection.pick_epoch("r", scores)
+    pick = selection.pick_epoch("r", scores, start_weights="random", start=start)
     assert (pick.stage, pick.epoch, pick.j_and_f, pick.weights) == (1, 2, 0.6, "train/stage1/weights/epoch_002.pt")
+    assert pick.fine_tuned and pick.label == "stage 1, epoch 2"
     scores[2].append(entry(2, 3, 0.7))
-    assert (selection.pick_epoch("r", scores).stage, selection.pick_epoch("r", scores).epoch) == (2, 3)
+    pick = selection.pick_epoch("r", scores, start_weights="random", start=start)
+    assert (pick.stage, pick.epoch) == (2, 3)
+    assert selection.best_epoch(scores, stages=[1])[1]["epoch"] == 2
     with pytest.raises(ValueError, match="no epoch scores"):
-        selection.pick_epoch("r", {1: [], 2: []})
+        selection.pick_epoch("r", {1: [], 2: []}, start_weights="random", start=start)
+
+
+def test_the_epoch_pick_keeps_the_starting_weights_unless_an_epoch_beats_them(kit_root):
+    start_weights = kit_root / "start.pt"
+    scores = {1: [{"epoch": 1, "weights": "w1", "J&F": 0.58, "J": 0.5, "F": 0.66}],
+              2: [{"epoch": 1, "weights": "w2", "J&F": 0.6, "J": 0.5, "F": 0.7}]}
+    for start_jf in (0.6, 0.61):  # a tie, then a loss: every fine-tuned epoch is no better than the start
+        pick = selection.pick_epoch("r", scores, start_weights=str(start_weights),
+                                    start={"J&F": start_jf, "J": 0.55, "F": 0.65})
+        assert (pick.stage, pick.epoch, pick.j_and_f) == (choices.STARTING_STAGE, 0, start_jf)
+        assert not pick.fine_tuned and pick.label == "the starting weights"
+        assert pick.weights == str(start_weights)  # outside the run folder: absolute
 
 
 # ------------------------------------------------------------------------------- submission zip

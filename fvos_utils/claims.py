@@ -1,0 +1,326 @@
+"""The paper's claims, each tested by a comparison the run recorded, with a verdict read from its interval.
+
+FVOS makes eight claims that a run can test (:data:`CLAIMS`). Each is tested by one comparison: a
+treatment against the baseline the claim names, scored on the same videos, with the paired 95%
+interval of ``dJ&F`` (:func:`fvos_utils.evaluate.paired_difference`). The verdict follows from the
+interval alone (:func:`verdict`):
+
+- *supported*: the interval lies on the side the claim predicts (above 0 for a gain);
+- *contradicted*: it lies on the other side;
+- *not resolved*: it covers 0. Half the interval's width is the smallest effect these videos could
+  have told from 0 (:attr:`Comparison.resolvable`), said beside every verdict.
+
+Chapters record their comparisons (:func:`compare`, :func:`record`) in
+``outputs/<run>/<chapter>/comparisons.json``; this module reads them back (:func:`read_run`) and never
+recomputes a number: the scorecard (:func:`scorecard`), the final numbers on the held-out test split
+(:func:`final_table`) and each chapter's closing words (:func:`conclusion`) are made from the records.
+A comparison with an empty ``claim`` is reported in its chapter but tests no claim of the paper.
+
+What the picks chose (:mod:`fvos_utils.choices`) is said in the chapter's closing words too, in plain
+terms when doing nothing won (:func:`pick_sentence`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Mapping, Sequence
+
+import pandas as pd
+
+from . import choices
+from .evaluate import paired_difference
+from .io import DataError, read_json, write_json
+from .selection import DEFAULT_SIGMOID
+
+#: verdict words, in the order of the scorecard's legend
+SUPPORTED, CONTRADICTED, NOT_RESOLVED, NOT_RUN = "supported", "contradicted", "not resolved", "not run"
+#: what a claim predicts: a gain (the treatment scores higher) or no gain (it does not help)
+GAIN, NO_GAIN = "gain", "no gain"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the paper and how a run tests it (the treatment and baseline in general words; each
+    recorded :class:`Comparison` names the run's own)."""
+
+    key: str
+    label: str       # its number in the scorecard: "1" ... "8", "6b" for the row shown beside claim 6
+    text: str        # the claim, as the paper makes it
+    section: str     # where the paper makes it
+    chapter: str     # the chapter that records its comparison
+    treatment: str
+    baseline: str
+    split: str       # where it is judged: "test" (held out) or "valid" (where its choice was made)
+    expects: str = GAIN
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("finetune", "1", "Two-stage fine-tuning beats the starting model", "2.1", "03_epoch_selection",
+          "the best fine-tuned epoch (picked on valid)", "the starting model", "test"),
+    Claim("stage2", "2", "Stage 2 beats the best epoch of stage 1", "2.1", "03_epoch_selection",
+          "the best stage-2 epoch (picked on valid)", "the best stage-1 epoch (picked on valid)", "test"),
+    Claim("sigmoid", "3", "The searched memory-encoder sigmoid beats SAM 2's 20 / -10", "3.4, Table 1",
+          "04_sigmoid_search", "the best searched pair other than 20 / -10", "SAM 2's 20 / -10", "valid"),
+    Claim("fill", "4", "Gap filling with a square kernel of 2 beats no filling", "2.2", "05_morphology_ablation",
+          "the paper's rule, square kernel 2", "no filling", "valid"),
+    Claim("kernel2", "5", "A kernel of 2 is the best kernel size", "2.2, Figure 2", "05_morphology_ablation",
+          "the paper's rule, square kernel 2", "the best other square kernel (picked on valid)", "valid"),
+    Claim("fusion", "6", "Voting over the 7 scales beats the best single scale", "2.3", "06_multiscale_fusion",
+          "7 scales, hard vote", "the best single scale (picked on valid)", "valid"),
+    Claim("fusion_scale1", "6b", "Voting over the 7 scales beats scale 1 (shown beside claim 6)", "2.3",
+          "06_multiscale_fusion", "7 scales, hard vote", "scale 1", "valid"),
+    Claim("transforms", "7", "Flips and rotations do not help", "2.3", "06_multiscale_fusion",
+          "7 scales with test-time transforms", "7 scales without", "valid", expects=NO_GAIN),
+    Claim("recipe", "8", "The whole recipe beats the starting model", "2.1-2.3", "06_multiscale_fusion",
+          "the full recipe as picked on valid", "the starting model", "test"),
+)
+CLAIMS_BY_KEY = {claim.key: claim for claim in CLAIMS}
+#: the file of each chapter's comparisons: ``outputs/<run>/<chapter>/comparisons.json``
+COMPARISONS_FILE = "comparisons.json"
+
+
+@dataclass(frozen=True)
+class Comparison(choices.Record):
+    """A treatment against a baseline on the same videos (J&F as fractions): the change and its paired 95%
+    interval. Kept in a list per chapter (:func:`record`), not as a file of its own."""
+
+    claim: str               # a CLAIMS key, or "" (reported in its chapter, testing no claim)
+    treatment: str           # the run's own, in words ("stage 2, epoch 1")
+    baseline: str
+    split: str               # "valid" or "test"
+    videos: int              # the videos scored (the bootstrap resamples them)
+    j_and_f: float           # the treatment's
+    baseline_j_and_f: float
+    delta: float             # dJ&F = j_and_f - baseline_j_and_f
+    ci_low: float
+    ci_high: float
+    chosen_here: bool        # something in it was picked on these same videos: its score is optimistic
+    cost: float | None       # the treatment's compute over the baseline's, where they differ (fusion)
+
+    @property
+    def resolvable(self) -> float:
+        """Half the interval's width: about the smallest effect these videos could tell from 0."""
+        return (self.ci_high - self.ci_low) / 2
+
+    def verdict(self, expects: str = GAIN) -> str:
+        return verdict(self.ci_low, self.ci_high, expects=expects)
+
+
+@dataclass(frozen=True)
+class HeldOutScores(choices.Record):
+    """Chapter 03's scores on the held-out test split, which chapter 06 pairs with the full recipe's for the
+    run's final numbers: :func:`fvos_utils.selection.scores_of` records (per-object scores included)."""
+
+    chapter: ClassVar[str] = "03_epoch_selection"
+    file_name: ClassVar[str] = "test_scores.json"
+
+    videos: int
+    starting: dict           # the starting model
+    picked: dict             # chapter 03's pick (the starting model's scores again when it won)
+    picked_label: str        # choices.EpochPick.label
+
+
+def verdict(ci_low: float, ci_high: float, *, expects: str = GAIN) -> str:
+    """The verdict on a claim that predicts ``expects`` (:data:`GAIN` or :data:`NO_GAIN`) from the 95%
+    interval of its ``dJ&F``: above 0 supports a gain, below 0 contradicts it; for a claim of no gain
+    (a change that does not help) below 0 supports it and above 0 contradicts it; an interval covering 0
+    resolves neither."""
+    if expects not in (GAIN, NO_GAIN):
+        raise ValueError(f"expects must be {GAIN!r} or {NO_GAIN!r}, got {expects!r}")
+    if ci_low > ci_high:
+        raise ValueError(f"the interval's low end {ci_low} lies above its high end {ci_high}")
+    if ci_low <= 0.0 <= ci_high:
+        return NOT_RESOLVED
+    above = ci_low > 0.0
+    return SUPPORTED if above == (expects == GAIN) else CONTRADICTED
+
+
+def _j_and_f(scores: Mapping) -> float:
+    """The J&F of a :func:`fvos_utils.selection.scores_of` record or an evaluator result."""
+    return float(scores["J&F"] if "J&F" in scores else scores["global"]["J&F"])
+
+
+def compare(claim: str, treatment: str, treatment_scores: Mapping, baseline: str, baseline_scores: Mapping, *,
+            split: str, chosen_here: bool = False, cost: float | None = None) -> Comparison:
+    """The comparison of two results scored on the same objects (:func:`fvos_utils.selection.scores_of`
+    records or evaluator results), with the paired bootstrap interval over videos. Shown in chapters 02-06."""
+    if claim and claim not in CLAIMS_BY_KEY:
+        raise ValueError(f"unknown claim {claim!r} (claims: {', '.join(CLAIMS_BY_KEY)})")
+    change = paired_difference(baseline_scores, treatment_scores)
+    return Comparison(claim, treatment, baseline, split, change.videos, _j_and_f(treatment_scores),
+                      _j_and_f(baseline_scores), change.delta, change.ci_low, change.ci_high, bool(chosen_here),
+                      None if cost is None else float(cost))
+
+
+def record(run: str, chapter: str, comparisons: Sequence[Comparison]):
+    """Write ``chapter``'s comparisons of ``run`` (replacing what it recorded before). Shown in chapters 02-06."""
+    path = choices.run_dir(run) / chapter / COMPARISONS_FILE
+    write_json(path, [c.as_dict() for c in comparisons])
+    return path
+
+
+def read(run: str, chapter: str) -> list[Comparison]:
+    """The comparisons ``chapter`` of ``run`` recorded ([] where it recorded none)."""
+    path = choices.run_dir(run) / chapter / COMPARISONS_FILE
+    if not path.is_file():
+        return []
+    values = read_json(path)
+    if not isinstance(values, list):
+        raise DataError(path, "expected a JSON list of comparisons")
+    if not all(isinstance(v, dict) for v in values):
+        raise DataError(path, "every comparison must be a JSON object")
+    return [Comparison.from_dict(v, source=path) for v in values]
+
+
+def read_run(run: str) -> dict[str, list[Comparison]]:
+    """``{chapter: comparisons}`` for every chapter of ``run`` that recorded some, in chapter order."""
+    from .pipeline import CHAPTERS
+
+    return {chapter: found for chapter in CHAPTERS if (found := read(run, chapter))}
+
+
+def final_comparisons(recipe: Mapping, held_out: HeldOutScores) -> list[Comparison]:
+    """The run's final numbers on the held-out test split: the full recipe (``recipe``, its scores on the
+    videos of ``held_out``) against the starting model (claim 8) and against the picked weights alone, and
+    the picked weights against the starting model; the last two only where the pick is not the starting
+    model itself. Shown in chapter 06."""
+    out = [compare("recipe", "the full recipe", recipe, "the starting model", held_out.starting, split="test")]
+    if held_out.picked_label != choices.STARTING_LABEL:
+        picked = f"the picked weights ({held_out.picked_label})"
+        out += [compare("", "the full recipe", recipe, f"{picked} alone", held_out.picked, split="test"),
+                compare("", picked, held_out.picked, "the starting model", held_out.starting, split="test")]
+    return out
+
+
+# ------------------------------------------------------------------------------------ the scorecard
+def _signed(value: float) -> str:
+    return f"{value:+.3f}"
+
+
+def scorecard(comparisons: Mapping[str, Sequence[Comparison]]) -> pd.DataFrame:
+    """One row per claim of :data:`CLAIMS`: claim, paper section, treatment, baseline, J&F of both, dJ&F,
+    CI low, CI high, split, videos, verdict, and the smallest effect the videos could resolve. A claim no
+    chapter tested says :data:`NOT_RUN`. ``comparisons``: :func:`read_run`. Shown in chapter 07."""
+    found = {c.claim: c for chapter in comparisons.values() for c in chapter if c.claim}
+    rows = []
+    for claim in CLAIMS:
+        c = found.get(claim.key)
+        row = {"claim": f"({claim.label}) {claim.text}", "paper section": claim.section,
+               "treatment": c.treatment if c else claim.treatment, "baseline": c.baseline if c else claim.baseline}
+        if c is None:
+            row.update({"J&F": None, "baseline J&F": None, "dJ&F": None, "CI low": None, "CI high": None,
+                        "split": claim.split, "videos": None, "verdict": NOT_RUN, "resolvable": None})
+        else:
+            row.update({"J&F": c.j_and_f, "baseline J&F": c.baseline_j_and_f, "dJ&F": c.delta, "CI low": c.ci_low,
+                        "CI high": c.ci_high, "split": c.split + (" (chosen here)" if c.chosen_here else ""),
+                        "videos": c.videos, "verdict": c.verdict(claim.expects), "resolvable": c.resolvable})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table["videos"] = table["videos"].astype("Int64")
+    return table
+
+
+#: the chapter that records the run's final numbers (the recipe, the picked weights and the starting model
+#: on the held-out test split)
+FINAL_CHAPTER = "06_multiscale_fusion"
+
+
+def final_table(comparisons: Mapping[str, Sequence[Comparison]]) -> pd.DataFrame:
+    """The run's final numbers: every comparison recorded on the held-out test split by chapter 06 (the
+    full recipe, the picked weights and the starting model, pair by pair); empty where none was.
+    Shown in chapter 07."""
+    rows = [{"treatment": c.treatment, "baseline": c.baseline, "J&F": c.j_and_f, "baseline J&F": c.baseline_j_and_f,
+             "dJ&F": c.delta, "CI low": c.ci_low, "CI high": c.ci_high, "videos": c.videos,
+             "verdict": c.verdict()} for c in comparisons.get(FINAL_CHAPTER, []) if c.split == "test"]
+    return pd.DataFrame(rows, columns=["treatment", "baseline", "J&F", "baseline J&F", "dJ&F", "CI low", "CI high",
+                                       "videos", "verdict"]).astype({"videos": "Int64"})
+
+
+def comparison_table(comparisons: Mapping[str, Sequence[Comparison]]) -> pd.DataFrame:
+    """Every comparison of the run, one row each, grouped by the videos it was scored on (split, count):
+    chapter, claim, treatment, baseline (each row names its own), J&F of both, dJ&F, its interval and what
+    the interval says. Shown in chapter 07."""
+    rows = [{"scored on": f"{c.videos} {_SPLIT_WORDS.get(c.split, c.split)} videos", "chapter": chapter[:2],
+             "claim": CLAIMS_BY_KEY[c.claim].label if c.claim else "", "treatment": c.treatment, "baseline": c.baseline,
+             "J&F": c.j_and_f, "baseline J&F": c.baseline_j_and_f, "dJ&F": c.delta, "CI low": c.ci_low,
+             "CI high": c.ci_high, "interval": _interval_words(c)}
+            for chapter, found in comparisons.items() for c in found]
+    table = pd.DataFrame(rows, columns=["scored on", "chapter", "claim", "treatment", "baseline", "J&F", "baseline J&F",
+                                        "dJ&F", "CI low", "CI high", "interval"])
+    return table.sort_values("scored on", kind="stable").reset_index(drop=True)
+
+
+def _interval_words(c: Comparison) -> str:
+    return "within noise" if c.ci_low <= 0.0 <= c.ci_high else "above 0" if c.ci_low > 0 else "below 0"
+
+
+# ------------------------------------------------------------------------------------ closing words
+_SPLIT_WORDS = {"valid": "valid", "test": "held-out test"}
+
+
+def sentence(c: Comparison) -> str:
+    """One comparison in plain words: the claim it tests (if any) with its verdict, the two scores, the
+    change with its interval, and what the interval says."""
+    claim = CLAIMS_BY_KEY.get(c.claim)
+    expects = claim.expects if claim else GAIN
+    found = c.verdict(expects)
+    interval = f"dJ&F {_signed(c.delta)} (95% CI {_signed(c.ci_low)} to {_signed(c.ci_high)})"
+    head = f"**Claim {claim.label} ({claim.text.lower()}): {found}.** " if claim else ""
+    words = (f"{head}On {c.videos} {_SPLIT_WORDS.get(c.split, c.split)} videos, {c.treatment} scores "
+             f"{c.j_and_f:.3f} J&F against {c.baseline_j_and_f:.3f} for {c.baseline}: {interval}. ")
+    if found == NOT_RESOLVED:
+        words += (f"The interval covers 0: these videos cannot tell the two apart (within noise); they could "
+                  f"resolve only effects larger than about {c.resolvable:.3f}.")
+    elif (c.ci_low > 0) == (expects == GAIN):
+        words += ("The interval lies above 0: the gain is beyond noise on these videos." if expects == GAIN else
+                  "The interval lies below 0: here the change hurts, beyond noise.")
+    else:
+        words += ("The interval lies below 0: here it is worse, beyond noise." if expects == GAIN else
+                  "The interval lies above 0: here the change helps, beyond noise.")
+    if c.cost is not None:
+        words += f" It costs {c.cost:.1f}x the compute of {c.baseline}."
+    if c.chosen_here:
+        words += " Part of it was picked on these same videos, so the score is optimistic."
+    return words
+
+
+def pick_sentence(run: str, chapter: str) -> str | None:
+    """What ``chapter``'s pick (:mod:`fvos_utils.choices`) chose for the recipe, in words; None where the
+    chapter makes no pick or has not recorded one."""
+    if chapter == choices.EpochPick.chapter and (pick := choices.EpochPick.read(run)):
+        if not pick.fine_tuned:
+            return ("**The pick: the starting weights.** No fine-tuned epoch scored above them on valid, so the "
+                    f"recipe does not use fine-tuning (J&F {pick.j_and_f:.3f}).")
+        return f"**The pick: {pick.label}** (J&F {pick.j_and_f:.3f} on valid); the later chapters and the recipe use it."
+    if chapter == choices.SigmoidPick.chapter and (pick := choices.SigmoidPick.read(run)):
+        if (pick.scale, pick.bias) == DEFAULT_SIGMOID:
+            return ("**The pick: SAM 2's default pair 20 / -10.** No searched pair scored above it on valid, so the "
+                    "recipe keeps the default.")
+        return (f"**The pick: scale {pick.scale:g}, bias {pick.bias:g}** (J&F {pick.j_and_f:.3f} on valid, the "
+                f"default {pick.default_j_and_f:.3f}); the later chapters and the recipe use it on these weights.")
+    if chapter == choices.KernelPick.chapter and (pick := choices.KernelPick.read(run)):
+        if not pick.filling.fills:
+            return ("**The pick: no gap filling.** No kernel scored above leaving the predictions as they are on "
+                    "valid, so the recipe skips the step.")
+        return (f"**The pick: the {pick.method} rule, {pick.shape} kernel {pick.kernel}** (J&F {pick.j_and_f:.3f} "
+                f"on valid); the recipe fills every pass with it.")
+    if chapter == choices.ScaleSetPick.chapter and (pick := choices.ScaleSetPick.read(run)):
+        if len(pick.scales) == 1:
+            return (f"**The pick: one pass at scale {pick.scales[0]:g}, no voting.** No fused set scored above the "
+                    f"best single scale on valid (J&F {pick.j_and_f:.3f}).")
+        return (f"**The pick: {pick.name}** ({len(pick.scales)} scales, hard vote; J&F {pick.j_and_f:.3f} on valid); "
+                "the recipe fuses these scales.")
+    return None
+
+
+def conclusion(run: str, chapter: str) -> str:
+    """A chapter's closing cell, "What this run shows", in Markdown: its pick and every comparison it recorded
+    (:func:`sentence`). Shown in chapters 02-06."""
+    lines = ["## What this run shows", ""]
+    pick = pick_sentence(run, chapter)
+    if pick:
+        lines += [pick, ""]
+    found = read(run, chapter)
+    lines += [f"- {sentence(c)}" for c in found]
+    if not found and not pick:
+        lines.append("This chapter recorded no comparison in this run.")
+    return "\n".join(lines)

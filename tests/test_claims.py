@@ -1,0 +1,129 @@
+"""The paper's claims: verdicts from intervals, the scorecard and closing words read back from the run's
+records, and picks where doing nothing wins, carried through to the recipe."""
+import numpy as np
+import pytest
+
+from fvos_utils import choices, claims, evaluate, fusion, models, paths, recipe
+from fvos_utils.postprocess import GapFilling
+from fvos_utils.testing import write_mose_layout
+
+
+def _objects(values):
+    """A scores_of-style record: one object per video with J = F = value."""
+    objects = [{"video": f"v{i:02d}", "object": 1, "J": v, "F": v} for i, v in enumerate(values)]
+    return {"J&F": float(np.mean(values)), "J": float(np.mean(values)), "F": float(np.mean(values)), "objects": objects}
+
+
+BASE = [0.5, 0.55, 0.6, 0.45, 0.52, 0.58]
+ABOVE = [v + 0.05 for v in BASE]                                 # every video gains 0.05
+BELOW = [v - 0.05 for v in BASE]                                 # every video loses 0.05
+ACROSS = [v + d for v, d in zip(BASE, (0.05, -0.05, 0.04, -0.04, 0.03, -0.03))]  # gains and losses cancel
+
+
+@pytest.mark.parametrize("values, expects, found", [
+    (ABOVE, claims.GAIN, claims.SUPPORTED), (BELOW, claims.GAIN, claims.CONTRADICTED),
+    (ACROSS, claims.GAIN, claims.NOT_RESOLVED), (BELOW, claims.NO_GAIN, claims.SUPPORTED),
+    (ABOVE, claims.NO_GAIN, claims.CONTRADICTED), (ACROSS, claims.NO_GAIN, claims.NOT_RESOLVED)])
+def test_the_verdict_follows_the_interval_of_the_paired_difference(values, expects, found):
+    c = claims.compare("", "t", _objects(values), "b", _objects(BASE), split="valid")
+    change = evaluate.paired_difference(_objects(BASE), _objects(values))
+    assert (c.delta, c.ci_low, c.ci_high, c.videos) == (change.delta, change.ci_low, change.ci_high, 6)
+    assert c.verdict(expects) == found
+    assert c.resolvable == pytest.approx((change.ci_high - change.ci_low) / 2)
+
+
+def test_the_verdict_rule_at_its_edges():
+    assert claims.verdict(0.0, 0.1) == claims.NOT_RESOLVED  # an interval touching 0 covers it
+    assert claims.verdict(1e-9, 0.1) == claims.SUPPORTED
+    assert claims.verdict(-0.1, -1e-9) == claims.CONTRADICTED
+    with pytest.raises(ValueError, match="expects"):
+        claims.verdict(0.1, 0.2, expects="better")
+    with pytest.raises(ValueError, match="lies above"):
+        claims.verdict(0.2, 0.1)
+    with pytest.raises(ValueError, match="unknown claim"):
+        claims.compare("faster", "t", _objects(BASE), "b", _objects(BASE), split="valid")
+
+
+@pytest.mark.parametrize("values, words", [
+    (ABOVE, ["supported.**", "the gain is beyond noise"]),
+    (BELOW, ["contradicted.**", "here it is worse, beyond noise"]),
+    (ACROSS, ["not resolved.**", "covers 0", "within noise", "larger than about"])])
+def test_the_closing_words_say_what_the_interval_says(kit_root, values, words):
+    c = claims.compare("fill", "square kernel 2", _objects(values), "no filling", _objects(BASE), split="valid")
+    claims.record("r", "05_morphology_ablation", [c])
+    text = claims.conclusion("r", "05_morphology_ablation")
+    assert text.startswith("## What this run shows")
+    assert "**Claim 4 (gap filling with a square kernel of 2 beats no filling): " in text
+    assert f"On 6 valid videos, square kernel 2 scores {np.mean(values):.3f} J&F against {np.mean(BASE):.3f} for no filling" in text
+    assert f"dJ&F {c.delta:+.3f} (95% CI {c.ci_low:+.3f} to {c.ci_high:+.3f})" in text
+    for expected in words:
+        assert expected in text
+    others = {"supported.**", "contradicted.**", "not resolved.**"} - set(words)
+    assert not [w for w in others if w in text]
+
+
+def test_the_scorecard_reads_the_records_back_and_marks_untested_claims(kit_root):
+    fusion_claim = claims.compare("fusion", "fvos7 hard vote", _objects(ACROSS), "the best single scale, 1.75",
+                                  _objects(BASE), split="valid", chosen_here=True, cost=6.9)
+    claims.record("r", "06_multiscale_fusion", [fusion_claim])
+    claims.record("r", "03_epoch_selection", [claims.compare("finetune", "stage 1, epoch 2", _objects(BELOW),
+                                                             "the starting model", _objects(BASE), split="test")])
+    card = claims.scorecard(claims.read_run("r")).set_index("claim")
+    assert len(card) == len(claims.CLAIMS)
+    row = card.loc["(6) Voting over the 7 scales beats the best single scale"]
+    assert (row["baseline"], row["split"], row["videos"], row["verdict"]) == (
+        "the best single scale, 1.75", "valid (chosen here)", 6, claims.NOT_RESOLVED)
+    assert row["dJ&F"] == fusion_claim.delta and row["resolvable"] == fusion_claim.resolvable
+    assert card.loc["(1) Two-stage fine-tuning beats the starting model", "verdict"] == claims.CONTRADICTED
+    assert card.loc["(8) The whole recipe beats the starting model", "verdict"] == claims.NOT_RUN
+    assert "It costs 6.9x the compute" in claims.conclusion("r", "06_multiscale_fusion")
+    assert claims.final_table(claims.read_run("r")).empty  # no recipe on test recorded
+
+
+def test_final_numbers_pair_the_recipe_with_the_starting_model_and_the_picked_weights():
+    held_out = claims.HeldOutScores(6, _objects(BASE), _objects(ACROSS), "stage 2, epoch 1")
+    final = claims.final_comparisons(_objects(ABOVE), held_out)
+    assert [(c.claim, c.baseline) for c in final] == [
+        ("recipe", "the starting model"), ("", "the picked weights (stage 2, epoch 1) alone"),
+        ("", "the starting model")]
+    assert final[0].verdict() == claims.SUPPORTED and all(c.split == "test" for c in final)
+    # the starting weights picked: the picked weights are the starting model, nothing to pair them with
+    same = claims.final_comparisons(_objects(ABOVE), claims.HeldOutScores(6, _objects(BASE), _objects(BASE),
+                                                                          choices.STARTING_LABEL))
+    assert [c.claim for c in same] == ["recipe"]
+
+
+def test_a_bad_comparisons_file_is_an_error_naming_it(kit_root):
+    path = claims.record("r", "04_sigmoid_search", [])
+    path.write_text('[{"claim": "sigmoid"}]')
+    with pytest.raises(Exception, match="comparisons.json.*missing 'treatment'"):
+        claims.read("r", "04_sigmoid_search")
+
+
+@pytest.mark.slow
+def test_when_doing_nothing_wins_every_choice_the_recipe_does_nothing(kit_root, tmp_path):
+    """A run whose four picks are the do-nothing candidates (the starting weights, SAM 2's sigmoid, no
+    filling, one scale): the recipe uses those weights and pair, fills nothing and votes nothing: its
+    output is the single pass itself. The same run with a kernel and two scales fills and votes."""
+    data = write_mose_layout(tmp_path / "mose", n_train=1, n_valid=2, n_frames=3)
+    start = str(models.resolve_checkpoint(models.get_spec("fvos_tiny"), models.REGISTRY))
+    choices.EpochPick(choices.STARTING_STAGE, 0, choices.weights_reference("r", start), 0.6, 0.55, 0.65).record("r")
+    choices.SigmoidPick(20.0, -10.0, 0.6, 0.6, choices.weights_reference("r", start)).record("r")
+    choices.KernelPick("paper", "square", 0, 0.6).record("r")
+    choices.ScaleSetPick("scale1.25", (1.25,), 0.6).record("r")
+    settings = recipe.settings_for_run("r")
+    assert settings.choice.checkpoint == start and "the starting weights" in settings.sources["model"]
+    assert (settings.choice.sigmoid_scale, settings.choice.sigmoid_bias) == (20.0, -10.0)
+    assert not settings.filling.fills and settings.scales == (1.25,)
+    work = tmp_path / "work"
+    labels = recipe.apply_recipe(settings, data, work, split="valid", progress=False)
+    assert labels == work / "passes" / "scale1.25-identity"
+    assert sorted(p.name for p in work.iterdir()) == ["passes"]  # nothing filled, nothing fused
+    assert sorted(p.name for p in (work / "passes").iterdir()) == ["scale1.25-identity"]
+    # the same run where filling and voting won: both steps run
+    choices.KernelPick("paper", "square", 3, 0.7).record("r")
+    choices.ScaleSetPick("wide3", fusion.SCALE_SETS["wide3"], 0.7).record("r")
+    labels = recipe.apply_recipe(recipe.settings_for_run("r"), data, tmp_path / "work2", split="valid", progress=False)
+    assert labels == tmp_path / "work2" / "fused"
+    assert sorted(p.name for p in (tmp_path / "work2" / "filled").iterdir()) == [
+        "scale1-identity", "scale1.375-identity", "scale1.75-identity"]
