@@ -1,6 +1,7 @@
 # The kit's two commands (see README):  make demo   and   make test
 # Both create the project's virtual environment (.venv) on first use and reinstall it when
-# requirements.txt or pyproject.toml change.
+# requirements.txt or pyproject.toml change. The `install` target below is the one place the install steps
+# are written.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python

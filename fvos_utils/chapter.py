@@ -5,8 +5,8 @@
   declares, read from its own ``parameters`` cell (papermill's injected values included).
 - :meth:`Chapter.write_metrics`: the one ``metrics.json`` writer: chapter, those parameters, package
   versions and git commit (:func:`fvos_utils.provenance.environment`), and the chapter's results.
-- :func:`calls`: the kit functions a chapter's code calls, for the chapter map (README and each
-  chapter's first cell; a test keeps both in step with the code).
+- :func:`calls`: the kit functions a chapter's code calls, for the chapter map in ``docs/chapters.md``
+  (:func:`map_table`; a test keeps it in step with the code).
 """
 from __future__ import annotations
 
@@ -116,14 +116,15 @@ def map_calls(chapter: str) -> list[str]:
 
 
 def map_markdown(chapter: str) -> str:
-    """The chapter-map paragraph at the end of a chapter's first cell: its paper section and the kit
-    functions it calls."""
+    """One chapter's map as a paragraph: its paper section and the kit functions it calls (the chapters
+    themselves no longer carry it; :func:`map_table` is the map of ``docs/chapters.md``)."""
     listed = ", ".join(f"`{call}`" for call in map_calls(chapter))
     return f"**Chapter map.** Paper: {PAPER_SECTIONS[chapter]}. Calls: {listed}."
 
 
 def map_table() -> str:
-    """The README's chapter map: one row per chapter (notebook, paper section, kit functions it calls)."""
+    """The chapter map of ``docs/chapters.md``: one row per chapter (notebook, paper section, kit functions
+    it calls)."""
     rows = ["| chapter | paper section | calls |", "|---|---|---|"]
     for chapter in PAPER_SECTIONS:
         listed = ", ".join(f"`{call}`" for call in map_calls(chapter))
