@@ -115,13 +115,6 @@ def map_calls(chapter: str) -> list[str]:
     return [call for call in calls(chapter) if call.split(".")[0] not in UTILITY_MODULES]
 
 
-def map_markdown(chapter: str) -> str:
-    """One chapter's map as a paragraph: its paper section and the kit functions it calls (the chapters
-    themselves no longer carry it; :func:`map_table` is the map of ``docs/chapters.md``)."""
-    listed = ", ".join(f"`{call}`" for call in map_calls(chapter))
-    return f"**Chapter map.** Paper: {PAPER_SECTIONS[chapter]}. Calls: {listed}."
-
-
 def map_table() -> str:
     """The chapter map of ``docs/chapters.md``: one row per chapter (notebook, paper section, kit functions
     it calls)."""
