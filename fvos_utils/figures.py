@@ -324,7 +324,7 @@ def _missing(value) -> bool:
 
 def _cell(value, float_format: str, label: bool) -> str:
     """A value as readers see it: empty if missing, integers as integers, floats with ``float_format``
-    (an index label's float as Python writes it)."""
+    (an index label's float as Python writes it), never a negative zero ("-0.0000")."""
     if _missing(value):
         return ""
     if isinstance(value, (bool, np.bool_)):
@@ -332,7 +332,11 @@ def _cell(value, float_format: str, label: bool) -> str:
     if isinstance(value, numbers.Integral):
         return str(int(value))
     if isinstance(value, numbers.Real):
-        return str(float(value)) if label else float_format.format(value)
+        if label:
+            return str(float(value))
+        text = float_format.format(value)
+        # a tiny negative value rounds to "-0.0000": the sign would claim a direction the digits do not show
+        return text[1:] if text.startswith("-") and not any(ch in "123456789" for ch in text) else text
     return str(value)
 
 

@@ -41,6 +41,7 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -287,6 +288,28 @@ def _device() -> str:
     return f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
 
 
+#: environment of the chapters' kernels: an executed chapter is read, not watched, so its progress bars
+#: would only leave dozens of stale lines in the saved notebook (JupyterLab starts kernels of its own,
+#: where they stay live)
+KERNEL_ENVIRONMENT = {"TQDM_DISABLE": "1"}
+
+
+@contextmanager
+def kernel_environment():
+    """:data:`KERNEL_ENVIRONMENT` set while a chapter's kernel starts (it inherits this process's
+    environment), the previous values restored afterwards."""
+    saved = {key: os.environ.get(key) for key in KERNEL_ENVIRONMENT}
+    os.environ.update(KERNEL_ENVIRONMENT)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: list[str] | None = None,
                  kernel_name: str = "python3") -> dict:
     """Run the chapters of ``params_file``; returns the manifest (also written to the run folder)."""
@@ -334,9 +357,10 @@ def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: l
         io.write_json(run_dir / MANIFEST_FILE, manifest)
         start = time.perf_counter()
         try:
-            papermill.execute_notebook(str(notebook_path(chapter)), str(attempt), parameters=parameters,
-                                       kernel_name=kernel_name, cwd=str(paths.project_root()),
-                                       progress_bar=False)
+            with kernel_environment():
+                papermill.execute_notebook(str(notebook_path(chapter)), str(attempt), parameters=parameters,
+                                           kernel_name=kernel_name, cwd=str(paths.project_root()),
+                                           progress_bar=False)
         except BaseException as err:  # a failure or an interrupt: the attempt is kept apart from the last good run
             if attempt.is_file():
                 os.replace(attempt, failed)

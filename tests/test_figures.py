@@ -229,3 +229,10 @@ def test_latex_table_compiles(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:]
     assert (tmp_path / "paper.pdf").stat().st_size > 0
+
+
+def test_a_value_that_rounds_to_zero_is_written_without_a_sign(tmp_path):
+    table = pd.DataFrame({"dJ&F": [-0.00004, -0.00006, 0.00004, -0.0]})
+    _, md, tex = figures.save_table(table, tmp_path / "signs")
+    assert [line.strip("| ") for line in md.read_text().splitlines()[2:]] == ["0.0000", "-0.0001", "0.0000", "0.0000"]
+    assert r"-0.0000" not in tex.read_text() and "-0.0001" in tex.read_text()

@@ -310,3 +310,20 @@ def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
     assert card["(6)"]["baseline"].startswith("the best single scale")
     assert all(row["verdict"] != "not run" for key, row in card.items() if key != "(7)")  # no transforms in the demo
     assert io.read_json(out / "manifest.json")["environment"]["git_commit"]
+    # the saved chapters are read, not watched: no progress-bar lines in them
+    for executed in sorted(out.glob("[0-9][0-9]_*.ipynb")):
+        streams = [o.get("text", "") for c in json.loads(executed.read_text())["cells"] if c["cell_type"] == "code"
+                   for o in c["outputs"] if o["output_type"] == "stream"]
+        bars = [line for text in streams for line in text.replace("\r", "\n").splitlines() if re.search(r"\d+%\|", line)]
+        assert len(bars) <= 3, (executed.name, bars[:5])
+
+
+def test_chapter_kernels_start_without_progress_bars(monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    with pipeline.kernel_environment():
+        assert os.environ["TQDM_DISABLE"] == "1"  # what a kernel started here inherits
+    assert os.environ["TQDM_DISABLE"] == "0"
+    monkeypatch.delenv("TQDM_DISABLE")
+    with pipeline.kernel_environment():
+        pass
+    assert "TQDM_DISABLE" not in os.environ
