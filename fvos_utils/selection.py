@@ -354,28 +354,41 @@ def best_other_pair(results: dict[tuple[float, float], dict], *,
     return max(others, key=lambda p: (results[p]["J&F"], -others.index(p))) if others else None
 
 
+#: the smallest half-range of the heatmap's colour scale (J&F): a grid whose cells differ by less keeps pale
+#: colours, so that differences within noise do not look like contrast
+SIGMOID_COLOUR_SPAN = 0.05
+
+
 def plot_sigmoid_grid(ax, grid: np.ndarray, scales: Sequence[float], biases: Sequence[float],
-                      table: pd.DataFrame | None = None):
-    """Heatmap of J&F over (scale rows, bias columns), every cell labelled, the best one boxed; with
-    ``table`` (:func:`sigmoid_table`) each cell also gives its change from the default pair and the 95%
-    interval. Shown in chapter 04."""
+                      table: pd.DataFrame | None = None, *, default: tuple[float, float] = DEFAULT_SIGMOID):
+    """Heatmap over (scale rows, bias columns): colour is each pair's change of J&F from ``default`` (the
+    config's 20 / -10, boxed with a dashed line and labelled), on a diverging scale centred on 0 that spans at
+    least :data:`SIGMOID_COLOUR_SPAN` either way; every cell gives its J&F and, with ``table``
+    (:func:`sigmoid_table`), the change and its 95% interval; the best pair is boxed in red. Returns the
+    image (for a colour bar). Shown in chapter 04."""
     from matplotlib.patches import Rectangle
 
-    image = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto")
+    scales, biases = list(scales), list(biases)
+    if default[0] not in scales or default[1] not in biases:
+        raise ValueError(f"the default pair {default} is not on the grid: search with_default_pair(...)")
+    d = (scales.index(default[0]), biases.index(default[1]))
+    change = grid - grid[d]
+    span = max(SIGMOID_COLOUR_SPAN, float(np.nanmax(np.abs(change))))
+    image = ax.imshow(change, cmap="RdBu", vmin=-span, vmax=span, origin="lower", aspect="auto")
     ax.set_xticks(range(len(biases)), [f"{b:g}" for b in biases])
     ax.set_yticks(range(len(scales)), [f"{s:g}" for s in scales])
     ax.set_xlabel("memory sigmoid bias")
     ax.set_ylabel("memory sigmoid scale")
-    middle = np.nanmin(grid) + 0.5 * (np.nanmax(grid) - np.nanmin(grid))
     for (i, j), value in np.ndenumerate(grid):
-        label = f"{value:.4f}"
-        if table is not None and "dJ&F" in table and (scales[i], biases[j]) in table.index:
+        label = f"{value:.3f}" + (" (default)" if (i, j) == d else "")
+        if table is not None and "dJ&F" in table and (scales[i], biases[j]) in table.index and (i, j) != d:
             row = table.loc[(scales[i], biases[j])]
             label += f"\n{row['dJ&F']:+.3f}\n[{row['CI low']:+.3f}, {row['CI high']:+.3f}]"
-        ax.text(j, i, label, ha="center", va="center", fontsize="x-small" if table is not None else "small",
-                color="k" if value > middle else "w")
+        ax.text(j, i, label, ha="center", va="center", fontsize="small",
+                color="w" if abs(change[i, j]) > 0.6 * span else "k")
+    ax.add_patch(Rectangle((d[1] - 0.5, d[0] - 0.5), 1, 1, fill=False, edgecolor="k", linestyle="--", linewidth=1.5))
     i, j = np.unravel_index(int(np.nanargmax(grid)), grid.shape)
-    ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="r", linewidth=2))
+    ax.add_patch(Rectangle((j - 0.45, i - 0.45), 0.9, 0.9, fill=False, edgecolor="r", linewidth=2))
     return image
 
 

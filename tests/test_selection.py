@@ -293,3 +293,19 @@ def test_the_domain_gap_is_here_minus_the_pretraining_world_per_tag():
     world = models.bundled_record("fvos_tiny", bundled)["scores"][selection.PRETRAIN_WORLD]
     assert selection.domain_gap("fvos_tiny", bundled, here).equals(selection.domain_gap_table(here, world))
     assert selection.domain_gap("fvos_tiny", models.RANDOM, here) is None
+
+
+def test_the_sigmoid_heatmap_colours_the_change_from_the_default_on_a_fixed_minimum_span():
+    import matplotlib.pyplot as plt
+
+    grid = np.array([[0.581, 0.585], [0.591, 0.583]])  # (20, -10) is 0.583: every change within 0.01
+    fig, ax = plt.subplots()
+    image = selection.plot_sigmoid_grid(ax, grid, [10.0, 20.0], [-15.0, -10.0])
+    np.testing.assert_allclose(image.get_array(), grid - 0.583)
+    assert image.get_clim() == (-selection.SIGMOID_COLOUR_SPAN, selection.SIGMOID_COLOUR_SPAN)
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == ["0.581", "0.585", "0.591", "0.583 (default)"]
+    grid[0, 0] = 0.483  # a change beyond the minimum span sets the scale
+    image = selection.plot_sigmoid_grid(ax, grid, [10.0, 20.0], [-15.0, -10.0])
+    assert image.get_clim() == pytest.approx((-0.1, 0.1))
+    plt.close(fig)
