@@ -254,6 +254,46 @@ def fusion_figure(pass_table: pd.DataFrame, table: pd.DataFrame, results: Mappin
     return fig
 
 
+#: the filled variants :func:`fill_order_figure` draws, each against the same vote without filling
+FILL_ORDERS = (("hard", "before"), ("hard", "after"), ("soft", "after"))
+
+
+def fill_order_figure(results: Mapping[FusionVariant, dict], scale_sets: Sequence[str], filling: GapFilling):
+    """Chapter 06's gap-filling order figure: for each scale set (no transform), the change of J&F that gap
+    filling makes before and after hard voting and after soft voting, each against the same vote without
+    filling, with its 95% interval (:func:`fvos_utils.evaluate.paired_difference`) around a line at 0.
+    Shown in chapter 06.
+
+    Returns the matplotlib figure, or None where ``results`` holds no filled variant with its unfilled one.
+    """
+    import matplotlib.pyplot as plt
+
+    points = []
+    for x, name in enumerate(scale_sets):
+        for k, (method, order) in enumerate(FILL_ORDERS):
+            filled, plain = (FusionVariant(name, "identity", method, f) for f in (order, "none"))
+            if filled in results and plain in results:
+                change = paired_difference(results[plain], results[filled])
+                points.append((x + (k - 1) * 0.2, k, change))
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(scale_sets) + 2.0), 3.2))
+    ax.axhline(0, color="0.5", linewidth=0.8)
+    for k, (method, order) in enumerate(FILL_ORDERS):
+        mine = [(x, c) for x, kk, c in points if kk == k]
+        if mine:
+            ax.errorbar([x for x, _ in mine], [c.delta for _, c in mine],
+                        yerr=[[c.delta - c.ci_low for _, c in mine], [c.ci_high - c.delta for _, c in mine]],
+                        fmt="os^"[k], color=f"C{k}", capsize=3, label=f"{method} voting, filled {order}")
+    ax.set_xticks(range(len(scale_sets)), list(scale_sets))
+    ax.set_xlabel("scale set")
+    ax.set_ylabel("change of J&F from no filling")
+    ax.set_title(f"Gap filling ({filling.name}) before or after voting, 95% CI", fontsize="medium")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 def seconds_per_scale(pass_runs: Mapping[Pass, dict]) -> dict[float, float]:
     """Measured model seconds per frame at each scale: the mean over that scale's passes (a flip or a
     quarter turn keeps the pixel count and SAM 2 resizes to a square, so transforms cost the same)."""

@@ -315,3 +315,19 @@ def test_full_settings_fit_the_notebooks():
     assert sorted(fused["transforms"]) == sorted(fusion.TRANSFORM_SETS["all"])
 
 
+
+
+def test_the_fill_order_figure_draws_each_filled_vote_against_the_same_vote_unfilled():
+    F = fusion_ablation.FusionVariant
+    base = {("a", 1): (0.5, 0.5), ("b", 1): (0.6, 0.6), ("c", 1): (0.4, 0.4)}
+    up = {key: (j + 0.02, f + 0.02) for key, (j, f) in base.items()}
+    results = {F("fvos7", "identity", "hard"): result(base), F("fvos7", "identity", "hard", "before"): result(up),
+               F("fvos7", "identity", "hard", "after"): result(base), F("fvos7", "identity", "soft"): result(up)}
+    fig = fusion_ablation.fill_order_figure(results, ["fvos7"], GapFilling("paper", "square", 2))
+    ax = fig.axes[0]
+    drawn = {bars.get_label(): bars.lines[0].get_ydata() for bars in ax.containers}
+    assert list(drawn) == ["hard voting, filled before", "hard voting, filled after"]  # soft: no filled variant
+    assert drawn["hard voting, filled before"] == pytest.approx([0.02]) and drawn["hard voting, filled after"] == pytest.approx([0.0])
+    assert "95% CI" in ax.get_title() and ax.get_ylabel() == "change of J&F from no filling"
+    assert fusion_ablation.fill_order_figure({F("low3", "identity", "hard"): result(base)}, ["low3"], GapFilling()) is None
+    plt.close(fig)
