@@ -243,7 +243,7 @@ def save_table(table, path: str | os.PathLike, *, float_format: str = "{:.4f}",
 
     - CSV: for machines: every value at full precision, missing values (NaN, None) empty.
     - Markdown and LaTeX: for readers: floats with ``float_format`` (default 4 decimals), integers as
-      integers, missing values empty; numeric columns right-aligned, the others left. Index values are
+      integers (counts stored as floats too: a column of whole numbers beyond 1), missing values empty; numeric columns right-aligned, the others left. Index values are
       labels: their floats are written as in the CSV (``1.125``), not with ``float_format``.
     - LaTeX: a booktabs ``tabular`` (``\usepackage{booktabs}``) in a ``table`` environment with
       ``\caption{caption}`` (default: the file stem in words) and ``\label{tab:<file stem>}``; LaTeX's
@@ -300,7 +300,17 @@ class _TableColumn:
         return all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
                    for v in self.values if not _missing(v))
 
+    @property
+    def counts(self) -> bool:
+        """Whether the column holds counts stored as floats (a transposed table or a column with missing
+        values turns integers into floats): every value whole and one beyond 1, which no fraction is."""
+        present = [v for v in self.values if not _missing(v)]
+        return (self.numeric and bool(present) and all(float(v).is_integer() for v in present)
+                and max(abs(float(v)) for v in present) > 1)
+
     def cells(self, float_format: str) -> list[str]:
+        if self.counts:
+            return ["" if _missing(v) else str(int(v)) for v in self.values]
         return [_cell(v, float_format, self.from_index) for v in self.values]
 
 

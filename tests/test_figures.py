@@ -236,3 +236,13 @@ def test_a_value_that_rounds_to_zero_is_written_without_a_sign(tmp_path):
     _, md, tex = figures.save_table(table, tmp_path / "signs")
     assert [line.strip("| ") for line in md.read_text().splitlines()[2:]] == ["0.0000", "-0.0001", "0.0000", "0.0000"]
     assert r"-0.0000" not in tex.read_text() and "-0.0001" in tex.read_text()
+
+
+def test_counts_stored_as_floats_are_written_as_integers(tmp_path):
+    # a transposed per-tag table: the object counts became floats beside the scores
+    table = pd.DataFrame({"crowd": {"J&F": 0.2197, "objects": 67}, "all": {"J&F": 0.25, "objects": 104}}).T
+    table["changed"] = [0.0, 1.0]  # whole numbers, but fractions (none beyond 1): stay fractions
+    _, md, tex = figures.save_table(table, tmp_path / "per_tag")
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in md.read_text().splitlines()[2:]]
+    assert rows == [["crowd", "0.2197", "67", "0.0000"], ["all", "0.2500", "104", "1.0000"]]
+    assert r"crowd & 0.2197 & 67 & 0.0000 \\" in tex.read_text()
