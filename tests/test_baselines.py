@@ -17,3 +17,14 @@ def test_zero_motion_copies_the_first_mask_and_resumes(tmp_path):
     stamp = written[2].stat().st_mtime_ns
     baselines.zero_motion(tmp_path / "data", tmp_path / "pred", split=None)
     assert written[2].stat().st_mtime_ns == stamp  # complete videos are not rewritten
+
+
+def test_the_decay_curve_counts_what_reaches_each_frame():
+    objects = [{"video": "a", "J-frames": [1.0, 0.8, 0.6]}, {"video": "a", "J-frames": [0.8, 0.6, 0.4]},
+               {"video": "b", "J-frames": [0.5]}]
+    mean_j, count, videos = baselines.decay_curve(objects)
+    np.testing.assert_allclose(mean_j, [(1.0 + 0.8 + 0.5) / 3, 0.7, 0.5])
+    assert count.tolist() == [3, 2, 2] and videos.tolist() == [2, 1, 1]
+    fig = baselines.decay_figure(objects)
+    assert all(float(t).is_integer() for t in fig.axes[1].get_xticks())  # whole frames only
+    assert fig.axes[1].get_ylabel() == "videos"
