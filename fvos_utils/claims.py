@@ -236,15 +236,15 @@ def final_table(comparisons: Mapping[str, Sequence[Comparison]]) -> pd.DataFrame
 
 
 def comparison_table(comparisons: Mapping[str, Sequence[Comparison]]) -> pd.DataFrame:
-    """Every comparison of the run, one row each, grouped by the videos it was scored on (split, count):
-    chapter, claim, treatment, baseline (each row names its own), J&F of both, dJ&F, its interval and what
-    the interval says. Shown in chapter 07."""
-    rows = [{"scored on": f"{c.videos} {_SPLIT_WORDS.get(c.split, c.split)} videos", "chapter": chapter[:2],
+    """Every comparison of the run, one row each in chapter order, grouped by the videos it was scored on
+    (split, count): the claim it tests, treatment, baseline (each row names its own), J&F of both, dJ&F,
+    its interval and what the interval says. Shown in chapter 07."""
+    rows = [{"scored on": f"{c.videos} {_SPLIT_WORDS.get(c.split, c.split)} videos",
              "claim": CLAIMS_BY_KEY[c.claim].label if c.claim else "", "treatment": c.treatment, "baseline": c.baseline,
              "J&F": c.j_and_f, "baseline J&F": c.baseline_j_and_f, "dJ&F": c.delta, "CI low": c.ci_low,
              "CI high": c.ci_high, "interval": _interval_words(c)}
-            for chapter, found in comparisons.items() for c in found]
-    table = pd.DataFrame(rows, columns=["scored on", "chapter", "claim", "treatment", "baseline", "J&F", "baseline J&F",
+            for found in comparisons.values() for c in found]
+    table = pd.DataFrame(rows, columns=["scored on", "claim", "treatment", "baseline", "J&F", "baseline J&F",
                                         "dJ&F", "CI low", "CI high", "interval"])
     return table.sort_values("scored on", kind="stable").reset_index(drop=True)
 

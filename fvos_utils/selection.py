@@ -246,6 +246,7 @@ def plot_epoch_scores(ax, scores_by_stage: dict[int, Sequence[dict]], *, baselin
     ``baseline``: a horizontal line (e.g. zero motion); ``reference``: another (e.g. the start model);
     ``intervals``: :func:`epoch_table`, whose 95% interval of each epoch's change from the starting model is
     drawn as an error bar around the epoch's J&F (a bar clear of the dashed line: a change beyond noise).
+    The legend sits below the axes, one entry per series.
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -258,13 +259,12 @@ def plot_epoch_scores(ax, scores_by_stage: dict[int, Sequence[dict]], *, baselin
         if intervals is not None:
             rows = intervals.loc[[(stage, s["epoch"]) for s in scores]]
             error = [rows["dJ&F"] - rows["CI low"], rows["CI high"] - rows["dJ&F"]]
-            ax.errorbar(x, y, yerr=np.asarray(error, dtype=float), marker="o", capsize=3,
-                        label=f"stage {stage} (bars: 95% CI of the change from the starting model)")
+            ax.errorbar(x, y, yerr=np.asarray(error, dtype=float), marker="o", capsize=3, label=f"stage {stage}")
         else:
             ax.plot(x, y, marker="o", label=f"stage {stage}")
         best = select_best(scores)
-        ax.scatter([offset + best["epoch"]], [best["J&F"]], s=160, facecolors="none", edgecolors="k",
-                   zorder=3, label=f"best of stage {stage}: epoch {best['epoch']} ({best['J&F']:.3f})")
+        ax.scatter([offset + best["epoch"]], [best["J&F"]], s=160, facecolors="none", edgecolors="k", zorder=3,
+                   label="best epoch of its stage" if offset == 0 else None)
         offset = x[-1]
     if reference is not None:
         ax.axhline(reference, color="0.4", linestyle="--", label=f"starting model ({reference:.3f})")
@@ -272,8 +272,10 @@ def plot_epoch_scores(ax, scores_by_stage: dict[int, Sequence[dict]], *, baselin
         ax.axhline(baseline, color="0.6", linestyle=":", label=f"zero-motion baseline ({baseline:.3f})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch (stage 2 continues after stage 1)")
-    ax.set_ylabel("J&F")
-    ax.legend(fontsize="small")
+    ax.set_ylabel("J&F on valid")
+    if intervals is not None:
+        ax.set_title("bars: 95% CI of each epoch's change from the starting model", fontsize="small")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2, frameon=False)
 
 
 # ------------------------------------------------------------------------------- memory sigmoid

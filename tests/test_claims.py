@@ -78,6 +78,10 @@ def test_the_scorecard_reads_the_records_back_and_marks_untested_claims(kit_root
     assert card.loc["(8) The whole recipe beats the starting model", "verdict"] == claims.NOT_RUN
     assert "It costs 6.9x the compute" in claims.conclusion("r", "06_multiscale_fusion")
     assert claims.final_table(claims.read_run("r")).empty  # no recipe on test recorded
+    every = claims.comparison_table(claims.read_run("r"))
+    assert every[["scored on", "claim", "baseline", "interval"]].values.tolist() == [
+        ["6 held-out test videos", "1", "the starting model", "below 0"],
+        ["6 valid videos", "6", "the best single scale, 1.75", "within noise"]]
 
 
 def test_final_numbers_pair_the_recipe_with_the_starting_model_and_the_picked_weights():

@@ -309,3 +309,15 @@ def test_the_sigmoid_heatmap_colours_the_change_from_the_default_on_a_fixed_mini
     image = selection.plot_sigmoid_grid(ax, grid, [10.0, 20.0], [-15.0, -10.0])
     assert image.get_clim() == pytest.approx((-0.1, 0.1))
     plt.close(fig)
+
+
+def test_the_epoch_plot_has_one_legend_entry_per_series():
+    import matplotlib.pyplot as plt
+
+    scores = {1: [{"epoch": e, "J&F": j} for e, j in ((1, 0.5), (2, 0.6))], 2: [{"epoch": 1, "J&F": 0.55}]}
+    fig, ax = plt.subplots()
+    selection.plot_epoch_scores(ax, scores, baseline=0.2, reference=0.58)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["stage 1", "best epoch of its stage", "stage 2", "starting model (0.580)",
+                      "zero-motion baseline (0.200)"]
+    plt.close(fig)
