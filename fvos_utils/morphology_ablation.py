@@ -35,6 +35,10 @@ from .scoring import delta_summary, object_deltas, score_folder, summary
 KERNEL_SIZES = (0, 1, 2, 3, 5, 7, 9)
 
 
+#: the shape column of ``expand_labels`` rows: it grows by a distance, with no kernel shape
+NO_SHAPE = "-"
+
+
 def gap_filling_table(results: Mapping[GapFilling, dict], *, baseline: GapFilling = GapFilling(),
                       tag: str | None = "touching") -> pd.DataFrame:
     """One row per variant: J&F, J, F (and J&F on videos with ``tag``), the change of J&F from
@@ -42,13 +46,15 @@ def gap_filling_table(results: Mapping[GapFilling, dict], *, baseline: GapFillin
     :func:`fvos_utils.evaluate.paired_difference`), and how many objects got better / worse
     (:func:`delta_summary`).
 
-    Indexed by ``(method, shape, kernel)``, in the order of ``results``.
+    Indexed by ``(method, shape, kernel)``, in the order of ``results`` (``expand_labels`` rows have the
+    shape :data:`NO_SHAPE`).
     """
     if baseline not in results:
         raise ValueError(f"the baseline {baseline.name} is not among the results")
     rows = []
     for variant, result in results.items():
-        row = {"method": variant.method, "shape": variant.shape, "kernel": variant.kernel,
+        row = {"method": variant.method, "shape": NO_SHAPE if variant.method == "expand_labels" else variant.shape,
+               "kernel": variant.kernel,
                **summary(result, tag=tag)}
         row.update(paired_difference(results[baseline], result).row())
         deltas = delta_summary(object_deltas(results[baseline], result))
@@ -90,7 +96,7 @@ def kernel_figure(table: pd.DataFrame, results: Mapping[GapFilling, dict], basel
         raise ValueError(f"table has no column {missing} (columns: {list(table.columns)})")
     if baseline not in results:
         raise ValueError(f"the baseline {baseline.name} is not among the results")
-    fig, (by_jf, by_contact, per_object) = plt.subplots(1, 3, figsize=(11, 3.6))
+    fig, (by_jf, by_contact, per_object) = plt.subplots(1, 3, figsize=(12.5, 4.4))
     series = list(table.groupby(level=["method", "shape"], sort=False))
     shifts = np.linspace(-SERIES_SPREAD / 2, SERIES_SPREAD / 2, len(series)) if len(series) > 1 else [0.0]
     method_colours = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(m for (m, _), _ in series))}
@@ -106,6 +112,9 @@ def kernel_figure(table: pd.DataFrame, results: Mapping[GapFilling, dict], basel
             by_jf.errorbar(x, rows["J&F"], yerr=[below, above], fmt="none", ecolor=style["color"], elinewidth=0.8,
                            capsize=2, alpha=0.7)
         by_contact.plot(x, rows["contact as gap"], **style)
+    none = table.loc[(baseline.method, baseline.shape, baseline.kernel)]
+    for ax, column in ((by_jf, "J&F"), (by_contact, "contact as gap")):
+        ax.axhline(none[column], color="0.3", linestyle=":", linewidth=1, label="no filling")
     by_jf.set_ylabel("J&F (bars: 95% CI of the change from no filling)")
     by_contact.set_ylabel("share of contact pixels left as background")
     for ax, title in ((by_jf, "J&F of each setting"), (by_contact, "true contact line left as a gap")):
@@ -123,12 +132,12 @@ def kernel_figure(table: pd.DataFrame, results: Mapping[GapFilling, dict], basel
     per_object.set_xticks(range(len(paper_square)), [f"k {v.kernel}" for v in paper_square])
     per_object.set_ylabel("change per object from no filling")
     per_object.set_title("paper rule, square kernel: per object", fontsize=9)
-    per_object.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    fig.tight_layout(rect=(0, 0.13, 1, 1))
-    by_jf.legend(fontsize="x-small", ncol=min(len(series), 5), frameon=False,
+    per_object.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    fig.tight_layout(rect=(0, 0.2, 1, 1))
+    by_jf.legend(fontsize="small", ncol=min(len(series) + 1, 4), frameon=False,
                  loc="upper left", bbox_to_anchor=(0, -0.2),
                  title=f"setting (series shifted along k by up to ±{SERIES_SPREAD / 2:g} px so that equal values "
-                       "stay visible)", title_fontsize="x-small")
+                       "stay visible)", title_fontsize="small")
     return fig
 
 
