@@ -187,8 +187,8 @@ def fusion_figure(pass_table: pd.DataFrame, table: pd.DataFrame, results: Mappin
     Left: the J&F of every single pass against its scale, one line per transform (each its own marker
     and line style, so equal scores stay visible), and as horizontal lines the :func:`largest_set`
     fused without transforms, by hard and by soft voting (where ``results`` has them). Right: the J&F
-    of every fused variant without gap filling against its model passes per frame; colour: transform
-    set, marker: voting; each point labelled with its scale set (points at the same place share a label;
+    of every fused variant without gap filling against its model passes per frame; colour: voting (hard
+    left of the tick, soft right), marker: transform set; each hard point labelled with its scale set (points at the same place share a label;
     labels never overlap, see :func:`fvos_utils.figures.label_points`).
 
     Args:
@@ -226,23 +226,26 @@ def fusion_figure(pass_table: pd.DataFrame, table: pd.DataFrame, results: Mappin
     plain = table.xs("none", level="filling")
     plain = plain[plain.index.get_level_values("fusion") != "single"]
     labels = []
+    voting_colours = {"hard": "C0", "soft": "C3"}
     for i, transform_set in enumerate(dict.fromkeys(plain.index.get_level_values("transforms"))):
-        for fusion_method, marker in (("hard", "o"), ("soft", "s")):
+        for fusion_method, colour in voting_colours.items():
             rows = plain[(plain.index.get_level_values("transforms") == transform_set)
                          & (plain.index.get_level_values("fusion") == fusion_method)]
             if rows.empty:
                 continue
-            by_cost.plot(rows["passes"], rows["J&F"], marker=marker, linestyle="none", color=f"C{i}",
-                         markerfacecolor="none" if fusion_method == "soft" else f"C{i}", markersize=6,
+            shift = -0.12 if fusion_method == "hard" else 0.12  # hard and soft of one set side by side
+            by_cost.plot(rows["passes"] + shift, rows["J&F"], marker="osD^v"[i % 5], linestyle="none", color=colour,
+                         markerfacecolor="none" if i else colour, markersize=6,
                          label=f"{fusion_method} voting, transforms {transform_set}")
             if "CI low" in rows.columns:  # the 95% interval of each variant's change from scale 1, around its J&F
-                by_cost.errorbar(rows["passes"], rows["J&F"], yerr=[rows["dJ&F"] - rows["CI low"],
-                                                                    rows["CI high"] - rows["dJ&F"]],
-                                 fmt="none", ecolor=f"C{i}", elinewidth=0.8, capsize=2, alpha=0.7)
-            labels += [(row["passes"], row["J&F"], scales) for (scales, _, _), row in rows.iterrows()]
+                by_cost.errorbar(rows["passes"] + shift, rows["J&F"], yerr=[rows["dJ&F"] - rows["CI low"],
+                                                                            rows["CI high"] - rows["dJ&F"]],
+                                 fmt="none", ecolor=colour, elinewidth=0.8, capsize=2, alpha=0.7)
+            if fusion_method == "hard":  # one label per scale set: its soft point stands beside it
+                labels += [(row["passes"] + shift, row["J&F"], scales) for (scales, _, _), row in rows.iterrows()]
     by_cost.set_xlabel("model passes per frame")
-    by_cost.set_title("fused, no gap filling (labels: scale sets; bars: 95% CI of the change from scale 1)",
-                      fontsize=8)
+    by_cost.set_title("fused, no gap filling (labels: scale sets, hard left, soft right;\n"
+                      "bars: 95% CI of the change from scale 1)", fontsize=8)
     by_cost.margins(x=0.12, y=0.15)  # room for the labels of the outermost points
     for ax in (by_scale, by_cost):
         ax.set_ylabel("J&F")

@@ -232,6 +232,9 @@ def test_fusion_figure_labels_every_scale_set_without_overlaps():
         assert "low3, wide3" in shown  # the same place: one label
         assert {name for text in shown for name in text.split(", ")} == set(scale_sets)  # none left out
         assert "lack of room" not in by_cost.get_title()
+        colours = {line.get_label(): line.get_color() for line in by_cost.get_lines() if "voting" in line.get_label()}
+        assert colours["hard voting, transforms identity"] != colours["soft voting, transforms identity"]
+        assert colours["hard voting, transforms identity"] == colours["hard voting, transforms hflip"]
         single = [line for line in by_scale.get_lines() if line.get_label().startswith("single pass")]
         assert len(single) == 2 and np.array_equal(single[0].get_ydata(), single[1].get_ydata())
         assert single[0].get_marker() != single[1].get_marker()
