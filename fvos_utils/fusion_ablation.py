@@ -310,13 +310,18 @@ def cost_table(results: Mapping[FusionVariant, dict], pass_runs: Mapping[Pass, d
                scale_sets: Mapping[str, Sequence[float]], transform_sets: Mapping[str, Sequence[str]]) -> pd.DataFrame:
     """:func:`fvos_utils.fusion.cost_report` with the measured seconds of ``pass_runs``
     (:func:`fvos_utils.recipe.run_passes`), and the J&F of hard and soft voting without gap filling
-    where ``results`` scored it (an empty cell where not)."""
+    where ``results`` scored it (an empty cell where not); headers in words (:data:`COST_HEADERS`)."""
     report = fusion.cost_report(scale_sets, transform_sets, seconds_per_pass=seconds_per_scale(pass_runs))
     for row in report:
         for method in FUSIONS:
             scored = results.get(FusionVariant(row["scales"], row["transforms"], method))
             row[f"J&F {method}"] = scored["global"]["J&F"] if scored is not None else None
-    return pd.DataFrame(report).set_index(["scales", "transforms"])
+    return pd.DataFrame(report).set_index(["scales", "transforms"]).rename(columns=COST_HEADERS)
+
+
+#: the cost table's headers in words (:func:`fvos_utils.fusion.cost_report` keys them for code)
+COST_HEADERS = {"n_scales": "scales fused", "n_transforms": "transforms", "model_passes": "model passes",
+                "seconds_per_frame": "s per frame"}
 
 
 def best_variant(results: Mapping[FusionVariant, dict], *, filling: str = "none") -> FusionVariant:

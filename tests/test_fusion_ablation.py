@@ -193,8 +193,9 @@ def test_fusion_and_cost_tables():
     without_reference = fusion_ablation.fusion_table(results, scale_sets=SCALE_SETS, transform_sets=TRANSFORM_SETS)
     assert "dJ&F" not in without_reference.columns
     cost = fusion_ablation.cost_table(results, runs, scale_sets=SCALE_SETS, transform_sets=TRANSFORM_SETS)
-    assert cost.loc[("two", "hflip"), "seconds_per_frame"] == pytest.approx((0.2 + 0.6) * 2)
-    assert cost.loc[("one", "identity"), "seconds_per_frame"] == pytest.approx(0.2)
+    assert cost.loc[("two", "hflip"), "s per frame"] == pytest.approx((0.2 + 0.6) * 2)
+    assert cost.loc[("one", "identity"), "s per frame"] == pytest.approx(0.2)
+    assert cost.loc[("two", "hflip"), "model passes"] == 4 and "seconds_per_frame" not in cost.columns
     assert cost.loc[("two", "hflip"), "J&F hard"] == pytest.approx(0.15)  # filling "none" only
     assert cost.loc[("two", "hflip"), "J&F soft"] == pytest.approx(0.2)
     assert pd.isna(cost.loc[("one", "identity"), "J&F hard"])
