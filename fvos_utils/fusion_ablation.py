@@ -320,7 +320,7 @@ def cost_table(results: Mapping[FusionVariant, dict], pass_runs: Mapping[Pass, d
 
 
 #: the cost table's headers in words (:func:`fvos_utils.fusion.cost_report` keys them for code)
-COST_HEADERS = {"n_scales": "scales fused", "n_transforms": "transforms", "model_passes": "model passes",
+COST_HEADERS = {"n_scales": "number of scales", "n_transforms": "number of transforms", "model_passes": "model passes",
                 "seconds_per_frame": "s per frame"}
 
 
