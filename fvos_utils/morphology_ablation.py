@@ -261,10 +261,27 @@ def zoomed_crops(rgb: np.ndarray, label_maps: Sequence[np.ndarray], crops: Seque
             for rows, cols in crops]
 
 
+#: the colour that marks, in the filled columns of :func:`meeting_crops_figure`, a pixel the filling changed
+CHANGED_COLOUR = (255, 230, 0)
+
+
+def mark_changed(cell: np.ndarray, changed: np.ndarray, zoom: int) -> np.ndarray:
+    """A zoomed crop (``(h * zoom, w * zoom, 3) uint8``) with a dot of :data:`CHANGED_COLOUR` in the middle of
+    every pixel where ``changed`` (``(h, w) bool``) holds, so that what a kernel filled stays visible beside
+    the object colours."""
+    out = cell.copy()
+    inner = slice(zoom // 4, zoom - zoom // 4) if zoom > 2 else slice(0, zoom)
+    dots = np.zeros((zoom, zoom), bool)
+    dots[inner, inner] = True
+    out[np.kron(changed, dots).astype(bool)] = CHANGED_COLOUR
+    return out
+
+
 def meeting_crops_figure(rgb: np.ndarray, pred_maps: Sequence[np.ndarray], labels: Sequence[str], *,
                          title: str, truth: np.ndarray | None = None, n_crops: int = 3, size: int = 40,
                          zoom: int = 4):
-    """The Figure-2-style panel: crops where gap filling changed where objects meet, one column per map.
+    """The Figure-2-style panel: crops where gap filling changed where objects meet, one column per map,
+    each pixel a filling changed marked with a yellow dot, and a key of the object colours.
 
     Args:
         rgb: ``(H, W, 3) uint8`` frame. pred_maps: ``(H, W)`` label maps, first without filling, last with the
@@ -273,15 +290,29 @@ def meeting_crops_figure(rgb: np.ndarray, pred_maps: Sequence[np.ndarray], label
     Returns:
         ``(figure, [(y, x) corner of each crop])``, or ``(None, [])`` when no gap was filled.
     """
+    from matplotlib.patches import Patch
+
+    from .io import davis_palette
+
     crops = postprocess.meeting_crops(pred_maps[0], pred_maps[-1], size=size, max_crops=n_crops)
     if not crops:
         return None, []
     maps, labels = list(pred_maps), list(labels)
     if truth is not None:
         maps, labels = [truth, *maps], ["ground truth", *labels]
-    fig = frame_grid(zoomed_crops(rgb, maps, crops, zoom=zoom), col_labels=labels, cell_width=1.7,
-                     row_labels=[f"y {r.start}, x {c.start}" for r, c in crops])
-    fig.suptitle(title, fontsize=9, y=1.02)
+    first = len(maps) - len(pred_maps)  # the column of the prediction without filling
+    rows = zoomed_crops(rgb, maps, crops, zoom=zoom)
+    for row, (r, c) in zip(rows, crops):
+        for k in range(first + 1, len(maps)):
+            row[k] = mark_changed(row[k], maps[k][r, c] != maps[first][r, c], zoom)
+    fig = frame_grid(rows, col_labels=labels, cell_width=1.7, row_labels=[f"crop {i + 1}" for i in range(len(crops))])
+    fig.suptitle(title, fontsize=9, y=1.1)
+    shown = sorted({int(v) for m in maps for r, c in crops for v in np.unique(m[r, c]) if v not in (0, VOID_LABEL)})
+    palette = davis_palette()
+    key = [Patch(color=palette[v] / 255, label=f"object {v}") for v in shown]
+    key.append(Patch(color=np.array(CHANGED_COLOUR) / 255, label="pixel changed by the filling"))
+    fig.legend(handles=key, loc="lower center", ncol=len(key), fontsize="small", frameon=False,
+               bbox_to_anchor=(0.5, -0.08))
     return fig, [(int(r.start), int(c.start)) for r, c in crops]
 
 

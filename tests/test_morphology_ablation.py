@@ -165,6 +165,13 @@ def test_meeting_crops_figure_crops_where_filling_changed_the_maps():
     y, x = corners[0]
     assert y <= 10 + 19 and x <= 29 < x + 40  # the crop holds the filled gap
     assert [ax.get_title() for ax in fig.axes[:3]] == ["ground truth", "k 0", "k 3"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["object 1", "object 2", "pixel changed by the filling"]
+    # the filled gap is marked in the k 3 column only: dots of the marking colour where after != before
+    marked = [np.all(ax.get_images()[0].get_array() == morphology_ablation.CHANGED_COLOUR, axis=-1) for ax in fig.axes[:3]]
+    assert not marked[0].any() and not marked[1].any()
+    changed = (after != before)[y:y + 40, x:x + 40]
+    assert marked[2].reshape(40, 4, 40, 4).any(axis=(1, 3)).tolist() == changed.tolist()
+    plt.close(fig)
     assert morphology_ablation.meeting_crops_figure(rgb, [before, before], ["a", "b"], title="t") == (None, [])
 
 
