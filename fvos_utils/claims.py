@@ -324,3 +324,39 @@ def conclusion(run: str, chapter: str) -> str:
     if not found and not pick:
         lines.append("This chapter recorded no comparison in this run.")
     return "\n".join(lines)
+
+
+#: marker colours of the verdicts in :func:`scorecard_figure`
+VERDICT_COLOURS = {SUPPORTED: "#1b7837", CONTRADICTED: "#b2182b", NOT_RESOLVED: "0.45"}
+
+
+def scorecard_figure(card: pd.DataFrame, *, title: str = "The paper's claims on this run"):
+    """The scorecard as a forest plot: one row per claim, its dJ&F with the 95% interval against a line at 0,
+    coloured by verdict; a claim not run says so in place of a point. ``card``: :func:`scorecard`.
+    Shown in chapter 07."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(card) + 1.4))
+    ax.axvline(0, color="0.6", linewidth=0.8)
+    rows = card.to_dict(orient="records")
+    tested = [r for r in rows if r["verdict"] != NOT_RUN]
+    reach = max([abs(r[end]) for r in tested for end in ("CI low", "CI high")] + [0.01]) * 1.15
+    for y, row in enumerate(rows):
+        if row["verdict"] == NOT_RUN:
+            ax.text(0, y, "not run", ha="center", va="center", fontsize="small", color="0.45",
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+            continue
+        ax.errorbar(row["dJ&F"], y, xerr=[[row["dJ&F"] - row["CI low"]], [row["CI high"] - row["dJ&F"]]], fmt="o",
+                    color=VERDICT_COLOURS[row["verdict"]], capsize=3)
+    ax.set_yticks(range(len(rows)), [f"{r['claim']}\nvs {r['baseline']}; {r['split']}, {r['videos']} videos"
+                                     if r["verdict"] != NOT_RUN else r["claim"] for r in rows], fontsize="small")
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # the first claim on top
+    ax.set_xlim(-reach, reach)
+    ax.set_xlabel("dJ&F, the change from the claim's baseline (95% CI)")
+    ax.set_title(title, fontsize="medium")
+    key = [Line2D([], [], marker="o", linestyle="none", color=colour, label=verdict)
+           for verdict, colour in VERDICT_COLOURS.items()]
+    fig.legend(handles=key, loc="lower center", ncol=3, frameon=False, fontsize="small")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig

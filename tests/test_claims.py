@@ -131,3 +131,20 @@ def test_when_doing_nothing_wins_every_choice_the_recipe_does_nothing(kit_root, 
     assert labels == tmp_path / "work2" / "fused"
     assert sorted(p.name for p in (tmp_path / "work2" / "filled").iterdir()) == [
         "scale1-identity", "scale1.375-identity", "scale1.75-identity"]
+
+
+def test_the_scorecard_figure_draws_each_tested_claim_in_its_verdict_colour(kit_root):
+    import matplotlib.pyplot as plt
+
+    claims.record("r", "05_morphology_ablation", [
+        claims.compare("fill", "square kernel 2", _objects(BELOW), "no filling", _objects(BASE), split="valid"),
+        claims.compare("kernel2", "square kernel 2", _objects(ACROSS), "square kernel 3", _objects(BASE), split="valid")])
+    card = claims.scorecard(claims.read_run("r"))
+    fig = claims.scorecard_figure(card)
+    ax = fig.axes[0]
+    points = {bars.lines[0].get_ydata()[0]: bars.lines[0].get_color() for bars in ax.containers}
+    rows = card["claim"].tolist()
+    assert points == {rows.index("(4) Gap filling with a square kernel of 2 beats no filling"): claims.VERDICT_COLOURS[claims.CONTRADICTED],
+                      rows.index("(5) A kernel of 2 is the best kernel size"): claims.VERDICT_COLOURS[claims.NOT_RESOLVED]}
+    assert sum(t.get_text() == "not run" for t in ax.texts) == len(rows) - 2
+    plt.close(fig)
