@@ -277,12 +277,20 @@ def test_chapter_06_records_what_the_evaluator_said():
     assert metrics["best_fused"] == {"variant": max(plain, key=plain.get), "J&F": max(plain.values())}
     assert checked_outputs(executed) == [f"single pass (scale1-identity) J&F {first:.4f}; best fused: "
                                          f"{metrics['best_fused']['variant']} J&F {metrics['best_fused']['J&F']:.4f}\n"]
-    # the recipe's scale set: the best of each set's passes filled, then hard-voted without transforms
-    recipe_order = {fusion_ablation.FusionVariant(s, "identity", "hard", "before").name: s for s in ("single", "low3")}
-    best = max(recipe_order, key=lambda name: metrics["fused"][name]["J&F"])
-    assert metrics["scale_set"] == {"name": recipe_order[best], "scales": list(fusion.SCALE_SETS[recipe_order[best]]),
-                                    "J&F": metrics["fused"][best]["J&F"]}
+    # the recipe's scales: the best of every single scale (each pass filled) and of each set of several
+    # (its passes filled, then hard-voted without transforms); a single scale wins a tie
+    candidates = {f"scale{recipe.Pass.from_name(name).scale:g}": s["J&F"] for name, s in metrics["single_scales"].items()}
+    assert sorted(candidates) == ["scale1", "scale1.125", "scale1.25"]
+    candidates["low3"] = metrics["fused"][fusion_ablation.FusionVariant("low3", "identity", "hard", "before").name]["J&F"]
+    best = max(candidates.values())
+    assert metrics["scale_set"]["J&F"] == best
+    assert metrics["scale_set"]["name"] == [name for name, jf in candidates.items() if jf == best][0]
     assert read_json(chapter / "best_scales.json") == metrics["scale_set"]
+    recorded = {c["claim"]: c for c in read_json(chapter / "comparisons.json")}
+    assert recorded["fusion"]["J&F"] == candidates["low3"] and recorded["fusion"]["chosen_here"]
+    assert recorded["fusion"]["baseline_j_and_f"] == max(v for k, v in candidates.items() if k != "low3")
+    assert recorded["transforms"]["treatment"] == "low3 with transforms hflip"  # claim 7: flips ran
+    assert executed.cells[-1].outputs[0]["data"]["text/markdown"].startswith("## What this run shows")
     for figure in ("fusion_ablation", "fill_order"):
         assert (chapter / f"{figure}.png").stat().st_size > 10_000 and (chapter / f"{figure}.pdf").is_file()
 
