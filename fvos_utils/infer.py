@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from . import models, transforms
+from . import locks, models, transforms
 from . import probs as probs_format
 from .io import DataError, MAX_OBJECT_ID, VOID_LABEL, VOSDataset, Video, atomic_dir, file_in_the_way, mask_size, \
     read_frame, read_json, read_list_file, remove_dir, write_json, write_mask
@@ -506,8 +506,10 @@ def run_dataset(predictor, data_root: str | os.PathLike, out_dir: str | os.PathL
     names, frame size, annotated frames). A video is done when its record matches this run and its files
     are there; done videos are skipped unless ``overwrite``, which redoes every video. Without
     ``overwrite``, a folder holding any video recorded with other settings (or, for this run's videos,
-    other data) is a DataError, raised before anything is written. Hidden temporary files a killed run
-    left in the output folders are removed first. Under torchrun, rank r takes videos r, r + world_size, ...
+    other data) is a DataError, raised before anything is written. The run holds the output folders'
+    locks (:func:`fvos_utils.locks.exclusive`; its torchrun ranks share them): a second run into them is
+    refused, so the hidden temporary files in them, removed first, are what killed runs left. Under
+    torchrun, rank r takes videos r, r + world_size, ...
 
     Returns:
         ``{"videos", "done", "skipped", "frames", "seconds"}`` for this process, and the same summed
@@ -521,7 +523,8 @@ def run_dataset(predictor, data_root: str | os.PathLike, out_dir: str | os.PathL
     out_dir = resolve(out_dir)
     probs_folder = resolve(probs_dir) if probs_dir is not None else out_dir
     settings = _settings(model, weights, predictor, mode, merge, transform, save_probs)
-    with _process_group() as (rank, world):
+    with _process_group() as (rank, world), locks.exclusive(out_dir), \
+            locks.exclusive(probs_folder) if save_probs else contextlib.nullcontext():
         _output_folder(out_dir)
         if save_probs:
             _output_folder(probs_folder)

@@ -134,11 +134,16 @@ def add_folder_output_options(parser) -> None:
 
 
 def run_folder_command(parser, args, write) -> int:
-    """Check ``args.out`` (:func:`check_output_dir`), then ``write(progress)`` -> the folder written. Bad input
-    (a DataError or other ValueError, an OSError) is one error line naming the file, exit status 2."""
+    """Check ``args.out`` (:func:`check_output_dir`), then ``write(progress)`` -> the folder written, holding the
+    output's lock throughout (:func:`fvos_utils.locks.exclusive`: a second writer of the same folder is
+    refused). Bad input (a DataError or other ValueError, an OSError) is one error line naming the file, exit
+    status 2."""
+    from .locks import exclusive
+
     try:
-        check_output_dir(args.out, overwrite=args.overwrite)
-        written = write(not args.no_progress)
+        with exclusive(args.out):
+            check_output_dir(args.out, overwrite=args.overwrite)
+            written = write(not args.no_progress)
     except (ValueError, OSError) as err:  # DataError is a ValueError
         parser.exit(2, f"error: {err}\n")
     print(f"wrote {written}")

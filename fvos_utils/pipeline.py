@@ -29,7 +29,8 @@ A chapter runs into ``<chapter>.running.ipynb``, which becomes ``<chapter>.ipynb
 ``<chapter>.failed.ipynb`` otherwise: the last good executed notebook is never overwritten by a failed
 attempt. A failure stops the chain with a message naming that notebook, the cell (its index there and its
 first line) and the error; the chapter and every later one then count as not current (state and
-``manifest.json``), earlier chapters' outputs stay as they are.
+``manifest.json``), earlier chapters' outputs stay as they are. One pipeline runs a run at a time: a second
+one of the same run is refused, naming the first (:mod:`fvos_utils.locks`).
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ from pathlib import Path
 
 import yaml
 
-from . import io, paths, provenance
+from . import io, locks, paths, provenance
 from .chapter import METRICS_FILE
 
 #: The kit's chapters in the order they run (notebooks/<name>.ipynb).
@@ -301,68 +302,69 @@ def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: l
                 raise PipelineError(f"--only {name}: not a chapter of {params['path']} ({', '.join(chapters)})")
         chapters = [c for c in chapters if c in only]
     run_dir = paths.outputs_dir(params["run"])
-    state_path = run_dir / STATE_FILE
-    state = io.read_json(state_path) if state_path.is_file() else {}
-    manifest = {
-        "params_file": str(params["path"]),
-        "run": params["run"],
-        "common": params["common"],
-        "chapters": {},
-        "device": _device(),
-        "environment": provenance.environment(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    folders: dict[Path, str] = {}
-    rerun_from_here = force
-    bar = tqdm(chapters, desc=f"pipeline {params['run']}", unit="chapter")
-    for chapter in bar:
-        bar.set_postfix_str(chapter)
-        parameters = chapter_parameters(params, chapter, force=force)
-        previous = state.get(chapter, {})
-        if (not rerun_from_here and previous.get("fingerprint") == _fingerprint(chapter, parameters, folders)
-                and _outputs_intact(run_dir, chapter, previous.get("outputs"))):
-            manifest["chapters"][chapter] = {**previous, "skipped": True, "status": "current"}
-            continue
-        rerun_from_here = True
-        # from here on this chapter's outputs change, and later chapters read them: none of them is current
-        for later in CHAPTERS[CHAPTERS.index(chapter):]:
-            state.pop(later, None)
-        io.write_json(state_path, state)
-        executed = run_dir / f"{chapter}.ipynb"
-        attempt, failed = run_dir / f"{chapter}.running.ipynb", run_dir / f"{chapter}.failed.ipynb"
-        manifest["chapters"][chapter] = {"skipped": False, "status": "running", "notebook": str(attempt)}
-        io.write_json(run_dir / MANIFEST_FILE, manifest)
-        start = time.perf_counter()
-        try:
-            papermill.execute_notebook(str(notebook_path(chapter)), str(attempt), parameters=parameters,
-                                       kernel_name=kernel_name, cwd=str(paths.project_root()),
-                                       progress_bar=False)
-        except BaseException as err:  # a failure or an interrupt: the attempt is kept apart from the last good run
-            if attempt.is_file():
-                os.replace(attempt, failed)
-            error = f"{err.ename}: {err.evalue}" if isinstance(err, papermill.PapermillExecutionError) else repr(err)
-            manifest["chapters"][chapter] = {"skipped": False, "status": "failed", "notebook": str(failed),
-                                             "error": error}
+    with locks.exclusive(run_dir):  # one pipeline per run: a second is refused, naming this one
+        state_path = run_dir / STATE_FILE
+        state = io.read_json(state_path) if state_path.is_file() else {}
+        manifest = {
+            "params_file": str(params["path"]),
+            "run": params["run"],
+            "common": params["common"],
+            "chapters": {},
+            "device": _device(),
+            "environment": provenance.environment(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        folders: dict[Path, str] = {}
+        rerun_from_here = force
+        bar = tqdm(chapters, desc=f"pipeline {params['run']}", unit="chapter")
+        for chapter in bar:
+            bar.set_postfix_str(chapter)
+            parameters = chapter_parameters(params, chapter, force=force)
+            previous = state.get(chapter, {})
+            if (not rerun_from_here and previous.get("fingerprint") == _fingerprint(chapter, parameters, folders)
+                    and _outputs_intact(run_dir, chapter, previous.get("outputs"))):
+                manifest["chapters"][chapter] = {**previous, "skipped": True, "status": "current"}
+                continue
+            rerun_from_here = True
+            # from here on this chapter's outputs change, and later chapters read them: none of them is current
+            for later in CHAPTERS[CHAPTERS.index(chapter):]:
+                state.pop(later, None)
+            io.write_json(state_path, state)
+            executed = run_dir / f"{chapter}.ipynb"
+            attempt, failed = run_dir / f"{chapter}.running.ipynb", run_dir / f"{chapter}.failed.ipynb"
+            manifest["chapters"][chapter] = {"skipped": False, "status": "running", "notebook": str(attempt)}
             io.write_json(run_dir / MANIFEST_FILE, manifest)
-            if not isinstance(err, papermill.PapermillExecutionError):
-                raise
-            cell = _failed_cell(failed)
-            where = f"cell {cell[0]} (`{cell[1]}`)" if cell else "a cell"
-            kept = f"\n  its last successful notebook is unchanged at {executed}" if executed.is_file() else ""
-            raise PipelineError(
-                f"chapter {chapter} failed in {where} of {failed}: {error}{kept}\n"
-                f"  earlier chapters' outputs in {run_dir} are intact") from None
-        os.replace(attempt, executed)
-        failed.unlink(missing_ok=True)
-        seconds = round(time.perf_counter() - start, 2)
-        folders.clear()  # the chapter may have written into folders that parameters name (chapter 00: data_root)
-        state[chapter] = {"fingerprint": _fingerprint(chapter, parameters, folders), "seconds": seconds,
-                          "parameters": parameters, "notebook": str(executed), "outputs": _outputs(run_dir, chapter)}
-        io.write_json(state_path, state)
-        manifest["chapters"][chapter] = {**state[chapter], "skipped": False, "status": "done"}
-    manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    io.write_json(run_dir / MANIFEST_FILE, manifest)
-    return manifest
+            start = time.perf_counter()
+            try:
+                papermill.execute_notebook(str(notebook_path(chapter)), str(attempt), parameters=parameters,
+                                           kernel_name=kernel_name, cwd=str(paths.project_root()),
+                                           progress_bar=False)
+            except BaseException as err:  # a failure or an interrupt: the attempt is kept apart from the last good run
+                if attempt.is_file():
+                    os.replace(attempt, failed)
+                error = f"{err.ename}: {err.evalue}" if isinstance(err, papermill.PapermillExecutionError) else repr(err)
+                manifest["chapters"][chapter] = {"skipped": False, "status": "failed", "notebook": str(failed),
+                                                 "error": error}
+                io.write_json(run_dir / MANIFEST_FILE, manifest)
+                if not isinstance(err, papermill.PapermillExecutionError):
+                    raise
+                cell = _failed_cell(failed)
+                where = f"cell {cell[0]} (`{cell[1]}`)" if cell else "a cell"
+                kept = f"\n  its last successful notebook is unchanged at {executed}" if executed.is_file() else ""
+                raise PipelineError(
+                    f"chapter {chapter} failed in {where} of {failed}: {error}{kept}\n"
+                    f"  earlier chapters' outputs in {run_dir} are intact") from None
+            os.replace(attempt, executed)
+            failed.unlink(missing_ok=True)
+            seconds = round(time.perf_counter() - start, 2)
+            folders.clear()  # the chapter may have written into folders that parameters name (chapter 00: data_root)
+            state[chapter] = {"fingerprint": _fingerprint(chapter, parameters, folders), "seconds": seconds,
+                              "parameters": parameters, "notebook": str(executed), "outputs": _outputs(run_dir, chapter)}
+            io.write_json(state_path, state)
+            manifest["chapters"][chapter] = {**state[chapter], "skipped": False, "status": "done"}
+        manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        io.write_json(run_dir / MANIFEST_FILE, manifest)
+        return manifest
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -377,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         manifest = run_pipeline(args.params, force=args.force, only=args.only, kernel_name=args.kernel)
-    except PipelineError as err:
+    except (PipelineError, io.DataError) as err:  # a DataError: a file in the way, or the run in use (locks)
         print(f"error: {err}", file=sys.stderr)
         return 1
     run_dir = paths.outputs_dir(manifest["run"])

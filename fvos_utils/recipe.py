@@ -27,7 +27,7 @@ from typing import Sequence
 
 import torch
 
-from . import choices, fusion, infer, models, postprocess, selection
+from . import choices, fusion, infer, locks, models, postprocess, selection
 from .choices import ModelChoice
 from .io import DataError
 from .paths import resolve
@@ -141,13 +141,14 @@ def run_recipe(settings: RecipeSettings, server_root: str | os.PathLike, work_di
     """
     work_dir = resolve(work_dir)
     passes = passes_for(settings.scales)
-    runs = run_passes(settings.choice, server_root, work_dir / "passes", passes, split=split, seed=seed,
-                      device=device, processes=processes, resume=True, progress=progress)
-    filled = [postprocess.fill_variants(runs[p]["folder"], work_dir / "filled" / p.name, [settings.filling],
-                                        from_probs=True, overwrite=True, progress=False)[settings.filling]
-              for p in passes]
-    fuse_folders(filled, work_dir / "fused", "hard")
-    return selection.write_submission(work_dir / "fused", server_root, zip_path, split=split)
+    with locks.exclusive(work_dir):  # one recipe per work folder: a second is refused, naming the first
+        runs = run_passes(settings.choice, server_root, work_dir / "passes", passes, split=split, seed=seed,
+                          device=device, processes=processes, resume=True, progress=progress)
+        filled = [postprocess.fill_variants(runs[p]["folder"], work_dir / "filled" / p.name, [settings.filling],
+                                            from_probs=True, overwrite=True, progress=False)[settings.filling]
+                  for p in passes]
+        fuse_folders(filled, work_dir / "fused", "hard")
+        return selection.write_submission(work_dir / "fused", server_root, zip_path, split=split)
 
 
 # ------------------------------------------------------------------------------------ command line
