@@ -35,12 +35,14 @@ no-op; :class:`KitTrainer` does the last when CUDA is absent.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import difflib
 import json
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 from collections import deque
@@ -54,7 +56,7 @@ from training.model.sam2 import SAM2Train
 from training.trainer import Trainer
 from training.utils.train_utils import register_omegaconf_resolvers
 
-from . import io, paths
+from . import io, locks, paths
 from .models import CONFIG_DIR, RANDOM, DownloadError, get_spec, resolve_checkpoint, save_checkpoint
 
 #: The kit's trainer recipes (hydra configs composing sam2's or the kit's model configs).
@@ -527,10 +529,22 @@ def train_stage(params: dict | str | os.PathLike, stage: int, *, threads: int | 
 
     A stage with ``export: PATH`` also writes its last epoch's weights there in fp16 (:func:`export_weights`).
     With ``cluster:`` set, this returns once the SLURM job is submitted; running it again later resumes
-    or finds the stage finished.
+    or finds the stage finished. One process trains a stage at a time: a second one (or a restart from
+    another shell) is refused, naming the first (:mod:`fvos_utils.locks`).
     """
     params = load_training_params(params) if not isinstance(params, dict) else params
     plan = plan_stage(params, stage)
+    # one writer per stage (:mod:`fvos_utils.locks`); a restart also deletes the later stages: those too
+    with contextlib.ExitStack() as held:
+        for written in STAGES[STAGES.index(stage):] if restart else (stage,):
+            held.enter_context(locks.exclusive(stage_dir(params["run"], written)))
+        return _train_locked_stage(params, plan, threads=threads, restart=restart, progress=progress)
+
+
+def _train_locked_stage(params: dict, plan: StagePlan, *, threads: int | None, restart: bool,
+                        progress: bool) -> Path:
+    """:func:`train_stage` once it holds the stage's lock."""
+    stage = plan.stage
     if restart:
         for later in STAGES[STAGES.index(stage):]:
             io.remove_dir(stage_dir(params["run"], later))
@@ -607,17 +621,27 @@ def _run_trainer(plan: StagePlan, *, threads: int, done: int, progress: bool) ->
                  bar_format="{l_bar}{bar}| {n:.2f}/{total} epochs [{elapsed}<{remaining}{postfix}]",
                  disable=not progress) as bar:
         log.write(f"# {' '.join(command)}\n")
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        for line in proc.stdout:
-            log.write(line)
-            log.flush()
-            tail.append(line)
-            match = _EPOCH_LINE.search(line)
-            if match:
-                epoch, step, iterations = (int(g) for g in match.groups())
-                bar.n = epoch + step / iterations
-                bar.set_postfix_str(f"iteration {step}/{iterations}", refresh=False)
-                bar.refresh()
+        # the trainer shares the stage's lock: should this process die first, the stage stays locked until the
+        # trainer has ended too (start_child_group ends it), so a rerun never meets a trainer still writing
+        lock = locks.held_descriptor(plan.folder)
+        proc = start_child_group(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                 pass_fds=() if lock is None else (lock,))
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                log.flush()
+                tail.append(line)
+                match = _EPOCH_LINE.search(line)
+                if match:
+                    epoch, step, iterations = (int(g) for g in match.groups())
+                    bar.n = epoch + step / iterations
+                    bar.set_postfix_str(f"iteration {step}/{iterations}", refresh=False)
+                    bar.refresh()
+        except BaseException:  # an interrupt or error here: the trainer must not go on writing the stage unlocked
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+            raise
         code = proc.wait()
         bar.n = completed_epochs(plan.folder)
         bar.refresh()
@@ -637,6 +661,37 @@ def _run_trainer(plan: StagePlan, *, threads: int, done: int, progress: bool) ->
            "log": str(folder / f"{found[-1]}_0_log.out")}
     io.write_json(plan.folder / JOB_FILE, job)
     return job
+
+
+def start_child_group(command: Sequence[str], **popen_options) -> subprocess.Popen:
+    """``subprocess.Popen(command)`` as the leader of its own process group, which ends with this process.
+
+    The trainer writes the stage folder this process holds the lock of; once this process is gone (even
+    by ``kill -9``, which runs no handler) the lock is free, so the trainer must end too: on Linux the kernel
+    sends it SIGTERM when this process dies (``prctl(PR_SET_PDEATHSIG)``), and :func:`_launch` passes that
+    on to the whole group (data loaders, per-GPU processes). Its own group also keeps a terminal's Ctrl-C
+    to this process, which then ends the group itself (:func:`_run_trainer`).
+    """
+    parent = os.getpid()
+
+    def die_with_parent() -> None:  # runs in the child, between fork and exec
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+            if os.getppid() != parent:  # the parent died before prctl took effect
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    return subprocess.Popen(command, start_new_session=True, preexec_fn=die_with_parent, **popen_options)
+
+
+def _end_group_on_sigterm() -> None:
+    """In the trainer's process (its group's leader): SIGTERM ends every process of the group."""
+    def end_group(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.killpg(0, signal.SIGTERM)  # this process too, by the default action restored above
+
+    signal.signal(signal.SIGTERM, end_group)
 
 
 def export_weights(weights: str | os.PathLike, out: str | os.PathLike, *, dtype: torch.dtype = torch.float16) -> Path:
@@ -663,6 +718,8 @@ def _launch(folder: Path) -> None:
         sys.stderr.flush()
         os.dup2(handle.fileno(), 1)
         os.dup2(handle.fileno(), 2)
+    if os.getpgrp() == os.getpid():  # started by start_child_group: the group ends with its parent
+        _end_group_on_sigterm()
     register_omegaconf_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(folder.resolve()), version_base="1.2"):

@@ -20,6 +20,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from fvos_utils import io, models, paths, synthetic, train
+from fvos_utils.testing import command_error, lock_holder
 
 TINY_DATA = synthetic.SyntheticConfig(videos_train=2, videos_valid=1, frames=(4, 5), size=(96, 64), objects=(1, 2))
 
@@ -460,6 +461,21 @@ def test_plan_writes_nothing_and_quotes_odd_paths(kit_root):
     assert resolved["trainer"]["checkpoint"]["model_weight_initializer"] is None  # random init
     assert plan.videos == ["syn_train_0000", "syn_train_0001"]
     assert not (plan.folder / "trainer_config.yaml").exists()
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_a_second_train_of_a_running_stage_is_refused_and_deletes_nothing(kit_root, restart):
+    """Two ``train --stage 1`` of one run (or a ``--restart`` from a second shell) while the first trains:
+    the second is one line naming the stage and the first, and the stage's files stay as they are."""
+    synthetic.generate(kit_root / "data" / "tiny", seed=3, config=TINY_DATA, progress=False)
+    params = write_params(kit_root)
+    folder = train.stage_dir("t", 1)
+    (folder / "train.log").write_text("the first run's\n")
+    with lock_holder(folder) as holder:
+        error = command_error(train.main, ["--params", str(params), "--stage", "1"] + ["--restart"] * restart)
+    assert error.startswith(f"error: {folder}: in use by another writer: pid {holder.pid} ")
+    assert sorted(p.name for p in folder.iterdir()) == ["train.log"]
+    assert (folder / "train.log").read_text() == "the first run's\n"
 
 
 def test_missing_checkpoint_is_an_error_naming_it(kit_root):
