@@ -1,0 +1,45 @@
+"""Checked before the work, not after: each bad path or value a command line is given is one error line
+naming the file, before any long work starts and before anything is written."""
+import numpy as np
+import pytest
+
+from fvos_utils import fusion, postprocess
+from fvos_utils.probs import save_probs
+from fvos_utils.testing import command_error
+
+
+def _probs_folders(root, count=2, *, ids=(1, 2)):
+    """``count`` folders ``p<k>/v.npz`` of two frames' probabilities of objects ``ids``."""
+    rng = np.random.default_rng(0)
+    for k in range(count):
+        save_probs(root / f"p{k}" / "v.npz", rng.integers(0, 256, (2, len(ids), 6, 8)).astype(np.uint8), ids,
+                   ["00000", "00001"])
+    return [str(root / f"p{k}") for k in range(count)]
+
+
+def _fuse(folders, out):
+    return ["--fusion", "soft", *folders, "--out", str(out), "--no-progress"]
+
+
+def _fill(folders, out):
+    return ["--in", folders[0], "--from-probs", "--out", str(out), "--no-progress"]
+
+
+@pytest.mark.parametrize("main, argv", [(fusion.main, _fuse), (postprocess.main, _fill)], ids=["fusion", "postprocess"])
+@pytest.mark.parametrize("damage", ["empty", "truncated"])
+def test_a_damaged_probability_file_is_one_line_naming_it(tmp_path, main, argv, damage):
+    folders = _probs_folders(tmp_path)
+    npz = tmp_path / "p0" / "v.npz"
+    npz.write_bytes(b"" if damage == "empty" else npz.read_bytes()[:len(npz.read_bytes()) // 2])
+    error = command_error(main, argv(folders, tmp_path / "out"))
+    assert error.startswith(f"error: {npz}: not a probability file written by fvos_utils.probs, or truncated (")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("main, argv", [(fusion.main, _fuse), (postprocess.main, _fill)], ids=["fusion", "postprocess"])
+def test_a_probability_file_with_object_id_0_is_refused_naming_it(tmp_path, main, argv):
+    """Soft fusion used to exit 0 with object 1 turned into background."""
+    folders = _probs_folders(tmp_path, ids=(0, 1))
+    error = command_error(main, argv(folders, tmp_path / "out"))
+    assert error == f"error: {tmp_path / 'p0' / 'v.npz'}: object ids must be distinct and lie in 1..254, got [0, 1]"
+    assert not (tmp_path / "out").exists()
