@@ -464,6 +464,15 @@ def _remove_leftovers(folder: Path) -> None:
                 entry.unlink()
 
 
+def _outside_the_data(path: Path, dataset: VOSDataset) -> None:
+    """Refuse an output folder inside the dataset's frame or annotation folders, before it is created: a
+    folder there reads as a video (or its annotations) and breaks every later run on that dataset."""
+    for data_folder in (dataset.image_dir, dataset.annotation_dir):
+        if path.absolute().is_relative_to(data_folder.absolute()):
+            raise DataError(path, f"inside the dataset's folder {data_folder}, where it would read as a video; "
+                                  "choose an output folder outside it")
+
+
 def _output_folder(path: Path) -> Path:
     """``path``, created; a file where it or a folder above it should be is a DataError naming that file."""
     blocking = path if path.exists() and not path.is_dir() else file_in_the_way(path)
@@ -522,6 +531,8 @@ def run_dataset(predictor, data_root: str | os.PathLike, out_dir: str | os.PathL
     dataset = VOSDataset(resolve(data_root), split, videos=videos)
     out_dir = resolve(out_dir)
     probs_folder = resolve(probs_dir) if probs_dir is not None else out_dir
+    for folder in (out_dir, probs_folder) if save_probs else (out_dir,):
+        _outside_the_data(folder, dataset)
     settings = _settings(model, weights, predictor, mode, merge, transform, save_probs)
     with _process_group() as (rank, world), locks.exclusive(out_dir), \
             locks.exclusive(probs_folder) if save_probs else contextlib.nullcontext():

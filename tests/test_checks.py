@@ -3,9 +3,9 @@ naming the file, before any long work starts and before anything is written."""
 import numpy as np
 import pytest
 
-from fvos_utils import fusion, postprocess
+from fvos_utils import fusion, infer, postprocess
 from fvos_utils.probs import save_probs
-from fvos_utils.testing import command_error
+from fvos_utils.testing import command_error, write_mose_layout
 
 
 def _probs_folders(root, count=2, *, ids=(1, 2)):
@@ -43,3 +43,17 @@ def test_a_probability_file_with_object_id_0_is_refused_naming_it(tmp_path, main
     error = command_error(main, argv(folders, tmp_path / "out"))
     assert error == f"error: {tmp_path / 'p0' / 'v.npz'}: object ids must be distinct and lie in 1..254, got [0, 1]"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("inside", ["JPEGImages", "Annotations"])
+def test_infer_into_the_datasets_own_folders_is_refused_before_creating_anything(tmp_path, inside):
+    """``infer --out DATASET/valid/JPEGImages/pred`` created an empty ``pred`` "video" that broke every
+    later run on the dataset, then blamed the data."""
+    data = write_mose_layout(tmp_path / "data", n_train=1, n_valid=1, n_frames=2)
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    out = data / "valid" / inside / "pred"
+    error = command_error(infer.main, ["--data-root", str(data), "--split", "valid", "--ckpt", "random",
+                                       "--out", str(out), "--threads", "1", "--no-progress"])
+    assert error == (f"error: {out}: inside the dataset's folder {data / 'valid' / inside}, where it would read "
+                     "as a video; choose an output folder outside it")
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
