@@ -408,6 +408,16 @@ def record_path(out_dir: str | os.PathLike, video: str) -> Path:
     return Path(out_dir) / f"{RECORD_PREFIX}{video}.json"
 
 
+def _check_record_names(out_dir: Path, dataset: VOSDataset, names: Sequence[str]) -> None:
+    """Refuse, before any work, a video whose record's name (:func:`record_path`) is longer than a file
+    name can be (255 bytes): it would be predicted, then fail, and so again on every rerun."""
+    for name in names:
+        size = len(record_path(out_dir, name).name.encode())
+        if size > 255:
+            raise DataError(dataset.image_dir / name, f"video name too long for its record in {out_dir} "
+                                                      f"({size - 255} bytes over a file name's 255): rename the video")
+
+
 def _read_record(path: Path) -> dict | None:
     """A video's record, or None where there is none."""
     if not path.is_file():
@@ -544,6 +554,7 @@ def run_dataset(predictor, data_root: str | os.PathLike, out_dir: str | os.PathL
                 if folder.is_dir():
                     _remove_leftovers(folder)
         all_names = dataset.video_names()
+        _check_record_names(out_dir, dataset, all_names)
         if not overwrite:
             _check_folder(out_dir, settings, dataset, set(all_names))
         if world > 1 and torch.distributed.is_initialized():

@@ -72,6 +72,13 @@ def _umask() -> int:
     return mask
 
 
+def _temporary_prefix(name: str) -> str:
+    """The start of a temporary name beside ``name``: ``.<name>.``, the name cut to 128 bytes so that
+    the random part and suffixes added to it keep within the file systems' 255 bytes a name (a legal
+    230-character video name made its record's temporary name too long)."""
+    return f".{name.encode()[:128].decode(errors='ignore')}."
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
@@ -81,7 +88,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path.name), suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -103,7 +110,7 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: already exists (pass overwrite=True to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path.name), suffix=".tmp", dir=path.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
@@ -177,7 +184,7 @@ def remove_dir(path: str | os.PathLike) -> None:
     path = Path(path)
     if not path.exists():
         return
-    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".removing", dir=path.parent))
+    aside = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path.name), suffix=".removing", dir=path.parent))
     os.replace(path, aside)  # onto the new empty folder: an atomic rename on POSIX
     shutil.rmtree(aside)
 

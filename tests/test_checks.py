@@ -57,3 +57,23 @@ def test_infer_into_the_datasets_own_folders_is_refused_before_creating_anything
     assert error == (f"error: {out}: inside the dataset's folder {data / 'valid' / inside}, where it would read "
                      "as a video; choose an output folder outside it")
     assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+
+
+def test_a_long_legal_video_name_is_predicted_and_resumed(tmp_path):
+    """A 230-character name made the record's temporary name too long: predicted, then OSError, and the
+    same again on every rerun. A name too long for the record itself is refused before the work."""
+    data = write_mose_layout(tmp_path / "data", n_train=1, n_valid=1, n_frames=2)
+    long_name = "v" * 230
+    for folder in ("JPEGImages", "Annotations"):
+        (data / "valid" / folder / "valid00").rename(data / "valid" / folder / long_name)
+    argv = ["--data-root", str(data), "--split", "valid", "--ckpt", "random", "--out", str(tmp_path / "pred"),
+            "--threads", "1", "--no-progress"]
+    assert infer.main(argv)["done"] == 1
+    assert sorted(p.name for p in (tmp_path / "pred" / long_name).iterdir()) == ["00000.png", "00001.png"]
+    assert infer.main(argv)["skipped"] == 1
+    longest = "w" * 250
+    for folder in ("JPEGImages", "Annotations"):
+        (data / "valid" / folder / long_name).rename(data / "valid" / folder / longest)
+    assert command_error(infer.main, argv) == (
+        f"error: {data / 'valid' / 'JPEGImages' / longest}: video name too long for its record in "
+        f"{tmp_path / 'pred'} (12 bytes over a file name's 255): rename the video")
