@@ -60,8 +60,8 @@ from skimage.segmentation import expand_labels
 from tqdm.auto import tqdm
 
 from . import probs
-from .io import DataError, add_folder_output_options, atomic_dir, read_mask, remove_dir, run_folder_command, \
-    write_mask
+from .io import DataError, add_folder_output_options, atomic_dir, frame_files, read_mask, remove_dir, \
+    run_folder_command, write_mask
 from .paths import from_here, resolve
 
 SHAPES = ("square", "circle")
@@ -249,13 +249,22 @@ def fill_gaps_labels(labels: np.ndarray, kernel_size: int, *, shape: str = "squa
 # -------------------------------------------------------------------------------------- folders
 def list_predictions(folder: str | os.PathLike) -> dict[str, list[str]]:
     """The frames of a prediction folder ``<folder>/<video>/<frame>.png``: ``{video: [frame, ...]}``,
-    videos and frames sorted by name. An absent folder, or one without PNGs, is a :class:`DataError`."""
+    videos and frames sorted by name. An absent folder, or one without PNGs, is a :class:`DataError`.
+
+    Frames are found as the data readers find them (:func:`fvos_utils.io.frame_files`: a name unlike the
+    others, such as ``thumbnail.png``, is an error, not a frame), and a ``.PNG`` frame is an error too,
+    not a frame silently left out: the kit reads and writes ``<frame>.png``."""
     folder = resolve(folder)
     if not folder.is_dir():
         raise DataError(folder, "prediction folder not found")
     videos = {}
     for video in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        frames = sorted(p.stem for p in video.glob("*.png") if not p.name.startswith("."))
+        files = frame_files(video)
+        odd = next((p for p in files if p.suffix != ".png"), None)
+        if odd is not None:
+            raise DataError(odd, f"a prediction frame must end in .png (the name the kit reads and writes), "
+                                 f"not {odd.suffix}: rename it")
+        frames = [p.stem for p in files]
         if frames:
             videos[video.name] = frames
     if not videos:

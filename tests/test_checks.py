@@ -3,7 +3,7 @@ naming the file, before any long work starts and before anything is written."""
 import numpy as np
 import pytest
 
-from fvos_utils import fusion, infer, postprocess
+from fvos_utils import fusion, infer, io, postprocess
 from fvos_utils.probs import save_probs
 from fvos_utils.testing import command_error, write_mose_layout
 
@@ -77,3 +77,26 @@ def test_a_long_legal_video_name_is_predicted_and_resumed(tmp_path):
     assert command_error(infer.main, argv) == (
         f"error: {data / 'valid' / 'JPEGImages' / longest}: video name too long for its record in "
         f"{tmp_path / 'pred'} (12 bytes over a file name's 255): rename the video")
+
+
+def _label_folder(folder, frames=("00000", "00001", "00002")):
+    for frame in frames:
+        labels = np.zeros((8, 10), np.uint8)
+        labels[2:5, 2:5] = 1
+        io.write_mask(folder / "v" / f"{frame}.png", labels)
+    return folder
+
+
+@pytest.mark.parametrize("main", [fusion.main, postprocess.main], ids=["fusion", "postprocess"])
+@pytest.mark.parametrize("odd, message", [
+    ("00003.PNG", "a prediction frame must end in .png (the name the kit reads and writes), not .PNG: rename it"),
+    ("thumbnail.png", "frame name 'thumbnail' does not follow the pattern '#####' of the other frames"),
+])
+def test_postprocess_and_fusion_read_frames_as_the_data_readers_do(tmp_path, main, odd, message):
+    """``00003.PNG`` was dropped silently and ``thumbnail.png`` processed as a frame (rc 0)."""
+    source = _label_folder(tmp_path / "in")
+    (source / "v" / "00000.png").rename(source / "v" / odd)
+    argv = ["--in", str(source)] if main is postprocess.main else [str(source), str(source)]
+    error = command_error(main, argv + ["--out", str(tmp_path / "out"), "--no-progress"])
+    assert error.startswith(f"error: {source / 'v' / odd}: {message}")
+    assert not (tmp_path / "out").exists()
