@@ -149,6 +149,7 @@ def run_folder_command(parser, args, write) -> int:
 
     try:
         with exclusive(args.out):
+            remove_leftovers(args.out)  # only this command writes beside args.out now: they are a killed run's
             check_output_dir(args.out, overwrite=args.overwrite)
             written = write(not args.no_progress)
     except (ValueError, OSError) as err:  # DataError is a ValueError
@@ -176,6 +177,23 @@ def check_output_dir(path: str | os.PathLike, *, overwrite: bool) -> None:
         if entry.name.startswith(".") or other is not None:
             raise DataError(other or entry, f"not a prediction frame (<video>/<frame>.png): {path} is not a "
                                             "prediction folder, so it is not replaced; choose another output folder")
+
+
+def remove_leftovers(path: str | os.PathLike) -> None:
+    """Delete what a killed writer of ``path`` left beside it: the temporaries of :func:`atomic_dir`,
+    :func:`atomic_path` and :func:`remove_dir` for that name (``.<name>.<8 random>.tmp[.<ext>]``,
+    ``.removing``), nothing else. Call it only while holding ``path``'s lock (:mod:`fvos_utils.locks`),
+    when no other writer's temporaries can be there."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return
+    leftover = re.compile(re.escape(_temporary_prefix(path.name)) + r"[a-z0-9_]{8}\.(tmp(\.[^.]+)?|removing)")
+    for entry in path.parent.iterdir():
+        if leftover.fullmatch(entry.name):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
 
 def remove_dir(path: str | os.PathLike) -> None:

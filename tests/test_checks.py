@@ -100,3 +100,18 @@ def test_postprocess_and_fusion_read_frames_as_the_data_readers_do(tmp_path, mai
     error = command_error(main, argv + ["--out", str(tmp_path / "out"), "--no-progress"])
     assert error.startswith(f"error: {source / 'v' / odd}: {message}")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("main", [fusion.main, postprocess.main], ids=["fusion", "postprocess"])
+def test_a_rerun_removes_what_a_killed_postprocess_or_fusion_left_and_nothing_else(tmp_path, main):
+    """A killed run leaves its hidden temporary folder (380 PNGs at full size) beside --out."""
+    source = _label_folder(tmp_path / "in")
+    left = tmp_path / ".out.k3j_a8x1.tmp"
+    _label_folder(left)
+    others = [tmp_path / ".outer.q1w2e3r4.tmp", tmp_path / ".out.notes"]
+    for path in others:
+        path.mkdir()
+    argv = ["--in", str(source)] if main is postprocess.main else [str(source), str(source)]
+    assert main(argv + ["--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert not left.exists() and all(path.is_dir() for path in others)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".outer.q1w2e3r4.tmp", ".out.notes", "in", "out"])
