@@ -29,7 +29,7 @@ import torch
 
 from . import choices, fusion, infer, locks, models, postprocess, selection
 from .choices import ModelChoice
-from .io import DataError
+from .io import DataError, file_in_the_way
 from .paths import resolve
 from .postprocess import GapFilling
 
@@ -140,6 +140,7 @@ def run_recipe(settings: RecipeSettings, server_root: str | os.PathLike, work_di
     (``work_dir/filled/``) and the fused masks (``work_dir/fused/``) are rebuilt from them. Returns ``zip_path``.
     """
     work_dir = resolve(work_dir)
+    _check_zip_path(resolve(zip_path))
     passes = passes_for(settings.scales)
     with locks.exclusive(work_dir):  # one recipe per work folder: a second is refused, naming the first
         runs = run_passes(settings.choice, server_root, work_dir / "passes", passes, split=split, seed=seed,
@@ -149,6 +150,17 @@ def run_recipe(settings: RecipeSettings, server_root: str | os.PathLike, work_di
                   for p in passes]
         fuse_folders(filled, work_dir / "fused", "hard")
         return selection.write_submission(work_dir / "fused", server_root, zip_path, split=split)
+
+
+def _check_zip_path(zip_path: Path) -> None:
+    """Refuse, before hours of passes, a zip path the zip cannot be written to: a folder, or a path under a
+    file."""
+    if zip_path.is_dir():
+        raise DataError(zip_path, "a folder, not a file: name the zip to write (e.g. "
+                                  f"{zip_path / 'fvos_valid.zip'})")
+    blocking = file_in_the_way(zip_path)
+    if blocking is not None:
+        raise DataError(blocking, f"a file, not a folder: {zip_path} cannot be written")
 
 
 # ------------------------------------------------------------------------------------ command line

@@ -115,3 +115,21 @@ def test_a_rerun_removes_what_a_killed_postprocess_or_fusion_left_and_nothing_el
     assert main(argv + ["--out", str(tmp_path / "out"), "--no-progress"]) == 0
     assert not left.exists() and all(path.is_dir() for path in others)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".outer.q1w2e3r4.tmp", ".out.notes", "in", "out"])
+
+
+@pytest.mark.parametrize("where", ["a folder", "under a file"])
+def test_a_recipe_zip_path_that_cannot_be_written_is_refused_before_any_pass(tmp_path, where):
+    """``recipe --out runs`` (a folder) or ``--out afile/x.zip`` ran the whole recipe, then a traceback."""
+    from fvos_utils import choices, recipe
+
+    data = write_mose_layout(tmp_path / "data", n_train=1, n_valid=1, n_frames=2)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "afile").write_text("mine")
+    zip_path = tmp_path / "runs" if where == "a folder" else tmp_path / "afile" / "x.zip"
+    settings = recipe.RecipeSettings(choices.ModelChoice("fvos_tiny", "random", None, None, "test"),
+                                     postprocess.GapFilling("paper", "square", 2), (1.0,), {})
+    message = (f"{zip_path}: a folder, not a file" if where == "a folder"
+               else f"{tmp_path / 'afile'}: a file, not a folder: {zip_path} cannot be written")
+    with pytest.raises(io.DataError, match=f"^{message}"):
+        recipe.run_recipe(settings, data, tmp_path / "work", zip_path, split="valid", progress=False)
+    assert not (tmp_path / "work").exists() and (tmp_path / "afile").read_text() == "mine"
