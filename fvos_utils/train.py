@@ -65,6 +65,8 @@ STAGES = (1, 2)
 _CONFIG_NAME = "trainer_config"
 _EPOCH_LINE = re.compile(r"Train Epoch: \[(\d+)\]\[\s*(\d+)/(\d+)\]")
 _JOB_LINE = re.compile(r"Submitit Job ID: (\S+)")  # printed by Meta's launcher once it has submitted
+#: what every training size must be a multiple of: the stride of the image encoder's features
+_ENCODER_STRIDE = 16
 #: the file of a stage folder that names its submitted cluster job
 JOB_FILE = "job.json"
 #: environment variable naming the file the launch subprocess writes to when it submits a job (the job's
@@ -293,6 +295,8 @@ def load_training_params(path: str | os.PathLike) -> dict:
     _check_section(path, "data.", params["data"], DATA_SCHEMA)
     for stage in STAGES:
         _check_section(path, f"stage{stage}.", params.get(f"stage{stage}", {}), STAGE_SCHEMA)
+        if params.get(f"stage{stage}", {}).get("epochs", 1) < 1:  # 0 printed "stage 1 done" with no weights
+            raise io.DataError(path, f"stage{stage}.epochs must be at least 1, got {params[f'stage{stage}']['epochs']}")
     if params.get("device", "auto") not in ("auto", "cpu", "cuda"):
         raise io.DataError(path, f"device must be auto, cpu or cuda, got {params['device']!r}")
     for key in ("gpus", "nodes"):
@@ -489,8 +493,19 @@ def plan_stage(params: dict, stage: int) -> StagePlan:
     overrides = _overrides(params, stage, folder=folder, init=init, image_dir=dataset.image_dir,
                            gt_dir=dataset.annotation_dir, list_file=folder / "videos.txt", device=device)
     config = compose_recipe(params["recipe"], overrides)
+    _check_sizes(Path(params["_path"]), config)
     return StagePlan(params["run"], stage, folder, config, init, names, int(params[f"stage{stage}"]["epochs"]),
                      device)
+
+
+def _check_sizes(path: Path, config) -> None:
+    """The training sizes must be multiples of the image encoder's stride 16 (its features' grid,
+    ``scratch.feat_size``): else the trainer starts and fails in a traceback. Checked before it starts."""
+    sizes = [config.scratch.resolution, *config.scratch.get("resolutions", [])]
+    odd = next((size for size in sizes if int(size) % _ENCODER_STRIDE), None)
+    if odd is not None:
+        raise io.DataError(path, f"training size {odd} (scratch.resolution / resolutions) is not a multiple of the "
+                                 f"image encoder's stride {_ENCODER_STRIDE}")
 
 
 def resolved(config) -> dict:

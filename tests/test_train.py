@@ -478,6 +478,18 @@ def test_a_second_train_of_a_running_stage_is_refused_and_deletes_nothing(kit_ro
     assert (folder / "train.log").read_text() == "the first run's\n"
 
 
+@pytest.mark.parametrize("scratch", [{"resolution": 100, "num_frames": 3}, {"resolution": 64, "num_frames": 3,
+                                                                           "resolutions": [64, 72]}])
+def test_a_training_size_off_the_encoder_stride_is_refused_before_training(kit_root, scratch):
+    """``resolution: 100`` started the trainer, which failed in a traceback."""
+    params = write_params(kit_root, scratch=scratch)
+    odd = 100 if scratch["resolution"] == 100 else 72
+    with pytest.raises(io.DataError, match=f"^{params}: training size {odd} .* not a multiple of the image "
+                                           "encoder's stride 16$"):
+        train.train_stage(params, 1, progress=False)
+    assert not (kit_root / "outputs" / "t" / "train" / "stage1" / "train.log").exists()
+
+
 def test_missing_checkpoint_is_an_error_naming_it(kit_root):
     params = write_params(kit_root, stage1={"init": "nowhere/model.pt", "epochs": 1})
     with pytest.raises(io.DataError, match=r"nowhere/model\.pt.*checkpoint file not found"):
@@ -574,6 +586,7 @@ def test_one_cuda_epoch_uses_nccl_and_bf16(kit_root):
     ({"stage1": {"init": "random", "epoch": 2}}, r"unknown key 'stage1\.epoch' \(did you mean stage1\.'epochs'\?\)"),
     ({"stage1": {"init": "random", "epochs": 2.5}}, r"stage1\.epochs must be int, got 2\.5"),
     ({"overrides": "trainer.x=1"}, r"overrides must be list, got 'trainer\.x=1'"),
+    ({"stage1": {"init": "random", "epochs": 0}}, r"stage1\.epochs must be at least 1, got 0"),
 ])
 def test_a_bad_training_params_file_is_one_error_naming_it_and_the_key(kit_root, changes, message):
     with pytest.raises(io.DataError, match=message):
