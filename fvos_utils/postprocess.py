@@ -73,11 +73,19 @@ MAX_ID = 65534
 
 
 # --------------------------------------------------------------------------------------- checks
+#: the largest kernel size: a square kernel of size k reaches (k - 1) / 2 pixels each way, so this one
+#: covers a 2048-pixel frame side whole (MOSE's frames are at most 1920 wide); a larger one only costs memory
+MAX_KERNEL_SIZE = 4097
+
+
 def structuring_element(kernel_size: int, shape: str = "square") -> np.ndarray | None:
     """The ``(k, k) uint8`` dilation kernel, or None when ``kernel_size <= 1`` (no pixel is added).
     Shown in chapter 05."""
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, (int, np.integer)) or kernel_size < 0:
         raise ValueError(f"kernel_size must be a non-negative integer, got {kernel_size!r}")
+    if kernel_size > MAX_KERNEL_SIZE:  # the element alone is k^2 bytes: 931 GiB for a million
+        raise ValueError(f"kernel_size must be at most {MAX_KERNEL_SIZE} (it then covers a 2048-pixel frame "
+                         f"whole), got {kernel_size}")
     if shape not in SHAPES:
         raise ValueError(f"unknown kernel shape {shape!r}; choose from {', '.join(SHAPES)}")
     k = int(kernel_size)

@@ -133,3 +133,13 @@ def test_a_recipe_zip_path_that_cannot_be_written_is_refused_before_any_pass(tmp
     with pytest.raises(io.DataError, match=f"^{message}"):
         recipe.run_recipe(settings, data, tmp_path / "work", zip_path, split="valid", progress=False)
     assert not (tmp_path / "work").exists() and (tmp_path / "afile").read_text() == "mine"
+
+
+@pytest.mark.parametrize("kernel", [postprocess.MAX_KERNEL_SIZE + 1, 1_000_000])
+def test_a_kernel_larger_than_any_frame_needs_is_refused_before_the_work(tmp_path, kernel):
+    """``--kernel 100000`` took 9.9 GB and 41 s for 15 tiny frames; ``--kernel 1000000`` a 931 GiB traceback."""
+    source = _label_folder(tmp_path / "in")
+    assert command_error(postprocess.main, ["--in", str(source), "--kernel", str(kernel), "--out",
+                                            str(tmp_path / "out"), "--no-progress"]) == \
+        f"error: kernel_size must be at most 4097 (it then covers a 2048-pixel frame whole), got {kernel}"
+    assert not (tmp_path / "out").exists()
