@@ -221,6 +221,8 @@ def read_json(path: str | os.PathLike):
         raise DataError(path, "file not found") from None
     except json.JSONDecodeError as err:
         raise DataError(path, f"not valid JSON ({err})") from None
+    except UnicodeDecodeError:  # a PNG given for a JSON file: the bare message named no file
+        raise DataError(path, "not a JSON file (not UTF-8 text)") from None
 
 
 # ------------------------------------------------------------------------------------ masks, frames

@@ -143,3 +143,14 @@ def test_a_kernel_larger_than_any_frame_needs_is_refused_before_the_work(tmp_pat
                                             str(tmp_path / "out"), "--no-progress"]) == \
         f"error: kernel_size must be at most 4097 (it then covers a 2048-pixel frame whole), got {kernel}"
     assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_tags_that_are_no_text_file_is_one_line_naming_it(tmp_path, capsys):
+    """``evaluate --tags FILE.png``: a UTF-8 decode message without the file's name."""
+    from fvos_utils import evaluate
+    from fvos_utils.testing import write_dataset
+
+    gt, pred = write_dataset(tmp_path, n_videos=1, height=8, width=10, n_frames=3)
+    png = next(gt.rglob("*.png"))
+    assert evaluate.main(["--gt", str(gt), "--pred", str(pred), "--tags", str(png), "--quiet"]) == 1
+    assert capsys.readouterr().err == f"error: {png}: not a JSON file (not UTF-8 text)\n"
