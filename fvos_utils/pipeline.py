@@ -40,6 +40,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -268,14 +269,23 @@ def _outputs_intact(run_dir: Path, chapter: str, recorded: dict | None) -> bool:
     return bool(recorded) and now is not None and all(now.get(entry) == digest for entry, digest in recorded.items())
 
 
-def _failed_cell(notebook: Path) -> tuple[int, str] | None:
-    """``(index, first non-blank source line)`` of the cell papermill marked as raising, as the executed
-    notebook holds it (papermill inserts its parameters and error cells, so its own index is off)."""
+def _failed_cell(notebook: Path) -> tuple[int, int, str] | None:
+    """``(index, line number, source line)`` of the line that raised in the cell papermill marked as raising,
+    as the executed notebook holds it (papermill inserts its parameters and error cells, so its own index
+    is off). The line is the cell's own line in the error's traceback (``Cell In[5], line 3``); the cell's
+    first line, which told nothing of the failure (``import cv2``), only when the traceback names none."""
     import nbformat
 
     for index, cell in enumerate(nbformat.read(notebook, as_version=4).cells):
         if cell.get("metadata", {}).get("papermill", {}).get("exception"):
-            return index, next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
+            lines = cell.source.splitlines()
+            traceback = "\n".join(line for output in cell.get("outputs", []) if output.get("output_type") == "error"
+                                  for line in output.get("traceback", []))
+            found = re.search(r"Cell In\[\d+\], line (\d+)", re.sub(r"\x1b\[[0-9;]*m", "", traceback))
+            # IPython drops a cell's leading blank lines before it runs it, and numbers the lines after them
+            blank = next((n for n, line in enumerate(lines) if line.strip()), len(lines))
+            number = blank + int(found[1]) if found and 0 < blank + int(found[1]) <= len(lines) else blank + 1
+            return index, number, lines[number - 1].strip() if number <= len(lines) else ""
     return None
 
 
@@ -349,7 +359,7 @@ def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: l
                 if not isinstance(err, papermill.PapermillExecutionError):
                     raise
                 cell = _failed_cell(failed)
-                where = f"cell {cell[0]} (`{cell[1]}`)" if cell else "a cell"
+                where = f"cell {cell[0]}, line {cell[1]} (`{cell[2]}`)" if cell else "a cell"
                 kept = f"\n  its last successful notebook is unchanged at {executed}" if executed.is_file() else ""
                 raise PipelineError(
                     f"chapter {chapter} failed in {where} of {failed}: {error}{kept}\n"

@@ -129,8 +129,9 @@ def test_a_failing_chapter_stops_the_chain_names_the_cell_and_keeps_outputs(proj
     with pytest.raises(pipeline.PipelineError) as failure:
         pipeline.run_pipeline(bad)
     failed = nbformat.read(out / "01_sam2_inference.failed.ipynb", as_version=4)
-    # the cell named is the one a user finds at that index of the kept notebook, with its first line
-    found = re.search(r"chapter 01_sam2_inference failed in cell (\d+) \(`import json, pathlib, os`\) of "
+    # the cell named is the one a user finds at that index of the kept notebook, with the line that raised
+    # (its first line, `import json, pathlib, os`, told nothing)
+    found = re.search(r"chapter 01_sam2_inference failed in cell (\d+), line 5 \(`assert not fail, \"asked to fail\"`\) of "
                       r".*01_sam2_inference\.failed\.ipynb: AssertionError: asked to fail", str(failure.value))
     assert found, str(failure.value)
     assert any(o.get("ename") == "AssertionError" for o in failed.cells[int(found[1])].get("outputs", []))
