@@ -51,6 +51,8 @@ from . import io, locks, paths, provenance
 from .chapter import METRICS_FILE
 
 #: The kit's chapters in the order they run (notebooks/<name>.ipynb).
+#: the chapter that reports on the others (it reads their results only)
+REPORT_CHAPTER = "07_report"
 CHAPTERS = (
     "00_data_and_metrics",
     "01_sam2_inference",
@@ -315,6 +317,10 @@ def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: l
     with locks.exclusive(run_dir):  # one pipeline per run: a second is refused, naming this one
         state_path = run_dir / STATE_FILE
         state = io.read_json(state_path) if state_path.is_file() else {}
+        if chapters == [REPORT_CHAPTER] and not set(state) - {REPORT_CHAPTER}:
+            # the report tabulates the other chapters' results: alone on an empty run it had nothing to read
+            raise PipelineError(f"no chapter of run {params['run']!r} has run: {REPORT_CHAPTER} reports on the "
+                                f"others; run them first (without --only)")
         manifest = {
             "params_file": str(params["path"]),
             "run": params["run"],

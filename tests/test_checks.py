@@ -154,3 +154,22 @@ def test_evaluate_tags_that_are_no_text_file_is_one_line_naming_it(tmp_path, cap
     png = next(gt.rglob("*.png"))
     assert evaluate.main(["--gt", str(gt), "--pred", str(pred), "--tags", str(png), "--quiet"]) == 1
     assert capsys.readouterr().err == f"error: {png}: not a JSON file (not UTF-8 text)\n"
+
+
+def test_the_report_alone_on_an_empty_run_names_the_run(tmp_path, monkeypatch, capsys):
+    """``pipeline --only 07_report`` on an empty run said "the table has no columns"."""
+    import nbformat
+
+    from fvos_utils import paths, pipeline
+
+    monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))
+    report = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('run: str = "x"  # run name')])
+    report.cells[0].metadata["tags"] = ["parameters"]
+    report.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(report, tmp_path / "notebooks" / "07_report.ipynb")
+    (tmp_path / "params.yaml").write_text("run: empty\nchapters:\n  07_report: {}\n")
+    assert pipeline.main([str(tmp_path / "params.yaml"), "--only", "07_report"]) == 1
+    assert capsys.readouterr().err == ("error: no chapter of run 'empty' has run: 07_report reports on the others; "
+                                       "run them first (without --only)\n")
+    assert not (tmp_path / "outputs" / "empty" / "07_report.ipynb").exists()
