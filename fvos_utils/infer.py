@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -394,11 +395,34 @@ def _settings(model: str, weights: str, predictor, mode: str, merge: str, transf
             "device_type": predictor.device.type}
 
 
+#: bytes read from each end of a frame file for its fingerprint (:func:`_frames_fingerprint`)
+_FINGERPRINT_BYTES = 4096
+
+
+def _frames_fingerprint(frames: Sequence[Path]) -> str:
+    """A cheap fingerprint of a video's frame files: each one's size and its first and last
+    :data:`_FINGERPRINT_BYTES` bytes (a few KB a frame, not whole files), so that frames replaced under the
+    same names (flipped, re-encoded, another video's) are other data, and a copy or a touch is not."""
+    digest = hashlib.sha256()
+    for path in frames:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(_FINGERPRINT_BYTES)
+            handle.seek(max(size - _FINGERPRINT_BYTES, 0))
+            digest.update(f"{path.name}\0{size}\0".encode() + head + handle.read())
+    return digest.hexdigest()
+
+
 def _video_data(video: Video) -> dict:
-    """What a video's predictions depend on in its data, cheaply: frame file names, the first frame's
-    ``[H, W]`` (read from its header) and which frames are annotated; no pixels are read."""
+    """What a video's predictions depend on in its data: frame file names, the first frame's ``[H, W]``
+    (read from its header), which frames are annotated, the annotations by content (small PNGs, read
+    whole) and the frames by a cheap fingerprint (:func:`_frames_fingerprint`); no pixels are decoded."""
+    annotations = hashlib.sha256()
+    for frame in sorted(video.annotations):
+        annotations.update(frame.encode() + b"\0" + video.annotations[frame].read_bytes())
     return {"frames": [p.name for p in video.frames], "frame_size": list(mask_size(video.frames[0])),
-            "annotations": sorted(video.annotations)}
+            "annotations": sorted(video.annotations), "annotations_sha256": annotations.hexdigest(),
+            "frames_fingerprint": _frames_fingerprint(video.frames)}
 
 
 def record_path(out_dir: str | os.PathLike, video: str) -> Path:
@@ -440,9 +464,12 @@ def _differences(record: dict, settings: dict, data: dict | None) -> dict[str, t
 
 
 def _shown(value) -> str:
-    """A recorded value for a message: long lists (frame names) as their length and ends."""
+    """A recorded value for a message: long lists (frame names) as their length and ends, digests as
+    their first 12 characters."""
     if isinstance(value, list) and len(value) > 3:
         return f"{len(value)} ({value[0]}..{value[-1]})"
+    if isinstance(value, str) and len(value) == 64:
+        return repr(value[:12] + "...")
     return repr(value)
 
 
@@ -453,7 +480,10 @@ def _check_folder(out_dir: Path, settings: dict, dataset: VOSDataset, names: set
     for path in sorted(out_dir.glob(f"{RECORD_PREFIX}*.json")):
         record = _read_record(path)
         data = _video_data(dataset.video(record["video"])) if record["video"] in names else None
-        changed = _differences(record, settings, data)
+        # a data field the record lacks was not recorded yet when it was written (the annotations' and frames'
+        # content, since issue 29): such a video is redone, as not done, but is no conflict
+        changed = {k: v for k, v in _differences(record, settings, data).items()
+                   if k in settings or k in record["data"]}
         if changed:
             conflicts[record["video"]] = changed
     if conflicts:
@@ -522,7 +552,8 @@ def run_dataset(predictor, data_root: str | os.PathLike, out_dir: str | os.PathL
     Each video's :func:`record_path` is written once its files are (``<video>/`` and, with ``save_probs``,
     ``<probs_dir>/<video>.npz``; ``probs_dir`` defaults to ``out_dir``): the settings (model, weights,
     image size, sigmoid pair, mode, merge rule, transform, save_probs, device type) and its data (frame
-    names, frame size, annotated frames). A video is done when its record matches this run and its files
+    names, frame size, annotated frames, the annotations by content and the frames by a cheap fingerprint:
+    :func:`_video_data`). A video is done when its record matches this run and its files
     are there; done videos are skipped unless ``overwrite``, which redoes every video. Without
     ``overwrite``, a folder holding any video recorded with other settings (or, for this run's videos,
     other data) is a DataError, raised before anything is written. The run holds the output folders'
