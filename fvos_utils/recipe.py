@@ -18,6 +18,7 @@ run chose (chapters 03-06) with the same fallbacks as the chapters; the command 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import sys
@@ -200,7 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{what}: {source}")
         chapter_dir = choices.run_dir(run) / "06_multiscale_fusion"
         zip_path = Path(args.out).resolve() if args.out else chapter_dir / f"fvos_{split}.zip"
-        written = run_recipe(settings, data_root, chapter_dir / f"server_{split}", zip_path, split=split,
+        # the work folder is tied to the data it resumes on: another root (a subset, a copy on scratch) gets its own
+        data_key = hashlib.sha256(str(resolve(data_root).resolve()).encode()).hexdigest()[:10]
+        written = run_recipe(settings, data_root, chapter_dir / f"server_{split}-{data_key}", zip_path, split=split,
                              seed=values["seed"], device=args.device, progress=not args.no_progress)
     except (DataError, ValueError, pipeline.PipelineError, models.DownloadError) as err:
         parser.exit(2, f"error: {err}\n")

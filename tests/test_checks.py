@@ -1,5 +1,7 @@
 """Checked before the work, not after: each bad path or value a command line is given is one error line
 naming the file, before any long work starts and before anything is written."""
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -173,3 +175,27 @@ def test_the_report_alone_on_an_empty_run_names_the_run(tmp_path, monkeypatch, c
     assert capsys.readouterr().err == ("error: no chapter of run 'empty' has run: 07_report reports on the others; "
                                        "run them first (without --only)\n")
     assert not (tmp_path / "outputs" / "empty" / "07_report.ipynb").exists()
+
+
+def test_the_recipe_on_a_second_data_root_does_not_resume_the_firsts_work(tmp_path, monkeypatch, capsys):
+    """The work folder was keyed by run and split: a second root holding a subset of the first's videos
+    failed (`video not in the val folder`), the first root's passes being resumed."""
+    from fvos_utils import choices, recipe
+    from fvos_utils.io import remove_dir
+
+    run = "pytest-recipe-two-roots"
+    remove_dir(choices.run_dir(run))
+    full = write_mose_layout(tmp_path / "full", n_train=1, n_valid=2, n_frames=2)
+    subset = write_mose_layout(tmp_path / "subset", n_train=1, n_valid=1, n_frames=2)
+    params = tmp_path / "recipe.yaml"
+    params.write_text(f"run: {run}\nchapters:\n  06_multiscale_fusion:\n    ckpt: random\n    scales: [1.0]\n"
+                      f"    server_split: valid\n")
+    try:
+        for root, videos in ((full, ["valid00", "valid01"]), (subset, ["valid00"])):
+            out = tmp_path / f"{root.name}.zip"
+            assert recipe.main(["--params", str(params), "--data-root", str(root), "--out", str(out),
+                                "--threads", "1", "--no-progress"]) == 0
+            with zipfile.ZipFile(out) as archive:
+                assert sorted({name.split("/")[1] for name in archive.namelist()}) == videos
+    finally:
+        remove_dir(choices.run_dir(run))
