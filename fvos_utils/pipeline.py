@@ -44,6 +44,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import yaml
 
@@ -135,8 +136,42 @@ def _is_plain_folder_name(name) -> bool:
     return isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
 
 
-def load_run_params(path: str | os.PathLike) -> dict:
-    """Read and check a params file; returns ``{"run", "common", "chapters": {chapter: params}}``."""
+def parse_override(item: str) -> tuple[list[str], object]:
+    """``KEY.SUB=VALUE`` (a ``--set`` argument) -> ``(["KEY", "SUB"], VALUE)``, VALUE read as YAML (``2``
+    an int, ``[1.0, 1.5]`` a list, ``data/MOSE`` a string), as the params file would hold it."""
+    key, sep, text = item.partition("=")
+    names = key.strip().split(".")
+    if not sep or not all(names):
+        raise ValueError(f"--set {item}: expected KEY.SUB=VALUE (e.g. common.data_root=/scratch/MOSE)")
+    try:
+        return names, yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"--set {item}: the value is not valid YAML ({' '.join(str(err).split())})") from None
+
+
+def _apply_overrides(path: Path, raw: dict, overrides: Sequence[str]) -> None:
+    """Set each ``CHAPTER.KEY=VALUE`` / ``common.KEY=VALUE`` of ``overrides`` in the params file's ``raw``
+    mapping, before it is checked (so a value is type-checked as if the file held it). A chapter the file
+    does not run is refused: an override changes values, never which chapters run."""
+    for item in overrides:
+        names, value = parse_override(item)
+        if len(names) != 2:
+            raise PipelineError(f"--set {item}: expected CHAPTER.KEY=VALUE or common.KEY=VALUE")
+        section, key = names
+        if section == "common":
+            raw["common"] = {**(raw.get("common") or {}), key: value}
+        elif section in (raw.get("chapters") or {}):
+            raw["chapters"][section] = {**(raw["chapters"][section] or {}), key: value}
+        else:
+            chapters = ", ".join(raw.get("chapters") or {}) or "none"
+            raise PipelineError(f"--set {item}: {section!r} is not 'common' nor a chapter {path} runs ({chapters})")
+
+
+def load_run_params(path: str | os.PathLike, overrides: Sequence[str] = ()) -> dict:
+    """Read and check a params file; returns ``{"run", "common", "chapters": {chapter: params}, "overrides"}``.
+
+    ``overrides``: ``CHAPTER.KEY=VALUE`` or ``common.KEY=VALUE`` (the command line's ``--set``), applied
+    to the file's values before they are checked (:func:`_apply_overrides`)."""
     path = paths.resolve(path)
     if not path.is_file():
         raise PipelineError(f"{path}: params file not found")
@@ -146,6 +181,12 @@ def load_run_params(path: str | os.PathLike) -> dict:
         raise PipelineError(f"{path}: not valid YAML ({err})") from None
     if not isinstance(raw, dict):
         raise PipelineError(f"{path}: expected a mapping at the top level")
+    _apply_overrides(path, raw, overrides)
+    overridden = {tuple(parse_override(item)[0]) for item in overrides}
+
+    def origin(section: str, key) -> str:
+        """Where a value came from, for messages: the file, or the --set that replaced its value."""
+        return "--set" if (section, key) in overridden else str(path)
     for key in raw:
         if key not in TOP_LEVEL_KEYS:
             raise _unknown_key_error(str(path), key, TOP_LEVEL_KEYS)
@@ -168,19 +209,21 @@ def load_run_params(path: str | os.PathLike) -> dict:
                 raise PipelineError(f"{path}: chapters.{name}: {key!r} is set by the runner (the top-level "
                                     f"'run' key, the --force flag), not per chapter")
             if key not in declared[name]:
-                raise _unknown_key_error(f"{path}: chapters.{name}", key, declared[name])
-            _check_type(f"{path}: chapters.{name}.{key}", declared[name][key]["type"], value)
+                raise _unknown_key_error(f"{origin(name, key)}: chapters.{name}", key, declared[name])
+            _check_type(f"{origin(name, key)}: chapters.{name}.{key}", declared[name][key]["type"], value)
     for key, value in common.items():
         if key in RUNNER_KEYS:
             raise PipelineError(f"{path}: common: {key!r} is set by the runner, not in common")
         if not any(key in d for d in declared.values()):
             known = set().union(*declared.values()) if declared else set()
-            raise _unknown_key_error(f"{path}: common (no chapter declares it)", key, known)
+            raise _unknown_key_error(f"{origin('common', key)}: common (no chapter declares it)", key, known)
         for name in chapters:
             if key in declared[name]:
-                _check_type(f"{path}: common.{key} (for chapter {name})", declared[name][key]["type"], value)
+                _check_type(f"{origin('common', key)}: common.{key} (for chapter {name})", declared[name][key]["type"],
+                            value)
     return {"run": run, "common": common, "chapters": {n: dict(chapters[n] or {}) for n in CHAPTERS
-                                                       if n in chapters}, "declared": declared, "path": path}
+                                                       if n in chapters}, "declared": declared, "path": path,
+            "overrides": list(overrides)}
 
 
 def chapter_parameters(params: dict, chapter: str, *, force: bool = False) -> dict:
@@ -300,13 +343,22 @@ def _device() -> str:
     return f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
 
 
+def show_parameters(params: dict) -> str:
+    """Every chapter's parameters as it would run them (its notebook's defaults, then the params file's
+    common and chapter values and the overrides), as YAML: what ``--show`` prints."""
+    return yaml.safe_dump({"run": params["run"], "overrides": params["overrides"],
+                           "chapters": {chapter: parameter_values(params, chapter) for chapter in params["chapters"]}},
+                          sort_keys=False)
+
+
 def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: list[str] | None = None,
-                 kernel_name: str = "python3") -> dict:
-    """Run the chapters of ``params_file``; returns the manifest (also written to the run folder)."""
+                 kernel_name: str = "python3", overrides: Sequence[str] = ()) -> dict:
+    """Run the chapters of ``params_file`` (with ``overrides``, :func:`load_run_params`); returns the
+    manifest (also written to the run folder; it records the overrides)."""
     import papermill
     from tqdm.auto import tqdm
 
-    params = load_run_params(params_file)
+    params = load_run_params(params_file, overrides)
     chapters = list(params["chapters"])
     if only:
         for name in only:
@@ -325,6 +377,7 @@ def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: l
             "params_file": str(params["path"]),
             "run": params["run"],
             "common": params["common"],
+            "overrides": params["overrides"],
             "chapters": {},
             "device": _device(),
             "environment": provenance.environment(),
@@ -392,10 +445,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=CHAPTERS, metavar="CHAPTER",
                         help=f"run only these chapters of the params file: {', '.join(CHAPTERS)}")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one value of the params file: CHAPTER.KEY=VALUE or common.KEY=VALUE, VALUE "
+                             "in YAML, type-checked as the file's (repeatable; recorded in the manifest)")
+    parser.add_argument("--show", action="store_true",
+                        help="print every chapter's resolved parameters (YAML) and run nothing")
     args = parser.parse_args(argv)
     try:
-        manifest = run_pipeline(args.params, force=args.force, only=args.only, kernel_name=args.kernel)
-    except (PipelineError, io.DataError) as err:  # a DataError: a file in the way, or the run in use (locks)
+        if args.show:
+            print(show_parameters(load_run_params(args.params, args.overrides)), end="")
+            return 0
+        manifest = run_pipeline(args.params, force=args.force, only=args.only, kernel_name=args.kernel,
+                                overrides=args.overrides)
+    except (PipelineError, ValueError) as err:  # a ValueError: a bad --set; a DataError: the run in use (locks)
         print(f"error: {err}", file=sys.stderr)
         return 1
     run_dir = paths.outputs_dir(manifest["run"])

@@ -275,10 +275,27 @@ def _check_section(path: Path, where: str, values: dict, schema: dict) -> None:
             raise io.DataError(path, f"{name} must be {expected}, got {value!r}")
 
 
-def load_training_params(path: str | os.PathLike) -> dict:
+def _apply_overrides(path: Path, params: dict, overrides: Sequence[str]) -> None:
+    """Set each ``KEY[.SUB...]=VALUE`` of ``overrides`` (the command line's ``--set``; VALUE in YAML) in the
+    params file's mapping, before it is checked, creating the sections it names."""
+    from .pipeline import parse_override  # the pipeline's --set syntax, one parser for both
+
+    for item in overrides:
+        names, value = parse_override(item)
+        section = params
+        for name in names[:-1]:
+            section = section.setdefault(name, {})
+            if not isinstance(section, dict):
+                raise io.DataError(path, f"--set {item}: {name} is not a mapping here")
+        section[names[-1]] = value
+
+
+def load_training_params(path: str | os.PathLike, overrides: Sequence[str] = ()) -> dict:
     """A training params file (see ``params/pretrain_fvos_tiny.yaml`` for every key), checked: unknown keys
     are refused with the closest known one (``gpu: 8`` names ``gpus``), types are checked, and ``gpus`` /
-    ``nodes`` / ``cluster`` must fit ``device``. Every problem is a DataError naming the file and the key."""
+    ``nodes`` / ``cluster`` must fit ``device``. Every problem is a DataError naming the file and the key.
+    ``overrides``: ``KEY.SUB=VALUE`` (``data.root=/scratch/MOSE``, ``stage1.epochs=2``), applied to the
+    file's values before they are checked (the command line's ``--set``)."""
     path = paths.resolve(path)
     if not path.is_file():
         raise io.DataError(path, "params file not found")
@@ -288,6 +305,7 @@ def load_training_params(path: str | os.PathLike) -> dict:
         raise io.DataError(path, f"not valid YAML ({' '.join(str(err).split())})") from None
     if not isinstance(params, dict):
         raise io.DataError(path, "params file must hold a mapping")
+    _apply_overrides(path, params, overrides)
     for key in REQUIRED_KEYS:
         if key not in params:
             raise io.DataError(path, f"missing key {key!r}")
@@ -787,6 +805,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch threads on CPU (default: the params' threads, else 2)")
     parser.add_argument("--restart", action="store_true",
                         help="delete what this stage (and stage 2, for stage 1) trained before and start over")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.SUB=VALUE",
+                        help="override one value of the params file (data.root=/scratch/MOSE, stage1.epochs=2; "
+                             "VALUE in YAML, checked as the file's; repeatable)")
+    parser.add_argument("--show", action="store_true", help="print the checked params (YAML) and train nothing")
     parser.add_argument("--launch", help=argparse.SUPPRESS)  # internal: the training subprocess
     args = parser.parse_args(argv)
     if args.launch:
@@ -797,6 +819,10 @@ def main(argv: list[str] | None = None) -> int:
     # a command-line path is taken from the current folder (the library takes them from the kit's)
     params = Path(args.params).expanduser().resolve()
     try:
+        params = load_training_params(params, args.overrides)
+        if args.show:
+            print(yaml.safe_dump({k: v for k, v in params.items() if k != "_path"}, sort_keys=False), end="")
+            return 0
         folder = train_stage(params, args.stage, threads=args.threads, restart=args.restart)
     except (io.DataError, ValueError, DownloadError) as err:  # bad input: one line, no traceback
         parser.exit(2, f"error: {err}\n")

@@ -148,6 +148,19 @@ def test_a_failing_chapter_stops_the_chain_names_the_cell_and_keeps_outputs(proj
     assert not (out / "01_sam2_inference.failed.ipynb").exists()
 
 
+def test_overrides_reach_the_chapters_are_recorded_and_make_them_rerun(project, capsys):
+    """``--set``: one value of a params file changed on the command line, without copying the file."""
+    assert pipeline.main([str(_params(project, GOOD)), "--set", "00_data_and_metrics.value=7",
+                          "--set", "common.seed=5"]) == 0
+    out = project / "outputs" / "t"
+    assert json.loads((out / "value.json").read_text()) == {"value": 7, "seed": 5}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["overrides"] == ["00_data_and_metrics.value=7", "common.seed=5"]
+    again = pipeline.run_pipeline(_params(project, GOOD))  # without them: other values, so not current
+    assert [c["skipped"] for c in again["chapters"].values()] == [False, False]
+    assert json.loads((out / "value.json").read_text()) == {"value": 21, "seed": 3}
+
+
 def test_a_chapter_whose_outputs_are_gone_is_not_current(project):
     params = _params(project, GOOD)
     out = project / "outputs" / "t"
