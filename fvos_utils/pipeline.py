@@ -52,6 +52,10 @@ from . import io, locks, paths, provenance
 from .chapter import METRICS_FILE
 
 #: The kit's chapters in the order they run (notebooks/<name>.ipynb).
+#: Arguments of every chapter's kernel: its own log at errors only. Its one warning was "Kernel is running
+#: over TCP without encryption", printed for each chapter; the kernel listens on this machine's loopback
+#: ports for the one client that started it. The chapters' own output and warnings are unaffected.
+KERNEL_ARGUMENTS = ("--IPKernelApp.log_level=ERROR",)
 #: the chapter that reports on the others (it reads their results only)
 REPORT_CHAPTER = "07_report"
 CHAPTERS = (
@@ -407,7 +411,7 @@ def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: l
             try:
                 papermill.execute_notebook(str(notebook_path(chapter)), str(attempt), parameters=parameters,
                                            kernel_name=kernel_name, cwd=str(paths.project_root()),
-                                           progress_bar=False)
+                                           progress_bar=False, extra_arguments=list(KERNEL_ARGUMENTS))
             except BaseException as err:  # a failure or an interrupt: the attempt is kept apart from the last good run
                 if attempt.is_file():
                     os.replace(attempt, failed)

@@ -161,6 +161,12 @@ def test_overrides_reach_the_chapters_are_recorded_and_make_them_rerun(project, 
     assert json.loads((out / "value.json").read_text()) == {"value": 21, "seed": 3}
 
 
+def test_chapters_run_without_the_kernels_tcp_warning(project, capfd):
+    """Every chapter printed ipykernel's "Kernel is running over TCP without encryption" warning."""
+    pipeline.run_pipeline(_params(project, GOOD))
+    assert "without encryption" not in capfd.readouterr().err
+
+
 def test_a_chapter_whose_outputs_are_gone_is_not_current(project):
     params = _params(project, GOOD)
     out = project / "outputs" / "t"
