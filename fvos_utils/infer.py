@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from . import locks, models, transforms
+from . import locks, models, provenance, transforms
 from . import probs as probs_format
 from .io import DataError, MAX_OBJECT_ID, VOID_LABEL, VOSDataset, Video, atomic_dir, file_in_the_way, mask_size, \
     read_frame, read_json, read_list_file, remove_dir, write_json, write_mask
@@ -731,7 +731,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sigmoid-bias", type=float, help="memory-encoder sigmoid bias (config: -10)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: the first available)")
     parser.add_argument("--seed", type=int, default=0, help="seed of --ckpt random")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--threads", type=int,
+                        help="torch CPU threads (default: the CPUs the job was given: OMP_NUM_THREADS, else "
+                             "SLURM_CPUS_PER_TASK and the process's CPU affinity)")
     parser.add_argument("--offload-video", action="store_true", help="keep frames on the CPU")
     parser.add_argument("--offload-state", action="store_true", help="keep SAM 2's memory on the CPU")
     parser.add_argument("--overwrite", action="store_true", help="redo videos already done")
@@ -743,8 +745,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     """The command line; returns :func:`run_dataset`'s summary (for callers in Python)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or provenance.allotted_cpus())
     ckpt = args.ckpt if args.ckpt in (models.REGISTRY, models.RANDOM) else str(from_here(args.ckpt))
     try:
         videos = read_list_file(from_here(args.video_list)) if args.video_list else None

@@ -28,7 +28,7 @@ from typing import Sequence
 
 import torch
 
-from . import choices, fusion, infer, locks, models, postprocess, selection
+from . import choices, fusion, infer, locks, models, postprocess, provenance, selection
 from .choices import ModelChoice
 from .io import DataError, file_in_the_way
 from .paths import resolve
@@ -185,8 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or provenance.allotted_cpus())  # the job's CPUs, not the machine's
     try:
         params = pipeline.load_run_params(Path(args.params).resolve())  # command-line paths: from the current folder
         values = pipeline.parameter_values(params, "06_multiscale_fusion")
