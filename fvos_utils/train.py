@@ -21,12 +21,14 @@ Layout of a stage, ``outputs/<run>/train/stage<k>/``::
     submitit_logs/        with ``cluster:``: submitit's files, the job's log among them
     logs/                 the trainer's own logs: log.txt, train_stats.json (one line per epoch)
     tensorboard/          per-step losses (loss curves: :func:`loss_curve`)
-    checkpoints/checkpoint.pt   full state (model, optimizer, epoch) of the latest epoch only
+    resumes.json          where the stage was resumed (after which epoch, when), if it was
+    checkpoints/checkpoint.pt   full state (model, optimizer, epoch, random state) of the latest epoch only
     weights/epoch_NNN.pt        model-only ``{"model": state_dict}`` after every epoch
 
 Full state is kept for the latest epoch only, so 50 SAM2-L epochs need 50 x 0.9 GB, not 50 x 2.7 GB.
 Running the same command again resumes from ``checkpoint.pt``: a killed run loses at most the epoch
-in progress. Per-epoch weights are written before the full state, so a finished epoch always has both.
+in progress, and on a CPU the resumed run is bit-identical to an uninterrupted one (the random state is
+saved with the full state and restored). Per-epoch weights are written before the full state, so a finished epoch always has both.
 
 On a CPU the trainer needs three things (``../shared/reference/sam2-notes.md``): the gloo backend,
 amp off, and ``torch.cuda.reset_peak_memory_stats`` (called by the memory meter every step) made a
@@ -45,6 +47,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any, Sequence
@@ -67,6 +70,8 @@ _EPOCH_LINE = re.compile(r"Train Epoch: \[(\d+)\]\[\s*(\d+)/(\d+)\]")
 _JOB_LINE = re.compile(r"Submitit Job ID: (\S+)")  # printed by Meta's launcher once it has submitted
 #: what every training size must be a multiple of: the stride of the image encoder's features
 _ENCODER_STRIDE = 16
+#: the file of a stage folder that records where the stage was resumed: ``[{"after_epoch", "at"}, ...]``
+RESUMES_FILE = "resumes.json"
 #: the file of a stage folder that names its submitted cluster job
 JOB_FILE = "job.json"
 #: environment variable naming the file the launch subprocess writes to when it submits a job (the job's
@@ -98,6 +103,53 @@ class KitTrainer(Trainer):
             model = getattr(self.model, "module", self.model)  # unwrap DDP
             save_checkpoint(model, weights_path(Path(self.checkpoint_conf.save_dir).parent, int(epoch)))
         super().save_checkpoint(epoch, checkpoint_names)
+
+    def _save_checkpoint(self, checkpoint, checkpoint_path):
+        """Meta's full state plus this process's random state (python, numpy, torch, CUDA): without it a
+        resumed run drew other random numbers from the next epoch on than an uninterrupted one (the
+        trainer seeds once, at its start), so its later epochs differed (by up to 1.25e-3 in a weight)."""
+        model = getattr(self.model, "module", self.model)  # unwrap DDP
+        super()._save_checkpoint({**checkpoint, _RANDOM_STATE_KEY: _random_state(model)}, checkpoint_path)
+
+    def _load_resuming_checkpoint(self, ckpt_path: str):
+        super()._load_resuming_checkpoint(ckpt_path)
+        # memory-mapped: only the small random state is read from the file Meta's loader has just read
+        state = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=True).get(_RANDOM_STATE_KEY)
+        # only rank 0 saves: its state is its own (other ranks keep their seeding; one process is then exact)
+        if state is not None and self.distributed_rank == 0:
+            _restore_random_state(state, getattr(self.model, "module", self.model))
+
+
+#: the key of :class:`KitTrainer`'s full checkpoint that holds the random state
+_RANDOM_STATE_KEY = "kit_random_state"
+
+
+def _random_state(model) -> dict:
+    """Every random generator the training process draws from, as it stands, in types Meta's loader reads
+    (``torch.load`` with ``weights_only``: tensors and plain Python values, numpy's key as a list): the
+    global ones and ``model.rng``, the generator ``SAM2Train`` draws its prompts from (seeded once, when
+    the model is built)."""
+    import numpy as np
+
+    name, key, position, has_gauss, cached_gaussian = np.random.get_state()
+    return {"python": random.getstate(), "numpy": [name, key.tolist(), position, has_gauss, cached_gaussian],
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "model": model.rng.bit_generator.state if hasattr(model, "rng") else None}
+
+
+def _restore_random_state(state: dict, model) -> None:
+    """Set the generators (``model``'s too) to what :func:`_random_state` returned."""
+    import numpy as np
+
+    random.setstate(state["python"])
+    name, key, position, has_gauss, cached_gaussian = state["numpy"]
+    np.random.set_state((name, np.asarray(key, np.uint32), position, has_gauss, cached_gaussian))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if state["model"] is not None and hasattr(model, "rng"):
+        model.rng.bit_generator.state = state["model"]
 
 
 class MultiResolutionSAM2Train(SAM2Train):
@@ -588,6 +640,10 @@ def _train_locked_stage(params: dict, plan: StagePlan, *, threads: int | None, r
         raise StageRunning(f"stage {stage} of run {plan.run!r} is still running as {_job_words(job)}; nothing "
                            "was submitted again. Run this again once it has finished")
     done = completed_epochs(plan.folder)
+    if 0 < done < plan.epochs:  # the record of where this stage was resumed, one entry a resume
+        resumes = plan.folder / RESUMES_FILE
+        earlier = io.read_json(resumes) if resumes.is_file() else []
+        io.write_json(resumes, [*earlier, {"after_epoch": done, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}])
     if done < plan.epochs:
         job = _run_trainer(plan, threads=int(threads or params.get("threads", 2)), done=done, progress=progress)
         if job is not None:
