@@ -133,9 +133,11 @@ def settings_for_run(run: str, *, model: str = "fvos_tiny", ckpt: str = models.R
 
 def run_recipe(settings: RecipeSettings, server_root: str | os.PathLike, work_dir: str | os.PathLike,
                zip_path: str | os.PathLike, *, split: str | None = "valid", seed: int = 0,
-               device: str | None = None, processes: int | None = None, progress: bool = True) -> Path:
+               device: str | None = None, processes: int | None = None, overwrite: bool = False,
+               progress: bool = True) -> Path:
     """Steps 2-5 on a split with hidden ground truth (MOSE valid or test): the zip for the server.
-    Shown in chapter 06.
+    Shown in chapter 06. ``overwrite``: redo the passes from the start instead of resuming them (their
+    videos recorded from other data, such as edited annotations, are refused otherwise).
 
     Passes go to ``work_dir/passes/<pass>/`` and resume after an interruption; the filled passes
     (``work_dir/filled/``) and the fused masks (``work_dir/fused/``) are rebuilt from them. Returns ``zip_path``.
@@ -145,7 +147,7 @@ def run_recipe(settings: RecipeSettings, server_root: str | os.PathLike, work_di
     passes = passes_for(settings.scales)
     with locks.exclusive(work_dir):  # one recipe per work folder: a second is refused, naming the first
         runs = run_passes(settings.choice, server_root, work_dir / "passes", passes, split=split, seed=seed,
-                          device=device, processes=processes, resume=True, progress=progress)
+                          device=device, processes=processes, resume=not overwrite, progress=progress)
         filled = [postprocess.fill_variants(runs[p]["folder"], work_dir / "filled" / p.name, [settings.filling],
                                             from_probs=True, overwrite=True, progress=False)[settings.filling]
                   for p in passes]
@@ -176,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", help="the zip to write (default: outputs/<run>/06_multiscale_fusion/fvos_<split>.zip)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: the first available)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo the passes from the start (default: resume them; a pass whose videos were "
+                             "predicted from other data, such as edited annotations, is refused)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (batch logs)")
     return parser
 
@@ -203,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the work folder is tied to the data it resumes on: another root (a subset, a copy on scratch) gets its own
         data_key = hashlib.sha256(str(resolve(data_root).resolve()).encode()).hexdigest()[:10]
         written = run_recipe(settings, data_root, chapter_dir / f"server_{split}-{data_key}", zip_path, split=split,
-                             seed=values["seed"], device=args.device, progress=not args.no_progress)
+                             seed=values["seed"], device=args.device, overwrite=args.overwrite,
+                             progress=not args.no_progress)
     except (DataError, ValueError, pipeline.PipelineError, models.DownloadError) as err:
         parser.exit(2, f"error: {err}\n")
     print(f"wrote {written}")

@@ -4,6 +4,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from fvos_utils import fusion, infer, io, postprocess
 from fvos_utils.probs import save_probs
@@ -190,12 +191,27 @@ def test_the_recipe_on_a_second_data_root_does_not_resume_the_firsts_work(tmp_pa
     params = tmp_path / "recipe.yaml"
     params.write_text(f"run: {run}\nchapters:\n  06_multiscale_fusion:\n    ckpt: random\n    scales: [1.0]\n"
                       f"    server_split: valid\n")
+    argv = ["--params", str(params), "--threads", "1", "--no-progress"]
     try:
         for root, videos in ((full, ["valid00", "valid01"]), (subset, ["valid00"])):
             out = tmp_path / f"{root.name}.zip"
-            assert recipe.main(["--params", str(params), "--data-root", str(root), "--out", str(out),
-                                "--threads", "1", "--no-progress"]) == 0
+            assert recipe.main(argv + ["--data-root", str(root), "--out", str(out)]) == 0
             with zipfile.ZipFile(out) as archive:
                 assert sorted({name.split("/")[1] for name in archive.namelist()}) == videos
+        # an edited first-frame mask: its stale masks must not reach the zip (they did: the passes resumed)
+        first = subset / "valid" / "Annotations" / "valid00" / "00000.png"
+        edited = io.read_mask(first).copy()
+        edited[edited == 2] = 0
+        io.write_mask(first, edited)
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as refused:
+            recipe.main(argv + ["--data-root", str(subset), "--out", str(tmp_path / "edited.zip")])
+        assert refused.value.code == 2 and "valid00: annotations_sha256: " in capsys.readouterr().err
+        assert recipe.main(argv + ["--data-root", str(subset), "--out", str(tmp_path / "edited.zip"),
+                                   "--overwrite"]) == 0
+        with zipfile.ZipFile(tmp_path / "edited.zip") as archive:
+            for name in archive.namelist():
+                with archive.open(name) as png:
+                    assert 2 not in np.unique(np.asarray(Image.open(png)))
     finally:
         remove_dir(choices.run_dir(run))
