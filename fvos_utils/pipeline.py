@@ -359,9 +359,6 @@ def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: l
                  kernel_name: str = "python3", overrides: Sequence[str] = ()) -> dict:
     """Run the chapters of ``params_file`` (with ``overrides``, :func:`load_run_params`); returns the
     manifest (also written to the run folder; it records the overrides)."""
-    import papermill
-    from tqdm.auto import tqdm
-
     params = load_run_params(params_file, overrides)
     chapters = list(params["chapters"])
     if only:
@@ -371,73 +368,81 @@ def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: l
         chapters = [c for c in chapters if c in only]
     run_dir = paths.outputs_dir(params["run"])
     with locks.exclusive(run_dir):  # one pipeline per run: a second is refused, naming this one
-        state_path = run_dir / STATE_FILE
-        state = io.read_json(state_path) if state_path.is_file() else {}
-        if chapters == [REPORT_CHAPTER] and not set(state) - {REPORT_CHAPTER}:
-            # the report tabulates the other chapters' results: alone on an empty run it had nothing to read
-            raise PipelineError(f"no chapter of run {params['run']!r} has run: {REPORT_CHAPTER} reports on the "
-                                f"others; run them first (without --only)")
-        manifest = {
-            "params_file": str(params["path"]),
-            "run": params["run"],
-            "common": params["common"],
-            "overrides": params["overrides"],
-            "chapters": {},
-            "device": _device(),
-            "environment": provenance.environment(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        folders: dict[Path, str] = {}
-        rerun_from_here = force
-        bar = tqdm(chapters, desc=f"pipeline {params['run']}", unit="chapter")
-        for chapter in bar:
-            bar.set_postfix_str(chapter)
-            parameters = chapter_parameters(params, chapter, force=force)
-            previous = state.get(chapter, {})
-            if (not rerun_from_here and previous.get("fingerprint") == _fingerprint(chapter, parameters, folders)
-                    and _outputs_intact(run_dir, chapter, previous.get("outputs"))):
-                manifest["chapters"][chapter] = {**previous, "skipped": True, "status": "current"}
-                continue
-            rerun_from_here = True
-            # from here on this chapter's outputs change, and later chapters read them: none of them is current
-            for later in CHAPTERS[CHAPTERS.index(chapter):]:
-                state.pop(later, None)
-            io.write_json(state_path, state)
-            executed = run_dir / f"{chapter}.ipynb"
-            attempt, failed = run_dir / f"{chapter}.running.ipynb", run_dir / f"{chapter}.failed.ipynb"
-            manifest["chapters"][chapter] = {"skipped": False, "status": "running", "notebook": str(attempt)}
-            io.write_json(run_dir / MANIFEST_FILE, manifest)
-            start = time.perf_counter()
-            try:
-                papermill.execute_notebook(str(notebook_path(chapter)), str(attempt), parameters=parameters,
-                                           kernel_name=kernel_name, cwd=str(paths.project_root()),
-                                           progress_bar=False, extra_arguments=list(KERNEL_ARGUMENTS))
-            except BaseException as err:  # a failure or an interrupt: the attempt is kept apart from the last good run
-                if attempt.is_file():
-                    os.replace(attempt, failed)
-                error = f"{err.ename}: {err.evalue}" if isinstance(err, papermill.PapermillExecutionError) else repr(err)
-                manifest["chapters"][chapter] = {"skipped": False, "status": "failed", "notebook": str(failed),
-                                                 "error": error}
-                io.write_json(run_dir / MANIFEST_FILE, manifest)
-                if not isinstance(err, papermill.PapermillExecutionError):
-                    raise
-                cell = _failed_cell(failed)
-                where = f"cell {cell[0]}, line {cell[1]} (`{cell[2]}`)" if cell else "a cell"
-                kept = f"\n  its last successful notebook is unchanged at {executed}" if executed.is_file() else ""
-                raise PipelineError(
-                    f"chapter {chapter} failed in {where} of {failed}: {error}{kept}\n"
-                    f"  earlier chapters' outputs in {run_dir} are intact") from None
-            os.replace(attempt, executed)
-            failed.unlink(missing_ok=True)
-            seconds = round(time.perf_counter() - start, 2)
-            folders.clear()  # the chapter may have written into folders that parameters name (chapter 00: data_root)
-            state[chapter] = {"fingerprint": _fingerprint(chapter, parameters, folders), "seconds": seconds,
-                              "parameters": parameters, "notebook": str(executed), "outputs": _outputs(run_dir, chapter)}
-            io.write_json(state_path, state)
-            manifest["chapters"][chapter] = {**state[chapter], "skipped": False, "status": "done"}
-        manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        return _run_chapters(params, chapters, run_dir, force=force, kernel_name=kernel_name)
+
+
+def _run_chapters(params: dict, chapters: list[str], run_dir: Path, *, force: bool, kernel_name: str) -> dict:
+    """:func:`run_pipeline`'s work, once it holds the run's lock."""
+    import papermill
+    from tqdm.auto import tqdm
+
+    state_path = run_dir / STATE_FILE
+    state = io.read_json(state_path) if state_path.is_file() else {}
+    if chapters == [REPORT_CHAPTER] and not set(state) - {REPORT_CHAPTER}:
+        # the report tabulates the other chapters' results: alone on an empty run it had nothing to read
+        raise PipelineError(f"no chapter of run {params['run']!r} has run: {REPORT_CHAPTER} reports on the "
+                            f"others; run them first (without --only)")
+    manifest = {
+        "params_file": str(params["path"]),
+        "run": params["run"],
+        "common": params["common"],
+        "overrides": params["overrides"],
+        "chapters": {},
+        "device": _device(),
+        "environment": provenance.environment(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    folders: dict[Path, str] = {}
+    rerun_from_here = force
+    bar = tqdm(chapters, desc=f"pipeline {params['run']}", unit="chapter")
+    for chapter in bar:
+        bar.set_postfix_str(chapter)
+        parameters = chapter_parameters(params, chapter, force=force)
+        previous = state.get(chapter, {})
+        if (not rerun_from_here and previous.get("fingerprint") == _fingerprint(chapter, parameters, folders)
+                and _outputs_intact(run_dir, chapter, previous.get("outputs"))):
+            manifest["chapters"][chapter] = {**previous, "skipped": True, "status": "current"}
+            continue
+        rerun_from_here = True
+        # from here on this chapter's outputs change, and later chapters read them: none of them is current
+        for later in CHAPTERS[CHAPTERS.index(chapter):]:
+            state.pop(later, None)
+        io.write_json(state_path, state)
+        executed = run_dir / f"{chapter}.ipynb"
+        attempt, failed = run_dir / f"{chapter}.running.ipynb", run_dir / f"{chapter}.failed.ipynb"
+        manifest["chapters"][chapter] = {"skipped": False, "status": "running", "notebook": str(attempt)}
         io.write_json(run_dir / MANIFEST_FILE, manifest)
-        return manifest
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(str(notebook_path(chapter)), str(attempt), parameters=parameters,
+                                       kernel_name=kernel_name, cwd=str(paths.project_root()),
+                                       progress_bar=False, extra_arguments=list(KERNEL_ARGUMENTS))
+        except BaseException as err:  # a failure or an interrupt: the attempt is kept apart from the last good run
+            if attempt.is_file():
+                os.replace(attempt, failed)
+            error = f"{err.ename}: {err.evalue}" if isinstance(err, papermill.PapermillExecutionError) else repr(err)
+            manifest["chapters"][chapter] = {"skipped": False, "status": "failed", "notebook": str(failed),
+                                             "error": error}
+            io.write_json(run_dir / MANIFEST_FILE, manifest)
+            if not isinstance(err, papermill.PapermillExecutionError):
+                raise
+            cell = _failed_cell(failed)
+            where = f"cell {cell[0]}, line {cell[1]} (`{cell[2]}`)" if cell else "a cell"
+            kept = f"\n  its last successful notebook is unchanged at {executed}" if executed.is_file() else ""
+            raise PipelineError(
+                f"chapter {chapter} failed in {where} of {failed}: {error}{kept}\n"
+                f"  earlier chapters' outputs in {run_dir} are intact") from None
+        os.replace(attempt, executed)
+        failed.unlink(missing_ok=True)
+        seconds = round(time.perf_counter() - start, 2)
+        folders.clear()  # the chapter may have written into folders that parameters name (chapter 00: data_root)
+        state[chapter] = {"fingerprint": _fingerprint(chapter, parameters, folders), "seconds": seconds,
+                          "parameters": parameters, "notebook": str(executed), "outputs": _outputs(run_dir, chapter)}
+        io.write_json(state_path, state)
+        manifest["chapters"][chapter] = {**state[chapter], "skipped": False, "status": "done"}
+    manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    io.write_json(run_dir / MANIFEST_FILE, manifest)
+    return manifest
 
 
 def main(argv: list[str] | None = None) -> int:
