@@ -575,11 +575,13 @@ def run_dataset(predictor, data_root: str | os.PathLike, out_dir: str | os.PathL
     for folder in (out_dir, probs_folder) if save_probs else (out_dir,):
         _outside_the_data(folder, dataset)
     settings = _settings(model, weights, predictor, mode, merge, transform, save_probs)
-    with _process_group() as (rank, world), locks.exclusive(out_dir), \
-            locks.exclusive(probs_folder) if save_probs else contextlib.nullcontext():
+    with _process_group() as (rank, world), contextlib.ExitStack() as held:
         _output_folder(out_dir)
         if save_probs:
             _output_folder(probs_folder)
+        # the lock inside: these folders are never replaced whole, and their parent may not be writable
+        for folder in {out_dir, probs_folder} if save_probs else {out_dir}:
+            held.enter_context(locks.exclusive(folder, inside=True))
         if rank == 0:
             for folder in {out_dir, probs_folder}:
                 if folder.is_dir():

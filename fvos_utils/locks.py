@@ -4,7 +4,9 @@ Jobs sharing a cluster can point two runs at one folder (an inference folder, a 
 pipeline run, a post-process or fusion output, the recipe's work folder). Without a lock the last one
 silently wins, or one deletes what the other is writing. :func:`exclusive` takes an ``fcntl.flock`` lock on
 a hidden file beside the output (``.<name>.lock``: beside, not inside, because several outputs are
-replaced whole, and a lock file inside would go with them); the kernel drops the lock when its holder
+replaced whole, and a lock file inside would go with them), or inside a folder that is never replaced
+whole and whose parent may not be writable (``infer --out $SCRATCH``: ``OUT/.fvos.lock``); the kernel drops
+the lock when its holder
 exits, even on ``kill -9``, so no stale lock needs clearing by hand. A second writer is refused at once
 with :class:`OutputInUse`, one line naming the output and the holder (pid, host, command), which the
 holder writes into the lock file.
@@ -27,6 +29,8 @@ from typing import Iterator
 
 from .io import DataError, file_in_the_way
 
+#: the name of a lock file inside the folder it locks (:func:`lock_path`)
+INSIDE_NAME = ".fvos.lock"
 #: ``{lock file: how many times this process holds it}`` (the re-entrancy above)
 _HELD: dict[Path, int] = {}
 #: ``{lock file: the open descriptor holding its lock}``, for the lock files this process locked itself
@@ -37,10 +41,11 @@ class OutputInUse(DataError):
     """Another process is writing this output (a DataError: command lines print it as one line, exit 2)."""
 
 
-def lock_path(output: str | os.PathLike) -> Path:
-    """The lock file of ``output``: ``.<name>.lock`` in the folder above it."""
+def lock_path(output: str | os.PathLike, *, inside: bool = False) -> Path:
+    """The lock file of ``output``: ``.<name>.lock`` in the folder above it, or with ``inside``
+    ``.fvos.lock`` in the folder ``output`` itself."""
     output = Path(output).absolute()
-    return output.parent / f".{output.name}.lock"
+    return output / INSIDE_NAME if inside else output.parent / f".{output.name}.lock"
 
 
 def held_descriptor(output: str | os.PathLike) -> int | None:
@@ -88,15 +93,16 @@ def _acquire(path: Path, output: Path) -> int:
 
 
 @contextlib.contextmanager
-def exclusive(output: str | os.PathLike) -> Iterator[None]:
-    """Hold the lock of ``output`` (a folder or file, which need not exist yet) for the block.
+def exclusive(output: str | os.PathLike, *, inside: bool = False) -> Iterator[None]:
+    """Hold the lock of ``output`` (a folder or file, which need not exist yet; with ``inside``, an existing
+    folder holding its lock file) for the block.
 
     Raises OutputInUse naming ``output`` and its holder when another process writes it, and a DataError
     naming the file that stands where a folder above ``output`` must be. Ranks above 0 of a torchrun job
     take no lock (their rank 0 holds it).
     """
     output = Path(output).absolute()
-    path = lock_path(output)
+    path = lock_path(output, inside=inside)
     if job_rank() > 0 or _HELD.get(path):
         _HELD[path] = _HELD.get(path, 0) + 1
         try:

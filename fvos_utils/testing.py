@@ -335,20 +335,22 @@ def command_error(main: Callable[[list[str]], object], argv: list[str]) -> str:
 
 
 @contextlib.contextmanager
-def lock_holder(output: str | os.PathLike) -> Iterator["subprocess.Popen"]:
-    """Another process holding the lock of ``output`` (:func:`fvos_utils.locks.exclusive`) for the block, as
-    a first writer does while it works; yields that process (its pid is the holder's). It is released
-    when the block ends (the process reads its stdin's end and exits)."""
+def lock_holder(output: str | os.PathLike, *, inside: bool = False) -> Iterator["subprocess.Popen"]:
+    """Another process holding the lock of ``output`` (:func:`fvos_utils.locks.exclusive`, ``inside`` as there)
+    for the block, as a first writer does while it works; yields that process (its pid is the holder's). It
+    is released when the block ends (the process reads its stdin's end and exits)."""
     import subprocess
     import sys
 
     holder = ("import sys; from fvos_utils import locks\n"
-              "with locks.exclusive(sys.argv[1]):\n    print('held', flush=True); sys.stdin.read()")
+              "with locks.exclusive(sys.argv[1], inside=sys.argv[2] == 'inside'):\n"
+              "    print('held', flush=True); sys.stdin.read()")
     kit = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [kit, os.environ.get("PYTHONPATH")]))}
     for rank in ("RANK", "LOCAL_RANK"):
         env.pop(rank, None)
-    proc = subprocess.Popen([sys.executable, "-c", holder, str(output)], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(output), "inside" if inside else "beside"],
+                            stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout.readline() == "held\n", "the lock holder did not start"

@@ -89,11 +89,27 @@ def test_a_second_infer_into_one_folder_is_refused_and_leaves_the_firsts_tempora
     out.mkdir()
     working = out / ".valid00.k3j_a8x1.tmp"  # the first writer's video in progress
     working.mkdir()
-    with lock_holder(out) as holder:
+    with lock_holder(out, inside=True) as holder:
         error = command_error(infer.main, ["--data-root", str(data), "--split", "valid", "--ckpt", "random",
                                            "--out", str(out), "--threads", "1", "--no-progress"])
-    assert error.startswith(f"error: {out}: in use by another writer: pid {holder.pid} ")
-    assert working.is_dir() and sorted(p.name for p in out.iterdir()) == [working.name]
+        assert error.startswith(f"error: {out}: in use by another writer: pid {holder.pid} ")
+        assert sorted(p.name for p in out.iterdir()) == sorted([working.name, locks.INSIDE_NAME])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in any folder: no folder is read-only to it")
+def test_infer_into_a_folder_whose_parent_is_not_writable(tmp_path):
+    """``infer --out $SCRATCH``: the user's folder is writable, the one above it is not; the lock is inside."""
+    data = write_mose_layout(tmp_path / "data", n_train=1, n_valid=1, n_frames=2)
+    parent = tmp_path / "scratch"
+    out = parent / "me"
+    out.mkdir(parents=True)
+    parent.chmod(0o555)
+    try:
+        assert infer.main(["--data-root", str(data), "--split", "valid", "--ckpt", "random", "--out", str(out),
+                           "--threads", "1", "--no-progress"])["done"] == 1
+    finally:
+        parent.chmod(0o755)
+    assert sorted(p.name for p in out.iterdir()) == [".fvos_infer.valid00.json", "valid00"]
 
 
 def test_a_second_pipeline_of_one_run_is_refused(tmp_path, monkeypatch, capsys):
