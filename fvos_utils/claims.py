@@ -264,7 +264,7 @@ def sentence(c: Comparison) -> str:
     expects = claim.expects if claim else GAIN
     found = c.verdict(expects)
     interval = f"dJ&F {_signed(c.delta)} (95% CI {_signed(c.ci_low)} to {_signed(c.ci_high)})"
-    head = f"**Claim {claim.label} ({claim.text.lower()}): {found}.** " if claim else ""
+    head = f"**Claim {claim.label} ({claim.text[0].lower()}{claim.text[1:]}): {found}.** " if claim else ""
     words = (f"{head}On {c.videos} {_SPLIT_WORDS.get(c.split, c.split)} videos, {c.treatment} scores "
              f"{c.j_and_f:.3f} J&F against {c.baseline_j_and_f:.3f} for {c.baseline}: {interval}. ")
     if found == NOT_RESOLVED:
@@ -279,7 +279,7 @@ def sentence(c: Comparison) -> str:
     if c.cost is not None:
         words += f" It costs {c.cost:.1f}x the compute of {c.baseline}."
     if c.chosen_here:
-        words += " Part of it was picked on these same videos, so the score is optimistic."
+        words += " One side was picked on these same videos, so its score is optimistic."
     return words
 
 
