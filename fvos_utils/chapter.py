@@ -60,8 +60,20 @@ class Chapter:
             raise ValueError(f"result keys {sorted(clash)} are written by write_metrics itself")
         path = self.out_dir / METRICS_FILE
         io.write_json(path, {"chapter": self.name, "parameters": self.parameters, **results,
-                             "environment": provenance.environment()})
+                             **self._synthetic_data(), "environment": provenance.environment()})
         return path
+
+    def _synthetic_data(self) -> dict:
+        """``{"synthetic_data": {"seed", "config"}}`` when the chapter's ``data_root`` holds a generated set
+        (chapters use an existing one as it is, whatever its configuration), else {}."""
+        root = self.parameters.get("data_root")
+        meta = paths.resolve(root) / "meta.json" if root else None
+        if meta is None or not meta.is_file():
+            return {}
+        recorded = io.read_json(meta)
+        if not isinstance(recorded, dict) or "config" not in recorded:
+            return {}
+        return {"synthetic_data": {"seed": recorded.get("seed"), "config": recorded["config"]}}
 
 
 def declared_parameters(chapter: str) -> list[str]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -45,7 +46,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from . import models, transforms
+from . import locks, models, provenance, transforms
 from . import probs as probs_format
 from .io import DataError, MAX_OBJECT_ID, VOID_LABEL, VOSDataset, Video, atomic_dir, file_in_the_way, mask_size, \
     read_frame, read_json, read_list_file, remove_dir, write_json, write_mask
@@ -394,11 +395,34 @@ def _settings(model: str, weights: str, predictor, mode: str, merge: str, transf
             "device_type": predictor.device.type}
 
 
+#: bytes read from each end of a frame file for its fingerprint (:func:`_frames_fingerprint`)
+_FINGERPRINT_BYTES = 4096
+
+
+def _frames_fingerprint(frames: Sequence[Path]) -> str:
+    """A cheap fingerprint of a video's frame files: each one's size and its first and last
+    :data:`_FINGERPRINT_BYTES` bytes (a few KB a frame, not whole files), so that frames replaced under the
+    same names (flipped, re-encoded, another video's) are other data, and a copy or a touch is not."""
+    digest = hashlib.sha256()
+    for path in frames:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(_FINGERPRINT_BYTES)
+            handle.seek(max(size - _FINGERPRINT_BYTES, 0))
+            digest.update(f"{path.name}\0{size}\0".encode() + head + handle.read())
+    return digest.hexdigest()
+
+
 def _video_data(video: Video) -> dict:
-    """What a video's predictions depend on in its data, cheaply: frame file names, the first frame's
-    ``[H, W]`` (read from its header) and which frames are annotated; no pixels are read."""
+    """What a video's predictions depend on in its data: frame file names, the first frame's ``[H, W]``
+    (read from its header), which frames are annotated, the annotations by content (small PNGs, read
+    whole) and the frames by a cheap fingerprint (:func:`_frames_fingerprint`); no pixels are decoded."""
+    annotations = hashlib.sha256()
+    for frame in sorted(video.annotations):
+        annotations.update(frame.encode() + b"\0" + video.annotations[frame].read_bytes())
     return {"frames": [p.name for p in video.frames], "frame_size": list(mask_size(video.frames[0])),
-            "annotations": sorted(video.annotations)}
+            "annotations": sorted(video.annotations), "annotations_sha256": annotations.hexdigest(),
+            "frames_fingerprint": _frames_fingerprint(video.frames)}
 
 
 def record_path(out_dir: str | os.PathLike, video: str) -> Path:
@@ -406,6 +430,16 @@ def record_path(out_dir: str | os.PathLike, video: str) -> Path:
     label), "settings", "data"}``: written after the video's files, removed before they are rewritten,
     so that it describes only files that match it."""
     return Path(out_dir) / f"{RECORD_PREFIX}{video}.json"
+
+
+def _check_record_names(out_dir: Path, dataset: VOSDataset, names: Sequence[str]) -> None:
+    """Refuse, before any work, a video whose record's name (:func:`record_path`) is longer than a file
+    name can be (255 bytes): it would be predicted, then fail, and so again on every rerun."""
+    for name in names:
+        size = len(record_path(out_dir, name).name.encode())
+        if size > 255:
+            raise DataError(dataset.image_dir / name, f"video name too long for its record in {out_dir} "
+                                                      f"({size - 255} bytes over a file name's 255): rename the video")
 
 
 def _read_record(path: Path) -> dict | None:
@@ -430,9 +464,12 @@ def _differences(record: dict, settings: dict, data: dict | None) -> dict[str, t
 
 
 def _shown(value) -> str:
-    """A recorded value for a message: long lists (frame names) as their length and ends."""
+    """A recorded value for a message: long lists (frame names) as their length and ends, digests as
+    their first 12 characters."""
     if isinstance(value, list) and len(value) > 3:
         return f"{len(value)} ({value[0]}..{value[-1]})"
+    if isinstance(value, str) and len(value) == 64:
+        return repr(value[:12] + "...")
     return repr(value)
 
 
@@ -443,7 +480,10 @@ def _check_folder(out_dir: Path, settings: dict, dataset: VOSDataset, names: set
     for path in sorted(out_dir.glob(f"{RECORD_PREFIX}*.json")):
         record = _read_record(path)
         data = _video_data(dataset.video(record["video"])) if record["video"] in names else None
-        changed = _differences(record, settings, data)
+        # a data field the record lacks was not recorded yet when it was written (the annotations' and frames'
+        # content, since issue 29): such a video is redone, as not done, but is no conflict
+        changed = {k: v for k, v in _differences(record, settings, data).items()
+                   if k in settings or k in record["data"]}
         if changed:
             conflicts[record["video"]] = changed
     if conflicts:
@@ -462,6 +502,15 @@ def _remove_leftovers(folder: Path) -> None:
                 remove_dir(entry)
             else:
                 entry.unlink()
+
+
+def _outside_the_data(path: Path, dataset: VOSDataset) -> None:
+    """Refuse an output folder inside the dataset's frame or annotation folders, before it is created: a
+    folder there reads as a video (or its annotations) and breaks every later run on that dataset."""
+    for data_folder in (dataset.image_dir, dataset.annotation_dir):
+        if path.absolute().is_relative_to(data_folder.absolute()):
+            raise DataError(path, f"inside the dataset's folder {data_folder}, where it would read as a video; "
+                                  "choose an output folder outside it")
 
 
 def _output_folder(path: Path) -> Path:
@@ -503,11 +552,14 @@ def run_dataset(predictor, data_root: str | os.PathLike, out_dir: str | os.PathL
     Each video's :func:`record_path` is written once its files are (``<video>/`` and, with ``save_probs``,
     ``<probs_dir>/<video>.npz``; ``probs_dir`` defaults to ``out_dir``): the settings (model, weights,
     image size, sigmoid pair, mode, merge rule, transform, save_probs, device type) and its data (frame
-    names, frame size, annotated frames). A video is done when its record matches this run and its files
+    names, frame size, annotated frames, the annotations by content and the frames by a cheap fingerprint:
+    :func:`_video_data`). A video is done when its record matches this run and its files
     are there; done videos are skipped unless ``overwrite``, which redoes every video. Without
     ``overwrite``, a folder holding any video recorded with other settings (or, for this run's videos,
-    other data) is a DataError, raised before anything is written. Hidden temporary files a killed run
-    left in the output folders are removed first. Under torchrun, rank r takes videos r, r + world_size, ...
+    other data) is a DataError, raised before anything is written. The run holds the output folders'
+    locks (:func:`fvos_utils.locks.exclusive`; its torchrun ranks share them): a second run into them is
+    refused, so the hidden temporary files in them, removed first, are what killed runs left. Under
+    torchrun, rank r takes videos r, r + world_size, ...
 
     Returns:
         ``{"videos", "done", "skipped", "frames", "seconds"}`` for this process, and the same summed
@@ -520,16 +572,22 @@ def run_dataset(predictor, data_root: str | os.PathLike, out_dir: str | os.PathL
     dataset = VOSDataset(resolve(data_root), split, videos=videos)
     out_dir = resolve(out_dir)
     probs_folder = resolve(probs_dir) if probs_dir is not None else out_dir
+    for folder in (out_dir, probs_folder) if save_probs else (out_dir,):
+        _outside_the_data(folder, dataset)
     settings = _settings(model, weights, predictor, mode, merge, transform, save_probs)
-    with _process_group() as (rank, world):
+    with _process_group() as (rank, world), contextlib.ExitStack() as held:
         _output_folder(out_dir)
         if save_probs:
             _output_folder(probs_folder)
+        # the lock inside: these folders are never replaced whole, and their parent may not be writable
+        for folder in {out_dir, probs_folder} if save_probs else {out_dir}:
+            held.enter_context(locks.exclusive(folder, inside=True))
         if rank == 0:
             for folder in {out_dir, probs_folder}:
                 if folder.is_dir():
                     _remove_leftovers(folder)
         all_names = dataset.video_names()
+        _check_record_names(out_dir, dataset, all_names)
         if not overwrite:
             _check_folder(out_dir, settings, dataset, set(all_names))
         if world > 1 and torch.distributed.is_initialized():
@@ -675,7 +733,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sigmoid-bias", type=float, help="memory-encoder sigmoid bias (config: -10)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: the first available)")
     parser.add_argument("--seed", type=int, default=0, help="seed of --ckpt random")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--threads", type=int,
+                        help="torch CPU threads (default: the CPUs the job was given: OMP_NUM_THREADS, else "
+                             "SLURM_CPUS_PER_TASK and the process's CPU affinity)")
     parser.add_argument("--offload-video", action="store_true", help="keep frames on the CPU")
     parser.add_argument("--offload-state", action="store_true", help="keep SAM 2's memory on the CPU")
     parser.add_argument("--overwrite", action="store_true", help="redo videos already done")
@@ -687,8 +747,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     """The command line; returns :func:`run_dataset`'s summary (for callers in Python)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or provenance.allotted_cpus())
     ckpt = args.ckpt if args.ckpt in (models.REGISTRY, models.RANDOM) else str(from_here(args.ckpt))
     try:
         videos = read_list_file(from_here(args.video_list)) if args.video_list else None

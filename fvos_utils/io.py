@@ -72,6 +72,13 @@ def _umask() -> int:
     return mask
 
 
+def _temporary_prefix(name: str) -> str:
+    """The start of a temporary name beside ``name``: ``.<name>.``, the name cut to 128 bytes so that
+    the random part and suffixes added to it keep within the file systems' 255 bytes a name (a legal
+    230-character video name made its record's temporary name too long)."""
+    return f".{name.encode()[:128].decode(errors='ignore')}."
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
@@ -81,7 +88,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path.name), suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -103,7 +110,7 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: already exists (pass overwrite=True to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path.name), suffix=".tmp", dir=path.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
@@ -134,11 +141,17 @@ def add_folder_output_options(parser) -> None:
 
 
 def run_folder_command(parser, args, write) -> int:
-    """Check ``args.out`` (:func:`check_output_dir`), then ``write(progress)`` -> the folder written. Bad input
-    (a DataError or other ValueError, an OSError) is one error line naming the file, exit status 2."""
+    """Check ``args.out`` (:func:`check_output_dir`), then ``write(progress)`` -> the folder written, holding the
+    output's lock throughout (:func:`fvos_utils.locks.exclusive`: a second writer of the same folder is
+    refused). Bad input (a DataError or other ValueError, an OSError) is one error line naming the file, exit
+    status 2."""
+    from .locks import exclusive
+
     try:
-        check_output_dir(args.out, overwrite=args.overwrite)
-        written = write(not args.no_progress)
+        with exclusive(args.out):
+            remove_leftovers(args.out)  # only this command writes beside args.out now: they are a killed run's
+            check_output_dir(args.out, overwrite=args.overwrite)
+            written = write(not args.no_progress)
     except (ValueError, OSError) as err:  # DataError is a ValueError
         parser.exit(2, f"error: {err}\n")
     print(f"wrote {written}")
@@ -166,13 +179,30 @@ def check_output_dir(path: str | os.PathLike, *, overwrite: bool) -> None:
                                             "prediction folder, so it is not replaced; choose another output folder")
 
 
+def remove_leftovers(path: str | os.PathLike) -> None:
+    """Delete what a killed writer of ``path`` left beside it: the temporaries of :func:`atomic_dir`,
+    :func:`atomic_path` and :func:`remove_dir` for that name (``.<name>.<8 random>.tmp[.<ext>]``,
+    ``.removing``), nothing else. Call it only while holding ``path``'s lock (:mod:`fvos_utils.locks`),
+    when no other writer's temporaries can be there."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return
+    leftover = re.compile(re.escape(_temporary_prefix(path.name)) + r"[a-z0-9_]{8}\.(tmp(\.[^.]+)?|removing)")
+    for entry in path.parent.iterdir():
+        if leftover.fullmatch(entry.name):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
 def remove_dir(path: str | os.PathLike) -> None:
     """Delete a folder as one step: it is renamed aside first, so a run killed while deleting leaves it
     whole or gone, never half there (a missing folder is fine)."""
     path = Path(path)
     if not path.exists():
         return
-    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".removing", dir=path.parent))
+    aside = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path.name), suffix=".removing", dir=path.parent))
     os.replace(path, aside)  # onto the new empty folder: an atomic rename on POSIX
     shutil.rmtree(aside)
 
@@ -191,6 +221,8 @@ def read_json(path: str | os.PathLike):
         raise DataError(path, "file not found") from None
     except json.JSONDecodeError as err:
         raise DataError(path, f"not valid JSON ({err})") from None
+    except UnicodeDecodeError:  # a PNG given for a JSON file: the bare message named no file
+        raise DataError(path, "not a JSON file (not UTF-8 text)") from None
 
 
 # ------------------------------------------------------------------------------------ masks, frames

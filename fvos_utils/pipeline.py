@@ -29,7 +29,8 @@ A chapter runs into ``<chapter>.running.ipynb``, which becomes ``<chapter>.ipynb
 ``<chapter>.failed.ipynb`` otherwise: the last good executed notebook is never overwritten by a failed
 attempt. A failure stops the chain with a message naming that notebook, the cell (its index there and its
 first line) and the error; the chapter and every later one then count as not current (state and
-``manifest.json``), earlier chapters' outputs stay as they are.
+``manifest.json``), earlier chapters' outputs stay as they are. One pipeline runs a run at a time: a second
+one of the same run is refused, naming the first (:mod:`fvos_utils.locks`).
 """
 from __future__ import annotations
 
@@ -39,17 +40,25 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Sequence
 
 import yaml
 
-from . import io, paths, provenance
+from . import io, locks, paths, provenance
 from .chapter import METRICS_FILE
 
 #: The kit's chapters in the order they run (notebooks/<name>.ipynb).
+#: Arguments of every chapter's kernel: its own log at errors only. Its one warning was "Kernel is running
+#: over TCP without encryption", printed for each chapter; the kernel listens on this machine's loopback
+#: ports for the one client that started it. The chapters' own output and warnings are unaffected.
+KERNEL_ARGUMENTS = ("--IPKernelApp.log_level=ERROR",)
+#: the chapter that reports on the others (it reads their results only)
+REPORT_CHAPTER = "07_report"
 CHAPTERS = (
     "00_data_and_metrics",
     "01_sam2_inference",
@@ -132,8 +141,42 @@ def _is_plain_folder_name(name) -> bool:
     return isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
 
 
-def load_run_params(path: str | os.PathLike) -> dict:
-    """Read and check a params file; returns ``{"run", "common", "chapters": {chapter: params}}``."""
+def parse_override(item: str) -> tuple[list[str], object]:
+    """``KEY.SUB=VALUE`` (a ``--set`` argument) -> ``(["KEY", "SUB"], VALUE)``, VALUE read as YAML (``2``
+    an int, ``[1.0, 1.5]`` a list, ``data/MOSE`` a string), as the params file would hold it."""
+    key, sep, text = item.partition("=")
+    names = key.strip().split(".")
+    if not sep or not all(names):
+        raise ValueError(f"--set {item}: expected KEY.SUB=VALUE (e.g. common.data_root=/scratch/MOSE)")
+    try:
+        return names, yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"--set {item}: the value is not valid YAML ({' '.join(str(err).split())})") from None
+
+
+def _apply_overrides(path: Path, raw: dict, overrides: Sequence[str]) -> None:
+    """Set each ``CHAPTER.KEY=VALUE`` / ``common.KEY=VALUE`` of ``overrides`` in the params file's ``raw``
+    mapping, before it is checked (so a value is type-checked as if the file held it). A chapter the file
+    does not run is refused: an override changes values, never which chapters run."""
+    for item in overrides:
+        names, value = parse_override(item)
+        if len(names) != 2:
+            raise PipelineError(f"--set {item}: expected CHAPTER.KEY=VALUE or common.KEY=VALUE")
+        section, key = names
+        if section == "common":
+            raw["common"] = {**(raw.get("common") or {}), key: value}
+        elif section in (raw.get("chapters") or {}):
+            raw["chapters"][section] = {**(raw["chapters"][section] or {}), key: value}
+        else:
+            chapters = ", ".join(raw.get("chapters") or {}) or "none"
+            raise PipelineError(f"--set {item}: {section!r} is not 'common' nor a chapter {path} runs ({chapters})")
+
+
+def load_run_params(path: str | os.PathLike, overrides: Sequence[str] = ()) -> dict:
+    """Read and check a params file; returns ``{"run", "common", "chapters": {chapter: params}, "overrides"}``.
+
+    ``overrides``: ``CHAPTER.KEY=VALUE`` or ``common.KEY=VALUE`` (the command line's ``--set``), applied
+    to the file's values before they are checked (:func:`_apply_overrides`)."""
     path = paths.resolve(path)
     if not path.is_file():
         raise PipelineError(f"{path}: params file not found")
@@ -143,6 +186,12 @@ def load_run_params(path: str | os.PathLike) -> dict:
         raise PipelineError(f"{path}: not valid YAML ({err})") from None
     if not isinstance(raw, dict):
         raise PipelineError(f"{path}: expected a mapping at the top level")
+    _apply_overrides(path, raw, overrides)
+    overridden = {tuple(parse_override(item)[0]) for item in overrides}
+
+    def origin(section: str, key) -> str:
+        """Where a value came from, for messages: the file, or the --set that replaced its value."""
+        return "--set" if (section, key) in overridden else str(path)
     for key in raw:
         if key not in TOP_LEVEL_KEYS:
             raise _unknown_key_error(str(path), key, TOP_LEVEL_KEYS)
@@ -165,19 +214,21 @@ def load_run_params(path: str | os.PathLike) -> dict:
                 raise PipelineError(f"{path}: chapters.{name}: {key!r} is set by the runner (the top-level "
                                     f"'run' key, the --force flag), not per chapter")
             if key not in declared[name]:
-                raise _unknown_key_error(f"{path}: chapters.{name}", key, declared[name])
-            _check_type(f"{path}: chapters.{name}.{key}", declared[name][key]["type"], value)
+                raise _unknown_key_error(f"{origin(name, key)}: chapters.{name}", key, declared[name])
+            _check_type(f"{origin(name, key)}: chapters.{name}.{key}", declared[name][key]["type"], value)
     for key, value in common.items():
         if key in RUNNER_KEYS:
             raise PipelineError(f"{path}: common: {key!r} is set by the runner, not in common")
         if not any(key in d for d in declared.values()):
             known = set().union(*declared.values()) if declared else set()
-            raise _unknown_key_error(f"{path}: common (no chapter declares it)", key, known)
+            raise _unknown_key_error(f"{origin('common', key)}: common (no chapter declares it)", key, known)
         for name in chapters:
             if key in declared[name]:
-                _check_type(f"{path}: common.{key} (for chapter {name})", declared[name][key]["type"], value)
+                _check_type(f"{origin('common', key)}: common.{key} (for chapter {name})", declared[name][key]["type"],
+                            value)
     return {"run": run, "common": common, "chapters": {n: dict(chapters[n] or {}) for n in CHAPTERS
-                                                       if n in chapters}, "declared": declared, "path": path}
+                                                       if n in chapters}, "declared": declared, "path": path,
+            "overrides": list(overrides)}
 
 
 def chapter_parameters(params: dict, chapter: str, *, force: bool = False) -> dict:
@@ -268,14 +319,23 @@ def _outputs_intact(run_dir: Path, chapter: str, recorded: dict | None) -> bool:
     return bool(recorded) and now is not None and all(now.get(entry) == digest for entry, digest in recorded.items())
 
 
-def _failed_cell(notebook: Path) -> tuple[int, str] | None:
-    """``(index, first non-blank source line)`` of the cell papermill marked as raising, as the executed
-    notebook holds it (papermill inserts its parameters and error cells, so its own index is off)."""
+def _failed_cell(notebook: Path) -> tuple[int, int, str] | None:
+    """``(index, line number, source line)`` of the line that raised in the cell papermill marked as raising,
+    as the executed notebook holds it (papermill inserts its parameters and error cells, so its own index
+    is off). The line is the cell's own line in the error's traceback (``Cell In[5], line 3``); the cell's
+    first line, which told nothing of the failure (``import cv2``), only when the traceback names none."""
     import nbformat
 
     for index, cell in enumerate(nbformat.read(notebook, as_version=4).cells):
         if cell.get("metadata", {}).get("papermill", {}).get("exception"):
-            return index, next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
+            lines = cell.source.splitlines()
+            traceback = "\n".join(line for output in cell.get("outputs", []) if output.get("output_type") == "error"
+                                  for line in output.get("traceback", []))
+            found = re.search(r"Cell In\[\d+\], line (\d+)", re.sub(r"\x1b\[[0-9;]*m", "", traceback))
+            # IPython drops a cell's leading blank lines before it runs it, and numbers the lines after them
+            blank = next((n for n, line in enumerate(lines) if line.strip()), len(lines))
+            number = blank + int(found[1]) if found and 0 < blank + int(found[1]) <= len(lines) else blank + 1
+            return index, number, lines[number - 1].strip() if number <= len(lines) else ""
     return None
 
 
@@ -310,13 +370,19 @@ def kernel_environment():
                 os.environ[key] = value
 
 
-def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: list[str] | None = None,
-                 kernel_name: str = "python3") -> dict:
-    """Run the chapters of ``params_file``; returns the manifest (also written to the run folder)."""
-    import papermill
-    from tqdm.auto import tqdm
+def show_parameters(params: dict) -> str:
+    """Every chapter's parameters as it would run them (its notebook's defaults, then the params file's
+    common and chapter values and the overrides), as YAML: what ``--show`` prints."""
+    return yaml.safe_dump({"run": params["run"], "overrides": params["overrides"],
+                           "chapters": {chapter: parameter_values(params, chapter) for chapter in params["chapters"]}},
+                          sort_keys=False)
 
-    params = load_run_params(params_file)
+
+def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: list[str] | None = None,
+                 kernel_name: str = "python3", overrides: Sequence[str] = ()) -> dict:
+    """Run the chapters of ``params_file`` (with ``overrides``, :func:`load_run_params`); returns the
+    manifest (also written to the run folder; it records the overrides)."""
+    params = load_run_params(params_file, overrides)
     chapters = list(params["chapters"])
     if only:
         for name in only:
@@ -324,12 +390,26 @@ def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: l
                 raise PipelineError(f"--only {name}: not a chapter of {params['path']} ({', '.join(chapters)})")
         chapters = [c for c in chapters if c in only]
     run_dir = paths.outputs_dir(params["run"])
+    with locks.exclusive(run_dir):  # one pipeline per run: a second is refused, naming this one
+        return _run_chapters(params, chapters, run_dir, force=force, kernel_name=kernel_name)
+
+
+def _run_chapters(params: dict, chapters: list[str], run_dir: Path, *, force: bool, kernel_name: str) -> dict:
+    """:func:`run_pipeline`'s work, once it holds the run's lock."""
+    import papermill
+    from tqdm.auto import tqdm
+
     state_path = run_dir / STATE_FILE
     state = io.read_json(state_path) if state_path.is_file() else {}
+    if chapters == [REPORT_CHAPTER] and not set(state) - {REPORT_CHAPTER}:
+        # the report tabulates the other chapters' results: alone on an empty run it had nothing to read
+        raise PipelineError(f"no chapter of run {params['run']!r} has run: {REPORT_CHAPTER} reports on the "
+                            f"others; run them first (without --only)")
     manifest = {
         "params_file": str(params["path"]),
         "run": params["run"],
         "common": params["common"],
+        "overrides": params["overrides"],
         "chapters": {},
         "device": _device(),
         "environment": provenance.environment(),
@@ -360,7 +440,7 @@ def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: l
             with kernel_environment():
                 papermill.execute_notebook(str(notebook_path(chapter)), str(attempt), parameters=parameters,
                                            kernel_name=kernel_name, cwd=str(paths.project_root()),
-                                           progress_bar=False)
+                                           progress_bar=False, extra_arguments=list(KERNEL_ARGUMENTS))
         except BaseException as err:  # a failure or an interrupt: the attempt is kept apart from the last good run
             if attempt.is_file():
                 os.replace(attempt, failed)
@@ -371,7 +451,7 @@ def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: l
             if not isinstance(err, papermill.PapermillExecutionError):
                 raise
             cell = _failed_cell(failed)
-            where = f"cell {cell[0]} (`{cell[1]}`)" if cell else "a cell"
+            where = f"cell {cell[0]}, line {cell[1]} (`{cell[2]}`)" if cell else "a cell"
             kept = f"\n  its last successful notebook is unchanged at {executed}" if executed.is_file() else ""
             raise PipelineError(
                 f"chapter {chapter} failed in {where} of {failed}: {error}{kept}\n"
@@ -398,10 +478,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=CHAPTERS, metavar="CHAPTER",
                         help=f"run only these chapters of the params file: {', '.join(CHAPTERS)}")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one value of the params file: CHAPTER.KEY=VALUE or common.KEY=VALUE, VALUE "
+                             "in YAML, type-checked as the file's (repeatable; recorded in the manifest)")
+    parser.add_argument("--show", action="store_true",
+                        help="print every chapter's resolved parameters (YAML) and run nothing")
     args = parser.parse_args(argv)
     try:
-        manifest = run_pipeline(args.params, force=args.force, only=args.only, kernel_name=args.kernel)
-    except PipelineError as err:
+        if args.show:
+            print(show_parameters(load_run_params(args.params, args.overrides)), end="")
+            return 0
+        manifest = run_pipeline(args.params, force=args.force, only=args.only, kernel_name=args.kernel,
+                                overrides=args.overrides)
+    except (PipelineError, ValueError) as err:  # a ValueError: a bad --set; a DataError: the run in use (locks)
         print(f"error: {err}", file=sys.stderr)
         return 1
     run_dir = paths.outputs_dir(manifest["run"])

@@ -60,8 +60,8 @@ from skimage.segmentation import expand_labels
 from tqdm.auto import tqdm
 
 from . import probs
-from .io import DataError, add_folder_output_options, atomic_dir, read_mask, remove_dir, run_folder_command, \
-    write_mask
+from .io import DataError, add_folder_output_options, atomic_dir, frame_files, read_mask, remove_dir, \
+    run_folder_command, write_mask
 from .paths import from_here, resolve
 
 SHAPES = ("square", "circle")
@@ -73,11 +73,19 @@ MAX_ID = 65534
 
 
 # --------------------------------------------------------------------------------------- checks
+#: the largest kernel size: a square kernel of size k reaches (k - 1) / 2 pixels each way, so this one
+#: covers a 2048-pixel frame side whole (MOSE's frames are at most 1920 wide); a larger one only costs memory
+MAX_KERNEL_SIZE = 4097
+
+
 def structuring_element(kernel_size: int, shape: str = "square") -> np.ndarray | None:
     """The ``(k, k) uint8`` dilation kernel, or None when ``kernel_size <= 1`` (no pixel is added).
     Shown in chapter 05."""
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, (int, np.integer)) or kernel_size < 0:
         raise ValueError(f"kernel_size must be a non-negative integer, got {kernel_size!r}")
+    if kernel_size > MAX_KERNEL_SIZE:  # the element alone is k^2 bytes: 931 GiB for a million
+        raise ValueError(f"kernel_size must be at most {MAX_KERNEL_SIZE} (it then covers a 2048-pixel frame "
+                         f"whole), got {kernel_size}")
     if shape not in SHAPES:
         raise ValueError(f"unknown kernel shape {shape!r}; choose from {', '.join(SHAPES)}")
     k = int(kernel_size)
@@ -249,13 +257,22 @@ def fill_gaps_labels(labels: np.ndarray, kernel_size: int, *, shape: str = "squa
 # -------------------------------------------------------------------------------------- folders
 def list_predictions(folder: str | os.PathLike) -> dict[str, list[str]]:
     """The frames of a prediction folder ``<folder>/<video>/<frame>.png``: ``{video: [frame, ...]}``,
-    videos and frames sorted by name. An absent folder, or one without PNGs, is a :class:`DataError`."""
+    videos and frames sorted by name. An absent folder, or one without PNGs, is a :class:`DataError`.
+
+    Frames are found as the data readers find them (:func:`fvos_utils.io.frame_files`: a name unlike the
+    others, such as ``thumbnail.png``, is an error, not a frame), and a ``.PNG`` frame is an error too,
+    not a frame silently left out: the kit reads and writes ``<frame>.png``."""
     folder = resolve(folder)
     if not folder.is_dir():
         raise DataError(folder, "prediction folder not found")
     videos = {}
     for video in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        frames = sorted(p.stem for p in video.glob("*.png") if not p.name.startswith("."))
+        files = frame_files(video)
+        odd = next((p for p in files if p.suffix != ".png"), None)
+        if odd is not None:
+            raise DataError(odd, f"a prediction frame must end in .png (the name the kit reads and writes), "
+                                 f"not {odd.suffix}: rename it")
+        frames = [p.stem for p in files]
         if frames:
             videos[video.name] = frames
     if not videos:

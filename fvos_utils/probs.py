@@ -12,13 +12,15 @@ uint8 keeps a 5-object, 30-frame 480p video near 10 MB before compression and a 
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .io import DataError, atomic_path
+from .io import MAX_OBJECT_ID, DataError, atomic_path
 
 SUFFIX = ".npz"
 
@@ -70,9 +72,14 @@ def load_probs(path: str | os.PathLike) -> VideoProbs:
     try:
         with np.load(path) as data:
             probs, ids, frames = data["probs"], data["object_ids"], [str(f) for f in data["frames"]]
-    except (OSError, ValueError, KeyError) as err:
-        raise DataError(path, f"not a probability file written by fvos_utils.probs ({err})") from None
+    # a truncated or empty file: BadZipFile, EOFError or zlib.error, depending on where it was cut
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise DataError(path, f"not a probability file written by fvos_utils.probs, or truncated "
+                              f"({type(err).__name__}: {err or 'empty'})") from None
     if probs.dtype != np.uint8 or probs.ndim != 4 or probs.shape[:2] != (len(frames), len(ids)):
         raise DataError(path, f"inconsistent arrays: probs {probs.shape} {probs.dtype}, "
                               f"{len(ids)} ids, {len(frames)} frames")
+    if ids.ndim != 1 or len(set(ids.tolist())) != len(ids) or any(not 1 <= i <= MAX_OBJECT_ID for i in ids.tolist()):
+        # id 0 is the background: fused or filled, it would silently turn an object into background
+        raise DataError(path, f"object ids must be distinct and lie in 1..{MAX_OBJECT_ID}, got {ids.tolist()}")
     return VideoProbs(probs, ids, frames)

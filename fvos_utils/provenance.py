@@ -1,6 +1,8 @@
-"""What a run records about itself: package versions, git commit, device, parameters."""
+"""What a run records about itself: package versions, git commit, device, parameters; and the CPUs it was
+given."""
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -33,6 +35,21 @@ def git_commit() -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return sha + ("+dirty" if dirty else "")
+
+
+def allotted_cpus() -> int:
+    """How many CPU threads this process should use by default: the CPUs its job was given, not the whole
+    machine (torch's default, which made two jobs on one node each take 5x longer). ``OMP_NUM_THREADS`` when
+    set (the user's own choice); else the fewer of SLURM's ``SLURM_CPUS_PER_TASK`` and the CPUs this
+    process may run on (its affinity, which cgroups and ``taskset`` narrow)."""
+    explicit = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if explicit.isdigit() and int(explicit) > 0:
+        return int(explicit)
+    counts = [len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1]
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "").strip()
+    if slurm.isdigit() and int(slurm) > 0:
+        counts.append(int(slurm))
+    return min(counts)
 
 
 def environment() -> dict:

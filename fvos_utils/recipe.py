@@ -21,6 +21,7 @@ run chose (chapters 03-06) with the same fallbacks as the chapters; the command 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import sys
@@ -30,9 +31,9 @@ from typing import Sequence
 
 import torch
 
-from . import choices, datasets, evaluate, fusion, infer, models, postprocess, selection
+from . import choices, datasets, evaluate, fusion, infer, locks, models, postprocess, provenance, selection
 from .choices import ModelChoice
-from .io import DataError
+from .io import DataError, file_in_the_way
 from .paths import resolve
 from .postprocess import GapFilling
 
@@ -135,44 +136,64 @@ def settings_for_run(run: str, *, model: str = "fvos_tiny", ckpt: str = models.R
 
 def apply_recipe(settings: RecipeSettings, data_root: str | os.PathLike, work_dir: str | os.PathLike, *,
                  split: str | None = "valid", videos: Sequence[str] | None = None, seed: int = 0,
-                 device: str | None = None, processes: int | None = None, progress: bool = True) -> Path:
+                 device: str | None = None, processes: int | None = None, overwrite: bool = False,
+                 progress: bool = True) -> Path:
     """Steps 2-4 on ``split`` of ``data_root``: returns the folder of the recipe's label maps. Steps the
     run's picks chose to skip are skipped: a filling of kernel <= 1 fills nothing (the passes' own maps
     are used) and a single scale is one pass, not a vote (its folder is returned as it is).
 
-    Passes go to ``work_dir/passes/<pass>/`` and resume after an interruption; the filled passes
-    (``work_dir/filled/``) and the fused masks (``work_dir/fused/``) are rebuilt from them.
+    Passes go to ``work_dir/passes/<pass>/`` and resume after an interruption (``overwrite``: redo them from
+    the start instead; their videos recorded from other data, such as edited annotations, are refused
+    otherwise); the filled passes (``work_dir/filled/``) and the fused masks (``work_dir/fused/``) are
+    rebuilt from them. One recipe per work folder: a second is refused, naming the first.
     """
     work_dir = resolve(work_dir)
     passes = passes_for(settings.scales)
-    runs = run_passes(settings.choice, data_root, work_dir / "passes", passes, split=split, videos=videos, seed=seed,
-                      device=device, processes=processes, resume=True, progress=progress)
-    if settings.filling.fills:
-        maps = [postprocess.fill_variants(runs[p]["folder"], work_dir / "filled" / p.name, [settings.filling],
-                                          from_probs=True, overwrite=True, progress=False)[settings.filling]
-                for p in passes]
-    else:
-        maps = [runs[p]["folder"] for p in passes]
-    return maps[0] if len(maps) == 1 else fuse_folders(maps, work_dir / "fused", "hard")
+    with locks.exclusive(work_dir):
+        runs = run_passes(settings.choice, data_root, work_dir / "passes", passes, split=split, videos=videos,
+                          seed=seed, device=device, processes=processes, resume=not overwrite, progress=progress)
+        if settings.filling.fills:
+            maps = [postprocess.fill_variants(runs[p]["folder"], work_dir / "filled" / p.name, [settings.filling],
+                                              from_probs=True, overwrite=True, progress=False)[settings.filling]
+                    for p in passes]
+        else:
+            maps = [runs[p]["folder"] for p in passes]
+        return maps[0] if len(maps) == 1 else fuse_folders(maps, work_dir / "fused", "hard")
 
 
 def run_recipe(settings: RecipeSettings, server_root: str | os.PathLike, work_dir: str | os.PathLike,
                zip_path: str | os.PathLike, *, split: str | None = "valid", seed: int = 0,
-               device: str | None = None, processes: int | None = None, progress: bool = True) -> Path:
+               device: str | None = None, processes: int | None = None, overwrite: bool = False,
+               progress: bool = True) -> Path:
     """Steps 2-5 on a split with hidden ground truth (MOSE valid or test): the zip for the server
-    (:func:`apply_recipe`, then the checked zip). Shown in chapter 06. Returns ``zip_path``."""
-    labels = apply_recipe(settings, server_root, work_dir, split=split, seed=seed, device=device, processes=processes,
-                          progress=progress)
-    return selection.write_submission(labels, server_root, zip_path, split=split)
+    (:func:`apply_recipe`, then the checked zip, under the work folder's lock). A zip path that cannot be
+    written is refused before any pass. Shown in chapter 06. Returns ``zip_path``."""
+    _check_zip_path(resolve(zip_path))
+    with locks.exclusive(resolve(work_dir)):
+        labels = apply_recipe(settings, server_root, work_dir, split=split, seed=seed, device=device,
+                              processes=processes, overwrite=overwrite, progress=progress)
+        return selection.write_submission(labels, server_root, zip_path, split=split)
 
 
 def score_recipe(settings: RecipeSettings, split: datasets.ValidationSplit, work_dir: str | os.PathLike, *,
                  seed: int = 0, device: str | None = None, processes: int | None = None) -> dict:
-    """The recipe on a held-out split with ground truth (the synthetic test split), scored:
+    """The recipe on a held-out split with ground truth (the synthetic test split), every pass run afresh
+    (a chapter's settings may have changed since the folder was written), scored:
     :func:`fvos_utils.selection.scores_of` record (``"J&F"``, ``"J"``, ``"F"``, ``"objects"``). Shown in chapter 06."""
     labels = apply_recipe(settings, split.root, work_dir, split=split.name, videos=split.videos, seed=seed,
-                          device=device, processes=processes, progress=False)
+                          device=device, processes=processes, overwrite=True, progress=False)
     return selection.scores_of(evaluate.evaluate(split.gt_dir, labels, videos=split.videos, progress=False))
+
+
+def _check_zip_path(zip_path: Path) -> None:
+    """Refuse, before hours of passes, a zip path the zip cannot be written to: a folder, or a path under a
+    file."""
+    if zip_path.is_dir():
+        raise DataError(zip_path, "a folder, not a file: name the zip to write (e.g. "
+                                  f"{zip_path / 'fvos_valid.zip'})")
+    blocking = file_in_the_way(zip_path)
+    if blocking is not None:
+        raise DataError(blocking, f"a file, not a folder: {zip_path} cannot be written")
 
 
 # ------------------------------------------------------------------------------------ command line
@@ -187,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", help="the zip to write (default: outputs/<run>/06_multiscale_fusion/fvos_<split>.zip)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: the first available)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo the passes from the start (default: resume them; a pass whose videos were "
+                             "predicted from other data, such as edited annotations, is refused)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (batch logs)")
     return parser
 
@@ -196,8 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or provenance.allotted_cpus())  # the job's CPUs, not the machine's
     try:
         params = pipeline.load_run_params(Path(args.params).resolve())  # command-line paths: from the current folder
         values = pipeline.parameter_values(params, "06_multiscale_fusion")
@@ -212,8 +235,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{what}: {source}")
         chapter_dir = choices.run_dir(run) / "06_multiscale_fusion"
         zip_path = Path(args.out).resolve() if args.out else chapter_dir / f"fvos_{split}.zip"
-        written = run_recipe(settings, data_root, chapter_dir / f"server_{split}", zip_path, split=split,
-                             seed=values["seed"], device=args.device, progress=not args.no_progress)
+        # the work folder is tied to the data it resumes on: another root (a subset, a copy on scratch) gets its own
+        data_key = hashlib.sha256(str(resolve(data_root).resolve()).encode()).hexdigest()[:10]
+        written = run_recipe(settings, data_root, chapter_dir / f"server_{split}-{data_key}", zip_path, split=split,
+                             seed=values["seed"], device=args.device, overwrite=args.overwrite,
+                             progress=not args.no_progress)
     except (DataError, ValueError, pipeline.PipelineError, models.DownloadError) as err:
         parser.exit(2, f"error: {err}\n")
     print(f"wrote {written}")

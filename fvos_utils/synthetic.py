@@ -883,14 +883,19 @@ def generate(out_dir: str | os.PathLike, *, seed: int = 0, config: SyntheticConf
 
 
 def ensure(out_dir: str | os.PathLike, *, seed: int = 0, preset: str = "mini-mose",
-           config: SyntheticConfig | None = None) -> Path:
+           config: SyntheticConfig | None = None, any_config: bool = False) -> Path:
     """The dataset for ``(seed, config)`` at ``out_dir``: reused when its ``meta.json`` matches; generated
     when the folder is missing or empty, or holds a set of an older ``FORMAT_VERSION``. ``config``
     defaults to ``PRESETS[preset]``. What notebooks call instead of ``generate``.
 
+    With ``any_config`` an existing set of ``seed`` is used as it is, whatever its configuration (a quick
+    check on a tiny set made with ``--videos-*``, ``--frames`` or ``--size``): ``config`` then only says
+    what to generate where there is none. The chapters pass it, and record the set's configuration.
+
     Raises:
-        DataError: the folder holds a set of another seed or configuration. Other runs may be reading
-            it, so it is not rewritten under them; the message says what it holds and what was asked.
+        DataError: the folder holds a set of another seed, or (without ``any_config``) configuration.
+            Other runs may be reading it, so it is not rewritten under them; the message says what it
+            holds and what was asked.
     """
     if config is None:
         if preset not in PRESETS:
@@ -901,7 +906,7 @@ def ensure(out_dir: str | os.PathLike, *, seed: int = 0, preset: str = "mini-mos
         meta = io.read_json(out / "meta.json")
         if meta.get("generator") == GENERATOR and meta.get("format_version") == FORMAT_VERSION:
             asked = _json_config(config)
-            if meta.get("seed") == seed and meta.get("config") == asked:
+            if meta.get("seed") == seed and (any_config or meta.get("config") == asked):
                 return out
             raise io.DataError(out, f"holds the synthetic set of {_describe(meta.get('seed'), meta.get('config'))}; "
                                     f"asked for {_describe(seed, asked)}. A dataset folder holds one set: give "

@@ -334,6 +334,32 @@ def command_error(main: Callable[[list[str]], object], argv: list[str]) -> str:
     return lines[0]
 
 
+@contextlib.contextmanager
+def lock_holder(output: str | os.PathLike, *, inside: bool = False) -> Iterator["subprocess.Popen"]:
+    """Another process holding the lock of ``output`` (:func:`fvos_utils.locks.exclusive`, ``inside`` as there)
+    for the block, as a first writer does while it works; yields that process (its pid is the holder's). It
+    is released when the block ends (the process reads its stdin's end and exits)."""
+    import subprocess
+    import sys
+
+    holder = ("import sys; from fvos_utils import locks\n"
+              "with locks.exclusive(sys.argv[1], inside=sys.argv[2] == 'inside'):\n"
+              "    print('held', flush=True); sys.stdin.read()")
+    kit = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [kit, os.environ.get("PYTHONPATH")]))}
+    for rank in ("RANK", "LOCAL_RANK"):
+        env.pop(rank, None)
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(output), "inside" if inside else "beside"],
+                            stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline() == "held\n", "the lock holder did not start"
+        yield proc
+    finally:
+        proc.stdin.close()
+        proc.wait()
+
+
 def execute_chapter(chapter: str, run: str, parameters: dict):
     """Run a chapter notebook through papermill into ``outputs/<run>/<chapter>.ipynb`` with ``run`` and
     ``parameters``; returns the executed notebook (nbformat)."""

@@ -21,12 +21,14 @@ Layout of a stage, ``outputs/<run>/train/stage<k>/``::
     submitit_logs/        with ``cluster:``: submitit's files, the job's log among them
     logs/                 the trainer's own logs: log.txt, train_stats.json (one line per epoch)
     tensorboard/          per-step losses (loss curves: :func:`loss_curve`)
-    checkpoints/checkpoint.pt   full state (model, optimizer, epoch) of the latest epoch only
+    resumes.json          where the stage was resumed (after which epoch, when), if it was
+    checkpoints/checkpoint.pt   full state (model, optimizer, epoch, random state) of the latest epoch only
     weights/epoch_NNN.pt        model-only ``{"model": state_dict}`` after every epoch
 
 Full state is kept for the latest epoch only, so 50 SAM2-L epochs need 50 x 0.9 GB, not 50 x 2.7 GB.
 Running the same command again resumes from ``checkpoint.pt``: a killed run loses at most the epoch
-in progress. Per-epoch weights are written before the full state, so a finished epoch always has both.
+in progress, and on a CPU the resumed run is bit-identical to an uninterrupted one (the random state is
+saved with the full state and restored). Per-epoch weights are written before the full state, so a finished epoch always has both.
 
 On a CPU the trainer needs three things (``../shared/reference/sam2-notes.md``): the gloo backend,
 amp off, and ``torch.cuda.reset_peak_memory_stats`` (called by the memory meter every step) made a
@@ -35,14 +37,17 @@ no-op; :class:`KitTrainer` does the last when CUDA is absent.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import difflib
 import json
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any, Sequence
@@ -54,7 +59,7 @@ from training.model.sam2 import SAM2Train
 from training.trainer import Trainer
 from training.utils.train_utils import register_omegaconf_resolvers
 
-from . import io, paths
+from . import io, locks, paths
 from .models import CONFIG_DIR, RANDOM, DownloadError, get_spec, resolve_checkpoint, save_checkpoint
 
 #: The kit's trainer recipes (hydra configs composing sam2's or the kit's model configs).
@@ -63,6 +68,10 @@ STAGES = (1, 2)
 _CONFIG_NAME = "trainer_config"
 _EPOCH_LINE = re.compile(r"Train Epoch: \[(\d+)\]\[\s*(\d+)/(\d+)\]")
 _JOB_LINE = re.compile(r"Submitit Job ID: (\S+)")  # printed by Meta's launcher once it has submitted
+#: what every training size must be a multiple of: the stride of the image encoder's features
+_ENCODER_STRIDE = 16
+#: the file of a stage folder that records where the stage was resumed: ``[{"after_epoch", "at"}, ...]``
+RESUMES_FILE = "resumes.json"
 #: the file of a stage folder that names its submitted cluster job
 JOB_FILE = "job.json"
 #: environment variable naming the file the launch subprocess writes to when it submits a job (the job's
@@ -94,6 +103,53 @@ class KitTrainer(Trainer):
             model = getattr(self.model, "module", self.model)  # unwrap DDP
             save_checkpoint(model, weights_path(Path(self.checkpoint_conf.save_dir).parent, int(epoch)))
         super().save_checkpoint(epoch, checkpoint_names)
+
+    def _save_checkpoint(self, checkpoint, checkpoint_path):
+        """Meta's full state plus this process's random state (python, numpy, torch, CUDA): without it a
+        resumed run drew other random numbers from the next epoch on than an uninterrupted one (the
+        trainer seeds once, at its start), so its later epochs differed (by up to 1.25e-3 in a weight)."""
+        model = getattr(self.model, "module", self.model)  # unwrap DDP
+        super()._save_checkpoint({**checkpoint, _RANDOM_STATE_KEY: _random_state(model)}, checkpoint_path)
+
+    def _load_resuming_checkpoint(self, ckpt_path: str):
+        super()._load_resuming_checkpoint(ckpt_path)
+        # memory-mapped: only the small random state is read from the file Meta's loader has just read
+        state = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=True).get(_RANDOM_STATE_KEY)
+        # only rank 0 saves: its state is its own (other ranks keep their seeding; one process is then exact)
+        if state is not None and self.distributed_rank == 0:
+            _restore_random_state(state, getattr(self.model, "module", self.model))
+
+
+#: the key of :class:`KitTrainer`'s full checkpoint that holds the random state
+_RANDOM_STATE_KEY = "kit_random_state"
+
+
+def _random_state(model) -> dict:
+    """Every random generator the training process draws from, as it stands, in types Meta's loader reads
+    (``torch.load`` with ``weights_only``: tensors and plain Python values, numpy's key as a list): the
+    global ones and ``model.rng``, the generator ``SAM2Train`` draws its prompts from (seeded once, when
+    the model is built)."""
+    import numpy as np
+
+    name, key, position, has_gauss, cached_gaussian = np.random.get_state()
+    return {"python": random.getstate(), "numpy": [name, key.tolist(), position, has_gauss, cached_gaussian],
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "model": model.rng.bit_generator.state if hasattr(model, "rng") else None}
+
+
+def _restore_random_state(state: dict, model) -> None:
+    """Set the generators (``model``'s too) to what :func:`_random_state` returned."""
+    import numpy as np
+
+    random.setstate(state["python"])
+    name, key, position, has_gauss, cached_gaussian = state["numpy"]
+    np.random.set_state((name, np.asarray(key, np.uint32), position, has_gauss, cached_gaussian))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if state["model"] is not None and hasattr(model, "rng"):
+        model.rng.bit_generator.state = state["model"]
 
 
 class MultiResolutionSAM2Train(SAM2Train):
@@ -271,10 +327,27 @@ def _check_section(path: Path, where: str, values: dict, schema: dict) -> None:
             raise io.DataError(path, f"{name} must be {expected}, got {value!r}")
 
 
-def load_training_params(path: str | os.PathLike) -> dict:
+def _apply_overrides(path: Path, params: dict, overrides: Sequence[str]) -> None:
+    """Set each ``KEY[.SUB...]=VALUE`` of ``overrides`` (the command line's ``--set``; VALUE in YAML) in the
+    params file's mapping, before it is checked, creating the sections it names."""
+    from .pipeline import parse_override  # the pipeline's --set syntax, one parser for both
+
+    for item in overrides:
+        names, value = parse_override(item)
+        section = params
+        for name in names[:-1]:
+            section = section.setdefault(name, {})
+            if not isinstance(section, dict):
+                raise io.DataError(path, f"--set {item}: {name} is not a mapping here")
+        section[names[-1]] = value
+
+
+def load_training_params(path: str | os.PathLike, overrides: Sequence[str] = ()) -> dict:
     """A training params file (see ``params/pretrain_fvos_tiny.yaml`` for every key), checked: unknown keys
     are refused with the closest known one (``gpu: 8`` names ``gpus``), types are checked, and ``gpus`` /
-    ``nodes`` / ``cluster`` must fit ``device``. Every problem is a DataError naming the file and the key."""
+    ``nodes`` / ``cluster`` must fit ``device``. Every problem is a DataError naming the file and the key.
+    ``overrides``: ``KEY.SUB=VALUE`` (``data.root=/scratch/MOSE``, ``stage1.epochs=2``), applied to the
+    file's values before they are checked (the command line's ``--set``)."""
     path = paths.resolve(path)
     if not path.is_file():
         raise io.DataError(path, "params file not found")
@@ -284,6 +357,7 @@ def load_training_params(path: str | os.PathLike) -> dict:
         raise io.DataError(path, f"not valid YAML ({' '.join(str(err).split())})") from None
     if not isinstance(params, dict):
         raise io.DataError(path, "params file must hold a mapping")
+    _apply_overrides(path, params, overrides)
     for key in REQUIRED_KEYS:
         if key not in params:
             raise io.DataError(path, f"missing key {key!r}")
@@ -291,6 +365,8 @@ def load_training_params(path: str | os.PathLike) -> dict:
     _check_section(path, "data.", params["data"], DATA_SCHEMA)
     for stage in STAGES:
         _check_section(path, f"stage{stage}.", params.get(f"stage{stage}", {}), STAGE_SCHEMA)
+        if params.get(f"stage{stage}", {}).get("epochs", 1) < 1:  # 0 printed "stage 1 done" with no weights
+            raise io.DataError(path, f"stage{stage}.epochs must be at least 1, got {params[f'stage{stage}']['epochs']}")
     if params.get("device", "auto") not in ("auto", "cpu", "cuda"):
         raise io.DataError(path, f"device must be auto, cpu or cuda, got {params['device']!r}")
     for key in ("gpus", "nodes"):
@@ -487,8 +563,19 @@ def plan_stage(params: dict, stage: int) -> StagePlan:
     overrides = _overrides(params, stage, folder=folder, init=init, image_dir=dataset.image_dir,
                            gt_dir=dataset.annotation_dir, list_file=folder / "videos.txt", device=device)
     config = compose_recipe(params["recipe"], overrides)
+    _check_sizes(Path(params["_path"]), config)
     return StagePlan(params["run"], stage, folder, config, init, names, int(params[f"stage{stage}"]["epochs"]),
                      device)
+
+
+def _check_sizes(path: Path, config) -> None:
+    """The training sizes must be multiples of the image encoder's stride 16 (its features' grid,
+    ``scratch.feat_size``): else the trainer starts and fails in a traceback. Checked before it starts."""
+    sizes = [config.scratch.resolution, *config.scratch.get("resolutions", [])]
+    odd = next((size for size in sizes if int(size) % _ENCODER_STRIDE), None)
+    if odd is not None:
+        raise io.DataError(path, f"training size {odd} (scratch.resolution / resolutions) is not a multiple of the "
+                                 f"image encoder's stride {_ENCODER_STRIDE}")
 
 
 def resolved(config) -> dict:
@@ -527,10 +614,22 @@ def train_stage(params: dict | str | os.PathLike, stage: int, *, threads: int | 
 
     A stage with ``export: PATH`` also writes its last epoch's weights there in fp16 (:func:`export_weights`).
     With ``cluster:`` set, this returns once the SLURM job is submitted; running it again later resumes
-    or finds the stage finished.
+    or finds the stage finished. One process trains a stage at a time: a second one (or a restart from
+    another shell) is refused, naming the first (:mod:`fvos_utils.locks`).
     """
     params = load_training_params(params) if not isinstance(params, dict) else params
     plan = plan_stage(params, stage)
+    # one writer per stage (:mod:`fvos_utils.locks`); a restart also deletes the later stages: those too
+    with contextlib.ExitStack() as held:
+        for written in STAGES[STAGES.index(stage):] if restart else (stage,):
+            held.enter_context(locks.exclusive(stage_dir(params["run"], written)))
+        return _train_locked_stage(params, plan, threads=threads, restart=restart, progress=progress)
+
+
+def _train_locked_stage(params: dict, plan: StagePlan, *, threads: int | None, restart: bool,
+                        progress: bool) -> Path:
+    """:func:`train_stage` once it holds the stage's lock."""
+    stage = plan.stage
     if restart:
         for later in STAGES[STAGES.index(stage):]:
             io.remove_dir(stage_dir(params["run"], later))
@@ -541,6 +640,10 @@ def train_stage(params: dict | str | os.PathLike, stage: int, *, threads: int | 
         raise StageRunning(f"stage {stage} of run {plan.run!r} is still running as {_job_words(job)}; nothing "
                            "was submitted again. Run this again once it has finished")
     done = completed_epochs(plan.folder)
+    if 0 < done < plan.epochs:  # the record of where this stage was resumed, one entry a resume
+        resumes = plan.folder / RESUMES_FILE
+        earlier = io.read_json(resumes) if resumes.is_file() else []
+        io.write_json(resumes, [*earlier, {"after_epoch": done, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}])
     if done < plan.epochs:
         job = _run_trainer(plan, threads=int(threads or params.get("threads", 2)), done=done, progress=progress)
         if job is not None:
@@ -607,17 +710,27 @@ def _run_trainer(plan: StagePlan, *, threads: int, done: int, progress: bool) ->
                  bar_format="{l_bar}{bar}| {n:.2f}/{total} epochs [{elapsed}<{remaining}{postfix}]",
                  disable=not progress) as bar:
         log.write(f"# {' '.join(command)}\n")
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        for line in proc.stdout:
-            log.write(line)
-            log.flush()
-            tail.append(line)
-            match = _EPOCH_LINE.search(line)
-            if match:
-                epoch, step, iterations = (int(g) for g in match.groups())
-                bar.n = epoch + step / iterations
-                bar.set_postfix_str(f"iteration {step}/{iterations}", refresh=False)
-                bar.refresh()
+        # the trainer shares the stage's lock: should this process die first, the stage stays locked until the
+        # trainer has ended too (start_child_group ends it), so a rerun never meets a trainer still writing
+        lock = locks.held_descriptor(plan.folder)
+        proc = start_child_group(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                 pass_fds=() if lock is None else (lock,))
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                log.flush()
+                tail.append(line)
+                match = _EPOCH_LINE.search(line)
+                if match:
+                    epoch, step, iterations = (int(g) for g in match.groups())
+                    bar.n = epoch + step / iterations
+                    bar.set_postfix_str(f"iteration {step}/{iterations}", refresh=False)
+                    bar.refresh()
+        except BaseException:  # an interrupt or error here: the trainer must not go on writing the stage unlocked
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+            raise
         code = proc.wait()
         bar.n = completed_epochs(plan.folder)
         bar.refresh()
@@ -637,6 +750,37 @@ def _run_trainer(plan: StagePlan, *, threads: int, done: int, progress: bool) ->
            "log": str(folder / f"{found[-1]}_0_log.out")}
     io.write_json(plan.folder / JOB_FILE, job)
     return job
+
+
+def start_child_group(command: Sequence[str], **popen_options) -> subprocess.Popen:
+    """``subprocess.Popen(command)`` as the leader of its own process group, which ends with this process.
+
+    The trainer writes the stage folder this process holds the lock of; once this process is gone (even
+    by ``kill -9``, which runs no handler) the lock is free, so the trainer must end too: on Linux the kernel
+    sends it SIGTERM when this process dies (``prctl(PR_SET_PDEATHSIG)``), and :func:`_launch` passes that
+    on to the whole group (data loaders, per-GPU processes). Its own group also keeps a terminal's Ctrl-C
+    to this process, which then ends the group itself (:func:`_run_trainer`).
+    """
+    parent = os.getpid()
+
+    def die_with_parent() -> None:  # runs in the child, between fork and exec
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+            if os.getppid() != parent:  # the parent died before prctl took effect
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    return subprocess.Popen(command, start_new_session=True, preexec_fn=die_with_parent, **popen_options)
+
+
+def _end_group_on_sigterm() -> None:
+    """In the trainer's process (its group's leader): SIGTERM ends every process of the group."""
+    def end_group(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.killpg(0, signal.SIGTERM)  # this process too, by the default action restored above
+
+    signal.signal(signal.SIGTERM, end_group)
 
 
 def export_weights(weights: str | os.PathLike, out: str | os.PathLike, *, dtype: torch.dtype = torch.float16) -> Path:
@@ -663,6 +807,8 @@ def _launch(folder: Path) -> None:
         sys.stderr.flush()
         os.dup2(handle.fileno(), 1)
         os.dup2(handle.fileno(), 2)
+    if os.getpgrp() == os.getpid():  # started by start_child_group: the group ends with its parent
+        _end_group_on_sigterm()
     register_omegaconf_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(folder.resolve()), version_base="1.2"):
@@ -715,6 +861,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch threads on CPU (default: the params' threads, else 2)")
     parser.add_argument("--restart", action="store_true",
                         help="delete what this stage (and stage 2, for stage 1) trained before and start over")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.SUB=VALUE",
+                        help="override one value of the params file (data.root=/scratch/MOSE, stage1.epochs=2; "
+                             "VALUE in YAML, checked as the file's; repeatable)")
+    parser.add_argument("--show", action="store_true", help="print the checked params (YAML) and train nothing")
     parser.add_argument("--launch", help=argparse.SUPPRESS)  # internal: the training subprocess
     args = parser.parse_args(argv)
     if args.launch:
@@ -725,6 +875,10 @@ def main(argv: list[str] | None = None) -> int:
     # a command-line path is taken from the current folder (the library takes them from the kit's)
     params = Path(args.params).expanduser().resolve()
     try:
+        params = load_training_params(params, args.overrides)
+        if args.show:
+            print(yaml.safe_dump({k: v for k, v in params.items() if k != "_path"}, sort_keys=False), end="")
+            return 0
         folder = train_stage(params, args.stage, threads=args.threads, restart=args.restart)
     except (io.DataError, ValueError, DownloadError) as err:  # bad input: one line, no traceback
         parser.exit(2, f"error: {err}\n")

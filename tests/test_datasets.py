@@ -111,3 +111,21 @@ def test_a_holdout_view_has_no_test_split(project, tmp_path):
     assert datasets.test_split(mose) is None
     with pytest.raises(io.DataError, match=r"test_gt/Annotations: no test split with ground truth here"):
         datasets.validation_split(mose, split="test")
+
+
+def test_chapters_use_an_existing_synthetic_set_as_it_is_and_record_it(tmp_path):
+    """A quick check on a tiny set (``--videos-*``, ``--frames``, ``--size``) was refused by every chapter as
+    "another config": a chapter uses the set at its data_root as it is; only another seed is refused."""
+    from fvos_utils.chapter import Chapter
+
+    tiny = synthetic.SyntheticConfig(videos_train=1, videos_valid=1, frames=(3, 3), size=(64, 48), objects=(1, 2))
+    root = synthetic.generate(tmp_path / "tiny", seed=0, config=tiny, progress=False)
+    before = (root / "meta.json").read_bytes()
+    assert datasets.prepare(root, seed=0, preset="mini-mose") == root
+    assert (root / "meta.json").read_bytes() == before  # used, not regenerated
+    with pytest.raises(io.DataError, match="holds the synthetic set of seed 0, .*; asked for seed 1, preset mini-mose"):
+        datasets.prepare(root, seed=1, preset="mini-mose")
+    chapter = Chapter("00_data_and_metrics", "r", tmp_path / "out", {"data_root": str(root), "seed": 0})
+    (tmp_path / "out").mkdir()
+    recorded = io.read_json(chapter.write_metrics(score=1.0))
+    assert recorded["synthetic_data"] == {"seed": 0, "config": io.read_json(root / "meta.json")["config"]}

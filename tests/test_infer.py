@@ -1,6 +1,7 @@
 """Inference engine: merge rules, transforms, equality with a bare SAM 2 loop, modes, late objects,
 batch runs (layout, palettes, determinism, resume, probabilities), errors, command line, torchrun."""
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -242,8 +243,14 @@ def test_run_writes_a_palette_png_for_every_frame(dataset, tmp_path):
                                   "sigmoid_scale": 20.0, "sigmoid_bias": -10.0, "mode": infer.DEFAULT_MODE,
                                   "merge": "higher", "transform": "identity", "save_probs": False,
                                   "device_type": "cpu"}
+    annotations = hashlib.sha256()
+    for frame in ("00000", f"{LATE_FRAME:05d}"):
+        annotations.update(frame.encode() + b"\0" + (dataset / "Annotations" / "late" / f"{frame}.png").read_bytes())
+    fingerprint = record["data"].pop("frames_fingerprint")
+    assert re.fullmatch("[0-9a-f]{64}", fingerprint)
     assert record["data"] == {"frames": [f"{t:05d}.jpg" for t in range(6)], "frame_size": list(SIZE),
-                              "annotations": ["00000", f"{LATE_FRAME:05d}"]}
+                              "annotations": ["00000", f"{LATE_FRAME:05d}"],
+                              "annotations_sha256": annotations.hexdigest()}
 
 
 def test_same_seed_gives_the_same_bytes(dataset, tmp_path):
@@ -366,6 +373,50 @@ def test_other_data_with_the_same_video_names_is_not_done(dataset, tmp_path):
         _run(short, out)
     assert _run(short, out, overwrite=True)["done"] == 1
     assert len(list((out / "plain").iterdir())) == 4
+
+
+def test_edited_annotations_or_replaced_frames_under_the_same_names_are_not_done(tmp_path):
+    """The record keyed frame names, size and annotation names: removing object 2 from a first-frame mask,
+    or flipping the frames, left every video skipped with the old predictions."""
+    _write_clip(tmp_path / "data", "v")
+    out = tmp_path / "pred"
+    _run(tmp_path / "data", out)
+    first = tmp_path / "data" / "Annotations" / "v" / "00000.png"
+    edited = io.read_mask(first).copy()
+    edited[edited == 2] = 0
+    io.write_mask(first, edited)
+    with pytest.raises(io.DataError, match=r"1 video\(s\) here were written with other settings or data \(first, "
+                                           r"v: annotations_sha256: '[0-9a-f]{12}\.\.\.' there, '[0-9a-f]{12}\.\.\.' now\)"):
+        _run(tmp_path / "data", out)
+    assert _run(tmp_path / "data", out, overwrite=True)["done"] == 1
+    assert 2 not in np.unique(np.stack([io.read_mask(p) for p in sorted((out / "v").iterdir())]))
+    for frame in sorted((tmp_path / "data" / "JPEGImages" / "v").iterdir()):
+        io.write_frame(frame, io.read_frame(frame)[:, ::-1].copy())
+    with pytest.raises(io.DataError, match="v: frames_fingerprint: "):
+        _run(tmp_path / "data", out)
+
+
+def test_a_copy_of_the_same_data_is_done(tmp_path):
+    """Content, not times: the same files copied elsewhere (new modification times) are skipped."""
+    import shutil
+
+    _write_clip(tmp_path / "data", "v")
+    out = tmp_path / "pred"
+    _run(tmp_path / "data", out)
+    shutil.copytree(tmp_path / "data", tmp_path / "copy")
+    assert _run(tmp_path / "copy", out)["skipped"] == 1
+
+
+def test_a_record_from_before_content_keys_is_redone_not_refused(tmp_path):
+    _write_clip(tmp_path / "data", "v")
+    out = tmp_path / "pred"
+    _run(tmp_path / "data", out)
+    record = json.loads(infer.record_path(out, "v").read_text())
+    for key in ("annotations_sha256", "frames_fingerprint"):
+        del record["data"][key]
+    io.write_json(infer.record_path(out, "v"), record)
+    assert _run(tmp_path / "data", out)["done"] == 1
+    assert _run(tmp_path / "data", out)["skipped"] == 1
 
 
 def test_a_run_removes_what_a_killed_run_left_and_nothing_else(dataset, tmp_path):

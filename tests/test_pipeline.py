@@ -129,8 +129,9 @@ def test_a_failing_chapter_stops_the_chain_names_the_cell_and_keeps_outputs(proj
     with pytest.raises(pipeline.PipelineError) as failure:
         pipeline.run_pipeline(bad)
     failed = nbformat.read(out / "01_sam2_inference.failed.ipynb", as_version=4)
-    # the cell named is the one a user finds at that index of the kept notebook, with its first line
-    found = re.search(r"chapter 01_sam2_inference failed in cell (\d+) \(`import json, pathlib, os`\) of "
+    # the cell named is the one a user finds at that index of the kept notebook, with the line that raised
+    # (its first line, `import json, pathlib, os`, told nothing)
+    found = re.search(r"chapter 01_sam2_inference failed in cell (\d+), line 5 \(`assert not fail, \"asked to fail\"`\) of "
                       r".*01_sam2_inference\.failed\.ipynb: AssertionError: asked to fail", str(failure.value))
     assert found, str(failure.value)
     assert any(o.get("ename") == "AssertionError" for o in failed.cells[int(found[1])].get("outputs", []))
@@ -145,6 +146,25 @@ def test_a_failing_chapter_stops_the_chain_names_the_cell_and_keeps_outputs(proj
     again = pipeline.run_pipeline(_params(project, GOOD))
     assert [c["skipped"] for c in again["chapters"].values()] == [True, False]
     assert not (out / "01_sam2_inference.failed.ipynb").exists()
+
+
+def test_overrides_reach_the_chapters_are_recorded_and_make_them_rerun(project, capsys):
+    """``--set``: one value of a params file changed on the command line, without copying the file."""
+    assert pipeline.main([str(_params(project, GOOD)), "--set", "00_data_and_metrics.value=7",
+                          "--set", "common.seed=5"]) == 0
+    out = project / "outputs" / "t"
+    assert json.loads((out / "value.json").read_text()) == {"value": 7, "seed": 5}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["overrides"] == ["00_data_and_metrics.value=7", "common.seed=5"]
+    again = pipeline.run_pipeline(_params(project, GOOD))  # without them: other values, so not current
+    assert [c["skipped"] for c in again["chapters"].values()] == [False, False]
+    assert json.loads((out / "value.json").read_text()) == {"value": 21, "seed": 3}
+
+
+def test_chapters_run_without_the_kernels_tcp_warning(project, capfd):
+    """Every chapter printed ipykernel's "Kernel is running over TCP without encryption" warning."""
+    pipeline.run_pipeline(_params(project, GOOD))
+    assert "without encryption" not in capfd.readouterr().err
 
 
 def test_a_chapter_whose_outputs_are_gone_is_not_current(project):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,8 @@ import torch
 import yaml
 from omegaconf import OmegaConf
 
-from fvos_utils import io, models, paths, synthetic, train
+from fvos_utils import io, locks, models, paths, synthetic, train
+from fvos_utils.testing import command_error, lock_holder
 
 TINY_DATA = synthetic.SyntheticConfig(videos_train=2, videos_valid=1, frames=(4, 5), size=(96, 64), objects=(1, 2))
 
@@ -52,20 +52,33 @@ def write_params(folder: Path, **changes) -> Path:
 
 
 # ------------------------------------------------------------------------------ real training on CPU
-def test_iterations_checkpoints_resume_and_loss_curve(kit_root):
-    """Two epochs of two iterations, killed after the first epoch and resumed (~15 s in all)."""
-    params = write_params(kit_root)
-    folder = kit_root / "outputs" / "t" / "train" / "stage1"
+def _kill_during_epoch_2(params: Path, folder: Path) -> None:
+    """``python -m fvos_utils.train`` killed (``kill -9``, the parent alone: a hard interruption) once epoch 1
+    is saved; returns once its trainer has ended too (the stage's lock is free)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "fvos_utils.train", "--params", str(params), "--stage", "1"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (folder / "checkpoints" / "checkpoint.pt").is_file():  # appears complete (written, then renamed)
         assert proc.poll() is None, "training ended before its first epoch was saved"
         assert time.time() < deadline, "no checkpoint after 300 s"
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # the parent and the trainer subprocess: a hard interruption
+    proc.kill()  # its trainer ends with it (its own process group, signalled when the parent dies)
     proc.wait()
+    while True:  # the trainer shares the stage's lock: free once it has ended
+        try:
+            with locks.exclusive(folder):
+                return
+        except locks.OutputInUse:
+            assert time.time() < deadline, "the trainer outlived its parent"
+            time.sleep(0.2)
+
+
+def test_iterations_checkpoints_resume_and_loss_curve(kit_root):
+    """Two epochs of two iterations, killed after the first epoch and resumed (~15 s in all)."""
+    params = write_params(kit_root)
+    folder = kit_root / "outputs" / "t" / "train" / "stage1"
+    _kill_during_epoch_2(params, folder)
     assert train.completed_epochs(folder) == 1  # killed inside epoch 2 (polled every 0.2 s; an epoch takes > 1 s)
     assert sorted(train.epoch_weights(folder)) == [1]
     first_epoch = (folder / "weights" / "epoch_001.pt").read_bytes()
@@ -115,6 +128,27 @@ def test_iterations_checkpoints_resume_and_loss_curve(kit_root):
     assert (folder / "weights" / "epoch_001.pt").read_bytes() != first_epoch  # trained again, at the new rate
     assert train.train_stage(changed, 1, progress=False) == folder  # the stored config is now the changed one
     assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".")] == []  # nothing left aside
+
+
+def test_a_resumed_stage_equals_an_uninterrupted_one_bit_for_bit(kit_root, monkeypatch):
+    """Killed during epoch 2 and resumed, epochs 2-3 differed from an uninterrupted run (by up to 1.25e-3 in a
+    weight) while two uninterrupted runs were bit-identical: the trainer's random state was not saved."""
+    params = write_params(kit_root, stage1={"init": "random", "epochs": 3})
+    folder = kit_root / "outputs" / "t" / "train" / "stage1"
+    _kill_during_epoch_2(params, folder)
+    train.train_stage(params, 1, progress=False)
+    resumes = json.loads((folder / train.RESUMES_FILE).read_text())
+    assert [r["after_epoch"] for r in resumes] == [1]  # the record says where the stage was resumed
+    other = kit_root / "uninterrupted"
+    other.mkdir()
+    monkeypatch.setenv(paths.ROOT_ENV, str(other))
+    whole = train.train_stage(write_params(other, stage1={"init": "random", "epochs": 3}), 1, progress=False)
+    assert not (whole / train.RESUMES_FILE).exists()
+    for epoch in (1, 2, 3):
+        resumed = torch.load(train.weights_path(folder, epoch), weights_only=True)["model"]
+        uninterrupted = torch.load(train.weights_path(whole, epoch), weights_only=True)["model"]
+        assert resumed.keys() == uninterrupted.keys()
+        assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed), f"epoch {epoch} differs"
 
 
 def test_batches_of_two_clips_at_several_sizes_train(kit_root):
@@ -462,6 +496,33 @@ def test_plan_writes_nothing_and_quotes_odd_paths(kit_root):
     assert not (plan.folder / "trainer_config.yaml").exists()
 
 
+@pytest.mark.parametrize("restart", [False, True])
+def test_a_second_train_of_a_running_stage_is_refused_and_deletes_nothing(kit_root, restart):
+    """Two ``train --stage 1`` of one run (or a ``--restart`` from a second shell) while the first trains:
+    the second is one line naming the stage and the first, and the stage's files stay as they are."""
+    synthetic.generate(kit_root / "data" / "tiny", seed=3, config=TINY_DATA, progress=False)
+    params = write_params(kit_root)
+    folder = train.stage_dir("t", 1)
+    (folder / "train.log").write_text("the first run's\n")
+    with lock_holder(folder) as holder:
+        error = command_error(train.main, ["--params", str(params), "--stage", "1"] + ["--restart"] * restart)
+    assert error.startswith(f"error: {folder}: in use by another writer: pid {holder.pid} ")
+    assert sorted(p.name for p in folder.iterdir()) == ["train.log"]
+    assert (folder / "train.log").read_text() == "the first run's\n"
+
+
+@pytest.mark.parametrize("scratch", [{"resolution": 100, "num_frames": 3}, {"resolution": 64, "num_frames": 3,
+                                                                           "resolutions": [64, 72]}])
+def test_a_training_size_off_the_encoder_stride_is_refused_before_training(kit_root, scratch):
+    """``resolution: 100`` started the trainer, which failed in a traceback."""
+    params = write_params(kit_root, scratch=scratch)
+    odd = 100 if scratch["resolution"] == 100 else 72
+    with pytest.raises(io.DataError, match=f"^{params}: training size {odd} .* not a multiple of the image "
+                                           "encoder's stride 16$"):
+        train.train_stage(params, 1, progress=False)
+    assert not (kit_root / "outputs" / "t" / "train" / "stage1" / "train.log").exists()
+
+
 def test_missing_checkpoint_is_an_error_naming_it(kit_root):
     params = write_params(kit_root, stage1={"init": "nowhere/model.pt", "epochs": 1})
     with pytest.raises(io.DataError, match=r"nowhere/model\.pt.*checkpoint file not found"):
@@ -558,6 +619,7 @@ def test_one_cuda_epoch_uses_nccl_and_bf16(kit_root):
     ({"stage1": {"init": "random", "epoch": 2}}, r"unknown key 'stage1\.epoch' \(did you mean stage1\.'epochs'\?\)"),
     ({"stage1": {"init": "random", "epochs": 2.5}}, r"stage1\.epochs must be int, got 2\.5"),
     ({"overrides": "trainer.x=1"}, r"overrides must be list, got 'trainer\.x=1'"),
+    ({"stage1": {"init": "random", "epochs": 0}}, r"stage1\.epochs must be at least 1, got 0"),
 ])
 def test_a_bad_training_params_file_is_one_error_naming_it_and_the_key(kit_root, changes, message):
     with pytest.raises(io.DataError, match=message):
