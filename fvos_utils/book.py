@@ -52,12 +52,13 @@ CONF_PY = '''\
 # Written by fvos_utils.book for one build; edit fvos_utils/book.py instead.
 project = {project!r}
 html_title = {project!r}
+author = "the FVOS kit"
 extensions = ["myst_nb"]
 html_theme = "sphinx_book_theme"
 nb_execution_mode = "off"          # the notebooks were executed by the pipeline; never run them again
 nb_render_markdown_format = "myst"  # Markdown outputs (the report's tables) rendered with tables
 nb_ipywidgets_js = {{}}              # no widget scripts from a CDN (the chapters show no widgets)
-html_theme_options = {{"show_toc_level": 2}}
+html_theme_options = {{"show_toc_level": 2, "use_download_button": False}}  # the sources are not copied
 html_copy_source = False
 html_show_sourcelink = False
 '''
