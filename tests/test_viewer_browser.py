@@ -199,7 +199,7 @@ def test_viewer_notebook_in_jupyterlab_shows_masks_and_follows_the_frame_slider(
     def expected(t):
         return viewer.compose(results.frame(t), results.panels(t), alpha=defaults["opacity"],
                               kernel_size=defaults["kernel_size"], shape=defaults["kernel_shape"],
-                              fill={"A": [0], "B": [1], "both": None}[defaults["gap_fill_run"]], zoom=zoom)
+                              fill=[defaults["fill_panel"] - 1] if defaults["fill_panel"] else None, zoom=zoom)
 
     assert len(results) == n_frames
     for shown, state, t in ((pixels_before, before, 0), (pixels_after, after, ARROW_PRESSES),
