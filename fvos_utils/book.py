@@ -13,7 +13,10 @@ The book shows copies of the notebooks, never the executed notebooks themselves,
 * cells that exist for the tests (a ``# NBVAL_CHECK_OUTPUT`` mark, or the :data:`TEST_ONLY_TAG` cell tag)
   are dropped: they pin numbers for nbval and say nothing to a reader;
 * the parameters cells (the notebook's defaults, papermill's injected values) show their code folded;
-* a progress bar's many refreshes in a stream output are collapsed to its last state.
+* a progress bar's many refreshes in a stream output are collapsed to its last state;
+* widgets, which need a running kernel (or scripts from a CDN), become the text they showed last, from
+  the widget state papermill saved: a tqdm bar in a notebook is a widget, and reads as tqdm's line at
+  its end; a bar hidden when it closed (``leave=False``) is left out, as Jupyter hides it.
 
 Everything is built in a temporary folder inside ``outputs/<run>/``, and the finished HTML replaces
 ``outputs/<run>/book/`` in one rename: a failed build leaves the previous book as it was.
@@ -21,6 +24,7 @@ Everything is built in a temporary folder inside ``outputs/<run>/``, and the fin
 from __future__ import annotations
 
 import argparse
+import html
 import os
 import re
 import subprocess
@@ -41,6 +45,10 @@ PARAMETER_TAGS = ("parameters", "injected-parameters")
 SCORECARD = Path("07_report") / "claims_scorecard.md"
 REPORT = Path("07_report") / "report.md"
 BOOK_DIR = "book"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+#: Characters of a progress bar drawn as text, and its full and empty cells (as tqdm draws it).
+BAR_WIDTH, BAR_FULL, BAR_EMPTY = 10, "\u2588", " "
 #: The end of a tqdm progress line: its timing bracket, e.g. ``[00:01<00:02, 30.00it/s]``, ``[00:00<?, ?it/s]``
 #: or ``[01:02, 1.5s/it, loss=0.3]``.
 _PROGRESS_END = re.compile(r"\[(?:\d+:)?\d+:\d\d(?:<[\d:?]+)?(?:, [^\]]*)?\]\s*$")
@@ -57,7 +65,7 @@ extensions = ["myst_nb"]
 html_theme = "sphinx_book_theme"
 nb_execution_mode = "off"          # the notebooks were executed by the pipeline; never run them again
 nb_render_markdown_format = "myst"  # Markdown outputs (the report's tables) rendered with tables
-nb_ipywidgets_js = {{}}              # no widget scripts from a CDN (the chapters show no widgets)
+nb_ipywidgets_js = {{}}              # no widget scripts from a CDN (fvos_utils.book turns widgets into text)
 html_theme_options = {{"show_toc_level": 2, "use_download_button": False}}  # the sources are not copied
 html_copy_source = False
 html_show_sourcelink = False
@@ -112,6 +120,53 @@ def collapse_progress(text: str) -> str:
     return "\n".join(kept)
 
 
+def _model_id(reference: str) -> str:
+    return reference.removeprefix("IPY_MODEL_")
+
+
+def widget_text(model_id: str, states: dict) -> str | None:
+    """What a saved widget last showed, as text: its text children (HTML, labels) and progress bars in
+    order, a bar drawn as tqdm draws it; None where it showed nothing (hidden, not saved, or no text)."""
+    model = states.get(model_id)
+    if model is None:
+        return None
+    layout = states.get(_model_id(model["state"].get("layout", "")), {}).get("state", {})
+    if layout.get("visibility") == "hidden" or layout.get("display") == "none":
+        return None
+    parts = []
+    for child in model["state"].get("children") or [model_id]:
+        state = states.get(_model_id(child), {}).get("state", {})
+        if "max" in state and "bar_style" in state:  # a progress bar
+            filled = round(BAR_WIDTH * state["value"] / state["max"]) if state["max"] else 0
+            parts.append("|" + BAR_FULL * filled + BAR_EMPTY * (BAR_WIDTH - filled) + "|")
+        elif isinstance(state.get("value"), str):  # HTML or a label
+            parts.append(html.unescape(re.sub(r"<[^>]*>", "", state["value"])).replace("\u2007", " "))
+    return "".join(parts).strip() or None
+
+
+def _book_outputs(outputs: list, states: dict) -> list:
+    """A cell's outputs as the book shows them: widgets as text (:func:`widget_text`), consecutive
+    streams of the same name as one, progress bars collapsed (:func:`collapse_progress`)."""
+    from nbformat.v4 import new_output
+
+    shown = []
+    for output in outputs:
+        if output.output_type == "display_data" and WIDGET_VIEW in output.data:
+            text = widget_text(output.data[WIDGET_VIEW]["model_id"], states)
+            if text is None:
+                continue
+            output = new_output("stream", name="stderr", text=text + "\n")  # where tqdm writes in a terminal
+        if output.output_type == "stream" and shown and shown[-1].output_type == "stream" \
+                and shown[-1].name == output.name:
+            shown[-1].text += output.text
+        else:
+            shown.append(output)
+    for output in shown:
+        if output.output_type == "stream":
+            output.text = collapse_progress(output.text)
+    return shown
+
+
 def book_copy(path: Path):
     """The notebook at ``path`` as the book shows it (see the module's docstring); the file is not changed."""
     import nbformat
@@ -120,14 +175,14 @@ def book_copy(path: Path):
         notebook = nbformat.read(path, as_version=4)
     except (ValueError, KeyError, AttributeError) as err:  # not JSON, or JSON that is no notebook
         raise io.DataError(path, f"not a readable notebook ({type(err).__name__}: {err})") from None
+    states = notebook.metadata.pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     notebook.cells = [cell for cell in notebook.cells if not is_test_only(cell)]
     for cell in notebook.cells:
         tags = cell.metadata.get("tags", [])
         if any(tag in tags for tag in PARAMETER_TAGS):
             cell.metadata["tags"] = [*tags, "hide-input"]
-        for output in cell.get("outputs", []):
-            if output.output_type == "stream":
-                output.text = collapse_progress(output.text)
+        if cell.cell_type == "code":
+            cell.outputs = _book_outputs(cell.outputs, states)
     return notebook
 
 

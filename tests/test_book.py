@@ -55,6 +55,27 @@ def _progress_bar(name: str, *, separator: str) -> str:
     return ("\r" if separator == "\r" else "") + separator.join(refreshes) + "\n"
 
 
+def _progress_widget(model_id: str, name: str, done: int, total: int, *, hidden: bool) -> dict:
+    """The saved state of a tqdm bar in a notebook (a box of label, bar and counts) at ``done`` of ``total``."""
+    return {
+        f"{model_id}-box": {"model_name": "HBoxModel", "state": {
+            "layout": f"IPY_MODEL_{model_id}-layout",
+            "children": [f"IPY_MODEL_{model_id}-{part}" for part in ("left", "bar", "right")]}},
+        f"{model_id}-layout": {"model_name": "LayoutModel", "state": {"visibility": "hidden" if hidden else None}},
+        f"{model_id}-left": {"model_name": "HTMLModel", "state": {"value": f"{name}:\u2007{100 * done // total}%"}},
+        f"{model_id}-bar": {"model_name": "FloatProgressModel", "state": {
+            "value": float(done), "max": float(total), "bar_style": "success"}},
+        f"{model_id}-right": {"model_name": "HTMLModel", "state": {
+            "value": f"\u2007{done}/{total}\u2007[00:01&lt;00:00,\u20077.00it/s]"}}}
+
+
+def _widget_output(model_id: str):
+    return new_output("display_data", data={
+        "application/vnd.jupyter.widget-view+json": {"model_id": f"{model_id}-box", "version_major": 2,
+                                                     "version_minor": 0},
+        "text/plain": "the bar's first state, never its last"})
+
+
 def _chapter(chapter: str, colour: str, separator: str):
     """An executed chapter notebook as papermill leaves it."""
     parameters = new_code_cell('run = "demo"', metadata={"tags": ["parameters"]})
@@ -66,13 +87,18 @@ def _chapter(chapter: str, colour: str, separator: str):
                               "text/plain": "<Figure size 100x75 with 1 Axes>"})])
     pinned = new_code_cell(f"# {NBVAL_MARK}\nprint(pinned)", outputs=[
         new_output("stream", name="stdout", text=PINNED + "\n")])
+    bars = new_code_cell("for video in tqdm(videos):\n    for frame in tqdm(frames, leave=False): ...", outputs=[
+        _widget_output("outer"), _widget_output("inner")])
     test_only = new_code_cell("print(check)", metadata={"tags": [book.TEST_ONLY_TAG]}, outputs=[
         new_output("stream", name="stdout", text=TEST_ONLY + "\n")])
     notebook = new_notebook(cells=[
         new_markdown_cell(f"# {TITLES[chapter]}\n\nWhat this chapter does."), parameters, injected, work,
-        figure, pinned, test_only, new_markdown_cell(f"**Conclusion of {chapter}.** The bars rise.")],
+        bars, figure, pinned, test_only, new_markdown_cell(f"**Conclusion of {chapter}.** The bars rise.")],
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                  "language_info": {"name": "python"}})
+                  "language_info": {"name": "python"},
+                  "widgets": {"application/vnd.jupyter.widget-state+json": {"version_major": 2, "version_minor": 0,
+                              "state": {**_progress_widget("outer", "videos", 7, 7, hidden=False),
+                                        **_progress_widget("inner", "hidden frames", 3, 3, hidden=True)}}}})
     for count, cell in enumerate((c for c in notebook.cells if c.cell_type == "code"), start=1):
         cell.execution_count = count
     return notebook
@@ -130,6 +156,10 @@ def test_the_book_shows_the_scorecard_first_then_each_chapter_with_its_figure(bu
         # the progress bar shows its last state once, none of its earlier refreshes
         assert page.count(f"{N_REFRESHES}/{N_REFRESHES}") == 1
         assert f" {N_REFRESHES // 2}/{N_REFRESHES} " not in page and f" 1/{N_REFRESHES} " not in page
+        # a progress widget shows as tqdm's text at its end; one hidden when it closed not at all
+        assert page.count("videos: 100%|\u2588\u2588\u2588\u2588\u2588\u2588\u2588\u2588\u2588\u2588| 7/7 "
+                          "[00:01&lt;00:00, 7.00it/s]") == 1
+        assert "hidden frames" not in page and "widget-view" not in page and "first state" not in page
     assert {path.name: path.read_bytes() for path in run_dir.glob("*.ipynb")} == before, \
         "the executed notebooks themselves are not changed"
     assert sorted(p.name for p in run_dir.iterdir()) == ["00_data_and_metrics.ipynb", "07_report",
