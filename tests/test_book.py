@@ -143,10 +143,12 @@ def test_the_book_shows_the_scorecard_first_then_each_chapter_with_its_figure(bu
     assert table and CLAIM in table.group(0) and "supported" in table.group(0), "the scorecard table"
     assert main.index("Claims scorecard") < main.index(CLAIM)
     assert 'href="../07_report/report.md"' in index
+    nothing_fetched = re.compile(r'<(?:script|link|img)[^>]*(?:src|href)="(?:https?:)?//')
+    assert not nothing_fetched.search(index), "the book loads nothing from the network"
     for chapter, title in TITLES.items():
         assert title in index, f"{title!r} in the first page's navigation"
         page = _html(pages / f"{chapter}.html")
-        assert title in page and f"Conclusion of {chapter}." in page
+        assert title in page and f"Conclusion of {chapter}." in page and not nothing_fetched.search(page)
         images = re.findall(r'<img[^>]*src="([^"]+\.png)"', page)
         assert images, f"{chapter}: a figure"
         with Image.open(pages / images[0]) as png:
