@@ -48,8 +48,6 @@ TARGET_WIDTH = 960
 #: The small synthetic set the viewer notebook uses by default (``data/viewer-demo``), frames per video.
 DEMO_DATASET = "viewer-demo"
 DEMO_FRAMES = 12
-#: The gap-filling kernel the viewer starts with: the paper's (a square of side 2).
-DEFAULT_KERNEL = 2
 #: Where a run's chapters leave the label maps the viewer shows by default (under ``outputs/<run>/``).
 FUSION_CHAPTER, MORPHOLOGY_CHAPTER = "06_multiscale_fusion", "05_morphology_ablation"
 SINGLE_SCALE_DIRS = ((FUSION_CHAPTER, Path("passes") / "scale1-identity"), (MORPHOLOGY_CHAPTER, Path("single")))

@@ -297,7 +297,8 @@ def test_viewer_notebook_runs_on_the_demo_data_and_saves_the_contact_sheet(tmp_p
     declared = papermill.inspect_notebook(str(notebook))  # papermill skips lines it cannot parse: list them all
     assert list(declared) == ["run", "results_run", "data_root", "split", "video", "pred_a", "label_a", "pred_b",
                               "label_b", "opacity", "kernel_size", "kernel_shape", "fill_panel", "sheet_frames", "seed"]
-    assert declared["kernel_size"]["default"] == str(viewer.DEFAULT_KERNEL) and declared["results_run"]["default"] == '""'
+    # the paper's gap-filling kernel at first; the latest run's results unless told otherwise
+    assert declared["kernel_size"]["default"] == "2" and declared["results_run"]["default"] == '""'
 
     assert all(p["inferred_type_name"] != "None" and p["help"] for p in declared.values()), declared
     monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))  # the kernel inherits it: everything goes to tmp_path
