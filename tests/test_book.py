@@ -155,6 +155,8 @@ def test_the_book_shows_the_scorecard_first_then_each_chapter_with_its_figure(bu
             assert png.format == "PNG" and png.size[0] > 10
         assert PINNED not in page and NBVAL_MARK not in page, "nbval's checked cell is left out"
         assert TEST_ONLY not in page, "the test-only cell is left out"
+        folded = re.findall(r'<details class="[^"]*above-input[^"]*">.*?</details>', page, re.S)
+        assert len(folded) == 2 and "tiny" in folded[1], "both parameters cells, their code folded"
         # the progress bar shows its last state once, none of its earlier refreshes
         assert page.count(f"{N_REFRESHES}/{N_REFRESHES}") == 1
         assert f" {N_REFRESHES // 2}/{N_REFRESHES} " not in page and f" 1/{N_REFRESHES} " not in page
