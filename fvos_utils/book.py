@@ -186,13 +186,27 @@ def book_copy(path: Path):
     return notebook
 
 
+def nested_headings(markdown: str, levels: int) -> str:
+    """``markdown`` with each heading ``levels`` deeper (at most ``######``), code blocks left alone: a file
+    placed under one of the page's sections stays inside it, whatever headings it has of its own."""
+    lines, in_code = [], False
+    for line in markdown.split("\n"):
+        if line.lstrip().startswith(("```", "~~~")):
+            in_code = not in_code
+        heading = None if in_code else re.match(r"(#{1,6})(\s)", line)
+        if heading:
+            line = "#" * min(6, len(heading.group(1)) + levels) + line[len(heading.group(1)):]
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def index_page(run: str, chapters: list[str]) -> str:
     """The book's first page (MyST Markdown): the run's claims scorecard, its report, the chapters."""
     folder = run_dir(run)
     lines = [f"# FVOS run `{run}`", "", "## Claims scorecard", ""]
     scorecard = folder / SCORECARD
     if scorecard.is_file():
-        lines += [scorecard.read_text().strip(), ""]
+        lines += [nested_headings(scorecard.read_text().strip(), 2), ""]  # under "Claims scorecard"
     else:
         lines += [f"This run has no scorecard yet (`{SCORECARD}` is missing): run chapter 07 (`07_report`).", ""]
     if (folder / REPORT).is_file():  # a link out of the book into the run folder that holds it

@@ -178,6 +178,12 @@ def test_collapse_progress_keeps_each_bars_last_refresh_and_every_other_line():
     assert book.collapse_progress("epoch 1\nepoch 2\n") == "epoch 1\nepoch 2\n"
 
 
+def test_the_scorecards_own_headings_go_under_the_first_pages_section():
+    text = "# Claims\n\n```\n# a comment in code\n```\n## Per split\n###### deepest\n#hashtag"
+    assert book.nested_headings(text, 2) == (
+        "### Claims\n\n```\n# a comment in code\n```\n#### Per split\n###### deepest\n#hashtag")
+
+
 def test_a_run_without_a_scorecard_says_how_to_get_one(tmp_path, monkeypatch):
     monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))
     _tiny_run(tmp_path, scorecard=False)
