@@ -53,6 +53,8 @@ FUSION_CHAPTER, MORPHOLOGY_CHAPTER = "06_multiscale_fusion", "05_morphology_abla
 SINGLE_SCALE_DIRS = ((FUSION_CHAPTER, Path("passes") / "scale1-identity"), (MORPHOLOGY_CHAPTER, Path("single")))
 FUSED_DIR = Path(FUSION_CHAPTER) / "fused"
 FILLED_DIR = Path(MORPHOLOGY_CHAPTER) / "filled"
+#: The filling shown where chapter 05 picked none (k 0 scored best): the paper's, a square of side 2.
+PAPER_FILLING = GapFilling("paper", "square", 2)
 
 
 # ------------------------------------------------------------------------------------------ drawing
@@ -336,7 +338,8 @@ def run_prediction_folders(run: str) -> dict[str, Path]:
 
     * ``single scale``: chapter 06's scale-1 pass without transform, else chapter 05's single run;
     * ``fused <variant>``: chapter 06's best fused variant (its ``metrics.json``: ``best_fused``);
-    * ``filled <setting>``: chapter 05's pick of the paper's gap filling (``best_paper``).
+    * ``filled <setting>``: chapter 05's pick of the paper's gap filling (``best_paper``), or
+      :data:`PAPER_FILLING` where no filling scored best (a panel the same as the unfilled one says nothing).
     """
     run_dir = paths.outputs_dir() / run
     metrics = {chapter: _finished_metrics(run, chapter) for chapter in (FUSION_CHAPTER, MORPHOLOGY_CHAPTER)}
@@ -350,7 +353,8 @@ def run_prediction_folders(run: str) -> dict[str, Path]:
         found[f"fused {variant}"] = run_dir / FUSED_DIR / variant
     if metrics[MORPHOLOGY_CHAPTER]:
         pick = metrics[MORPHOLOGY_CHAPTER]["best_paper"]
-        setting = GapFilling(pick["method"], pick["shape"], pick["kernel"]).name
+        picked = GapFilling(pick["method"], pick["shape"], pick["kernel"])
+        setting = (picked if picked.kernel > 1 else PAPER_FILLING).name
         found[f"filled {setting}"] = run_dir / FILLED_DIR / setting
     return {label: folder for label, folder in found.items() if folder.is_dir()}
 

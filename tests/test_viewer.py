@@ -319,15 +319,15 @@ def test_viewer_notebook_runs_on_the_demo_data_and_saves_the_contact_sheet(tmp_p
 FUSED_VARIANT = "fvos3-identity-hard-fill_before"
 
 
-def _fake_run(run: str, *, age: float, videos, chapters=("05", "06"), metrics: bool = True) -> None:
+def _fake_run(run: str, *, age: float, videos, chapters=("05", "06"), metrics: bool = True, kernel: int = 3) -> None:
     """``outputs/<run>/`` as chapters 05 and 06 leave it (their metrics.json and prediction folders, the
     demo set's ground truth standing in for predictions), its folders ``age`` seconds old."""
     truth = viewer.ground_truth_dir(viewer.demo_data(), "valid")
     run_dir = paths.outputs_dir() / run
     parameters = {"data_root": f"data/{viewer.DEMO_DATASET}", "seed": 0}
     written = {  # chapter: (its folder, what its metrics.json says, its prediction folders: their videos)
-        "05": (viewer.MORPHOLOGY_CHAPTER, {"best_paper": {"method": "paper", "shape": "square", "kernel": 3}},
-               {"single": videos, "filled/paper-square-k3": videos}),
+        "05": (viewer.MORPHOLOGY_CHAPTER, {"best_paper": {"method": "paper", "shape": "square", "kernel": kernel}},
+               {"single": videos, f"filled/paper-square-k{kernel}": videos, "filled/paper-square-k2": videos}),
         "06": (viewer.FUSION_CHAPTER, {"best_fused": {"variant": FUSED_VARIANT, "J&F": 0.5}},
                {"passes/scale1-identity": videos, f"fused/{FUSED_VARIANT}": videos[-1:]})}
     for chapter_dir, results, folders in (written[c] for c in chapters):
@@ -344,7 +344,7 @@ def test_the_viewer_shows_the_latest_runs_own_predictions(tmp_path, monkeypatch)
     monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))
     assert viewer.latest_run() is None and viewer.run_predictions() is None, "no run: the demo set"
     videos = ["syn_valid_0000", "syn_valid_0001"]
-    _fake_run("older", age=3600, videos=videos, chapters=("05",))
+    _fake_run("older", age=3600, videos=videos, chapters=("05",), kernel=0)  # no filling scored best
     _fake_run("newer", age=60, videos=videos)
     _fake_run("unfinished", age=0, videos=videos, metrics=False)  # folders without metrics.json: not finished
     assert viewer.latest_run() == "newer"
@@ -356,7 +356,7 @@ def test_the_viewer_shows_the_latest_runs_own_predictions(tmp_path, monkeypatch)
                              "filled paper-square-k3": run_dir / "05_morphology_ablation/filled/paper-square-k3"}
     assert shown.videos == videos[-1:], "the videos every folder holds"
     older = viewer.run_predictions("older")  # chapter 05 only: its single run stands for the single scale
-    assert list(older.folders) == ["single scale", "filled paper-square-k3"] and older.videos == videos
+    assert list(older.folders) == ["single scale", "filled paper-square-k2"] and older.videos == videos
     assert older.folders["single scale"] == tmp_path / "outputs/older/05_morphology_ablation/single"
     with pytest.raises(DataError, match=r"outputs/unfinished: no predictions of a finished chapter"):
         viewer.run_predictions("unfinished")
