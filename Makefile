@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # Quiet CI logs; a progress bar refreshed every few seconds is plenty in a log file.
 export TQDM_MININTERVAL ?= 5
 
-.PHONY: install git-filter demo test test-fast nbval-reference readme-results clean-outputs
+.PHONY: install git-filter demo book test test-fast nbval-reference readme-results clean-outputs
 
 install: $(STAMP)
 
@@ -37,6 +37,12 @@ git-filter:
 # The main job: the FVOS pipeline on the embedded default (synthetic mini-MOSE, CPU).
 demo: $(STAMP)
 	$(PY) -m fvos_utils.pipeline params/demo.yaml
+
+# The executed run as a static HTML book, outputs/$(RUN)/book/index.html (nothing is executed again):
+# make book after make demo, or make book RUN=name for another run.
+RUN ?= demo
+book: $(STAMP)
+	$(PY) -m fvos_utils.book --run $(RUN)
 
 # All tests (unit, property, notebooks through papermill); .ci/run calls exactly this.
 test: $(STAMP)

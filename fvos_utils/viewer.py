@@ -3,8 +3,9 @@
     from fvos_utils import viewer
     results = viewer.VideoResults("data/viewer-demo", "syn_valid_0000", split="valid",
                                   runs={"ground truth": gt_dir, "zero-motion": pred_dir})
-    viewer.ResultViewer(results, kernel_size=5)          # the widget (last expression of a cell)
+    viewer.ResultViewer(results, kernel_size=2)          # the widget (last expression of a cell)
     viewer.contact_sheet(results)                        # the same, as a static figure
+    viewer.run_predictions("demo")                       # what a run's chapters 05 and 06 predicted
 
 The widget has a play button linked (in the browser, ``jslink``) to the frame slider, a checkbox per
 object, an opacity slider, and a live gap-filling control (kernel size, 0 = off; kernel shape; which
@@ -15,13 +16,17 @@ so scrubbing back and forth stays fast. Widgets do not render in a saved noteboo
 :func:`contact_sheet` gives the static version for the record.
 
 A run is a folder of ``<video>/<frame>.png`` label maps (DAVIS palette), as written by the kit's
-predictors; ground truth in the MOSE layout is one too (``<split root>/Annotations``).
+predictors; ground truth in the MOSE layout is one too (``<split root>/Annotations``). By default the
+viewer notebook shows the latest pipeline run's own predictions (:func:`run_predictions`: single scale,
+fused, gap filled) against the ground truth of the dataset they were made on, and the small demo set of
+:func:`demo_data` only where no run has predictions yet.
 """
 from __future__ import annotations
 
 import functools
 import html
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -29,10 +34,12 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import paths
+from . import datasets, paths
+from .chapter import METRICS_FILE
 from .figures import frame_grid, overlay
-from .io import VOID_LABEL, DataError, VOSDataset, davis_palette, read_frame, read_mask, split_root
-from .postprocess import SHAPES, fill_gaps_labels
+from .io import VOID_LABEL, DataError, VOSDataset, davis_palette, read_frame, read_json, read_mask, split_root, \
+    video_folders
+from .postprocess import SHAPES, GapFilling, fill_gaps_labels
 
 #: Columns of white between two panels of :func:`compose` (source pixels, before zooming).
 PANEL_GAP = 4
@@ -41,6 +48,13 @@ TARGET_WIDTH = 960
 #: The small synthetic set the viewer notebook uses by default (``data/viewer-demo``), frames per video.
 DEMO_DATASET = "viewer-demo"
 DEMO_FRAMES = 12
+#: Where a run's chapters leave the label maps the viewer shows by default (under ``outputs/<run>/``).
+FUSION_CHAPTER, MORPHOLOGY_CHAPTER = "06_multiscale_fusion", "05_morphology_ablation"
+SINGLE_SCALE_DIRS = ((FUSION_CHAPTER, Path("passes") / "scale1-identity"), (MORPHOLOGY_CHAPTER, Path("single")))
+FUSED_DIR = Path(FUSION_CHAPTER) / "fused"
+FILLED_DIR = Path(MORPHOLOGY_CHAPTER) / "filled"
+#: The filling shown where chapter 05 picked none (k 0 scored best): the paper's, a square of side 2.
+PAPER_FILLING = GapFilling("paper", "square", 2)
 
 
 # ------------------------------------------------------------------------------------------ drawing
@@ -300,6 +314,93 @@ def show(data_root: str | os.PathLike, video: str, *, split: str | None = "valid
     result_viewer = ResultViewer(VideoResults(data_root, video, split=split, runs=runs), **options)
     display(result_viewer.widget)
     return result_viewer
+
+
+# ------------------------------------------------------------------------------------ a run's results
+@dataclass(frozen=True)
+class RunPredictions:
+    """A pipeline run's own predictions, as the viewer shows them by default (:func:`run_predictions`)."""
+
+    run: str
+    data_root: Path            # the dataset the run predicted on; its ground truth: ground_truth_dir(data_root)
+    folders: dict[str, Path]   # label -> folder of <video>/<frame>.png, in the order shown
+    videos: list[str]          # the videos every folder holds, in name order
+
+
+def _finished_metrics(run: str, chapter: str) -> dict | None:
+    """The ``metrics.json`` of ``run``'s ``chapter``, or None where the chapter has not finished."""
+    path = paths.outputs_dir() / run / chapter / METRICS_FILE
+    return read_json(path) if path.is_file() else None
+
+
+def run_prediction_folders(run: str) -> dict[str, Path]:
+    """The label maps the finished chapters 05 and 06 of ``run`` left, by the viewer's label (those present):
+
+    * ``single scale``: chapter 06's scale-1 pass without transform, else chapter 05's single run;
+    * ``fused <variant>``: chapter 06's best fused variant (its ``metrics.json``: ``best_fused``);
+    * ``filled <setting>``: chapter 05's pick of the paper's gap filling (``best_paper``), or
+      :data:`PAPER_FILLING` where no filling scored best (a panel the same as the unfilled one says nothing).
+    """
+    run_dir = paths.outputs_dir() / run
+    metrics = {chapter: _finished_metrics(run, chapter) for chapter in (FUSION_CHAPTER, MORPHOLOGY_CHAPTER)}
+    found = {}
+    single = [run_dir / chapter / folder for chapter, folder in SINGLE_SCALE_DIRS
+              if metrics[chapter] and (run_dir / chapter / folder).is_dir()]
+    if single:
+        found["single scale"] = single[0]
+    if metrics[FUSION_CHAPTER]:
+        variant = metrics[FUSION_CHAPTER]["best_fused"]["variant"]
+        found[f"fused {variant}"] = run_dir / FUSED_DIR / variant
+    if metrics[MORPHOLOGY_CHAPTER]:
+        pick = metrics[MORPHOLOGY_CHAPTER]["best_paper"]
+        picked = GapFilling(pick["method"], pick["shape"], pick["kernel"])
+        setting = (picked if picked.kernel > 1 else PAPER_FILLING).name
+        found[f"filled {setting}"] = run_dir / FILLED_DIR / setting
+    return {label: folder for label, folder in found.items() if folder.is_dir()}
+
+
+def latest_run() -> str | None:
+    """The run (``outputs/<run>/``) with the newest predictions of chapter 05 or 06; None when no run has any."""
+    newest = {}
+    outputs = paths.outputs_dir()
+    for run_dir in sorted(outputs.iterdir()) if outputs.is_dir() else []:
+        if run_dir.is_dir() and not run_dir.name.startswith("."):
+            folders = run_prediction_folders(run_dir.name)
+            if folders:
+                newest[run_dir.name] = max(folder.stat().st_mtime for folder in folders.values())
+    return max(newest, key=newest.get) if newest else None
+
+
+def _predicted_on(run: str) -> Path:
+    """The dataset folder chapters 06 or 05 of ``run`` predicted on: their ``data_root`` parameter (as their
+    ``metrics.json`` records it), or the hold-out view the chapters made of a real dataset."""
+    recorded = _finished_metrics(run, FUSION_CHAPTER) or _finished_metrics(run, MORPHOLOGY_CHAPTER)
+    if recorded is None:
+        raise DataError(paths.outputs_dir() / run, f"no metrics.json of chapter {FUSION_CHAPTER} or "
+                                                  f"{MORPHOLOGY_CHAPTER}: which dataset it predicted on is unknown")
+    parameters = recorded["parameters"]
+    data_root = parameters["data_root"]
+    # a synthetic set is its own folder (not regenerated here); a real one is read through its hold-out view
+    return (paths.resolve(data_root) if datasets.is_synthetic(data_root)
+            else datasets.prepare(data_root, seed=parameters["seed"]))
+
+
+def run_predictions(run: str = "") -> RunPredictions | None:
+    """What the viewer shows of ``run`` by default: its own predictions (:func:`run_prediction_folders`)
+    and the dataset they were made on. ``run`` empty: the :func:`latest_run`, or None when no run has
+    predictions. A named run without any is a DataError."""
+    if not run:
+        run = latest_run()
+        if run is None:
+            return None
+    folders = run_prediction_folders(run)
+    if not folders:
+        raise DataError(paths.outputs_dir() / run, f"no predictions of a finished chapter {MORPHOLOGY_CHAPTER} or "
+                                                  f"{FUSION_CHAPTER} (run them first)")
+    videos = sorted(set.intersection(*(set(video_folders(folder)) for folder in folders.values())))
+    if not videos:
+        raise DataError(paths.outputs_dir() / run, f"no video is in every one of {', '.join(map(str, folders.values()))}")
+    return RunPredictions(run, _predicted_on(run), folders, videos)
 
 
 # --------------------------------------------------------------------------------------- static copy

@@ -1,6 +1,8 @@
 """The result viewer: its pure drawing function, lazy loading, the widget without a browser, the
 contact sheet and the viewer notebook (tests/test_viewer_browser.py drives it in a real browser)."""
 import io as stdio
+import os
+import shutil
 
 import matplotlib
 
@@ -11,7 +13,7 @@ import pytest
 from PIL import Image
 
 from fvos_utils import figures, paths, viewer
-from fvos_utils.io import DataError, davis_palette, read_frame, read_mask, write_frame, write_mask
+from fvos_utils.io import DataError, davis_palette, read_frame, read_mask, write_frame, write_json, write_mask
 from fvos_utils.postprocess import fill_gaps_labels
 
 PALETTE = davis_palette()
@@ -293,8 +295,11 @@ def test_viewer_notebook_runs_on_the_demo_data_and_saves_the_contact_sheet(tmp_p
 
     notebook = paths.notebooks_dir() / "08_viewer.ipynb"
     declared = papermill.inspect_notebook(str(notebook))  # papermill skips lines it cannot parse: list them all
-    assert list(declared) == ["run", "data_root", "split", "video", "pred_a", "label_a", "pred_b", "label_b",
-                              "opacity", "kernel_size", "kernel_shape", "gap_fill_run", "sheet_frames", "seed"]
+    assert list(declared) == ["run", "results_run", "data_root", "split", "video", "pred_a", "label_a", "pred_b",
+                              "label_b", "opacity", "kernel_size", "kernel_shape", "fill_panel", "sheet_frames", "seed"]
+    # the paper's gap-filling kernel at first; the latest run's results unless told otherwise
+    assert declared["kernel_size"]["default"] == "2" and declared["results_run"]["default"] == '""'
+
     assert all(p["inferred_type_name"] != "None" and p["help"] for p in declared.values()), declared
     monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))  # the kernel inherits it: everything goes to tmp_path
     executed = tmp_path / "08_viewer.ipynb"
@@ -308,3 +313,75 @@ def test_viewer_notebook_runs_on_the_demo_data_and_saves_the_contact_sheet(tmp_p
         assert (sheet == PALETTE[obj]).all(axis=-1).sum() > 50, obj
     assert (tmp_path / "data" / viewer.DEMO_DATASET / "meta.json").is_file()
     assert sorted(p.name for p in (out / "zero_motion").iterdir()) == ["syn_valid_0000"]
+
+
+# ------------------------------------------------------------------------------------- a run's results
+FUSED_VARIANT = "fvos3-identity-hard-fill_before"
+
+
+def _fake_run(run: str, *, age: float, videos, chapters=("05", "06"), metrics: bool = True, kernel: int = 3) -> None:
+    """``outputs/<run>/`` as chapters 05 and 06 leave it (their metrics.json and prediction folders, the
+    demo set's ground truth standing in for predictions), its folders ``age`` seconds old."""
+    truth = viewer.ground_truth_dir(viewer.demo_data(), "valid")
+    run_dir = paths.outputs_dir() / run
+    parameters = {"data_root": f"data/{viewer.DEMO_DATASET}", "seed": 0}
+    written = {  # chapter: (its folder, what its metrics.json says, its prediction folders: their videos)
+        "05": (viewer.MORPHOLOGY_CHAPTER, {"best_paper": {"method": "paper", "shape": "square", "kernel": kernel}},
+               {"single": videos, f"filled/paper-square-k{kernel}": videos, "filled/paper-square-k2": videos}),
+        "06": (viewer.FUSION_CHAPTER, {"best_fused": {"variant": FUSED_VARIANT, "J&F": 0.5}},
+               {"passes/scale1-identity": videos, f"fused/{FUSED_VARIANT}": videos[-1:]})}
+    for chapter_dir, results, folders in (written[c] for c in chapters):
+        if metrics:
+            write_json(run_dir / chapter_dir / "metrics.json", {"parameters": parameters, **results})
+        for folder, names in folders.items():
+            for video in names:
+                shutil.copytree(truth / video, run_dir / chapter_dir / folder / video)
+            mtime = os.path.getmtime(run_dir / chapter_dir / folder) - age
+            os.utime(run_dir / chapter_dir / folder, (mtime, mtime))
+
+
+def test_the_viewer_shows_the_latest_runs_own_predictions(tmp_path, monkeypatch):
+    monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))
+    assert viewer.latest_run() is None and viewer.run_predictions() is None, "no run: the demo set"
+    videos = ["syn_valid_0000", "syn_valid_0001"]
+    _fake_run("older", age=3600, videos=videos, chapters=("05",), kernel=0)  # no filling scored best
+    _fake_run("newer", age=60, videos=videos)
+    _fake_run("unfinished", age=0, videos=videos, metrics=False)  # folders without metrics.json: not finished
+    assert viewer.latest_run() == "newer"
+    shown = viewer.run_predictions()
+    run_dir = tmp_path / "outputs" / "newer"
+    assert shown.run == "newer" and shown.data_root == tmp_path / "data" / viewer.DEMO_DATASET
+    assert shown.folders == {"single scale": run_dir / "06_multiscale_fusion/passes/scale1-identity",
+                             f"fused {FUSED_VARIANT}": run_dir / f"06_multiscale_fusion/fused/{FUSED_VARIANT}",
+                             "filled paper-square-k3": run_dir / "05_morphology_ablation/filled/paper-square-k3"}
+    assert shown.videos == videos[-1:], "the videos every folder holds"
+    older = viewer.run_predictions("older")  # chapter 05 only: its single run stands for the single scale
+    assert list(older.folders) == ["single scale", "filled paper-square-k2"] and older.videos == videos
+    assert older.folders["single scale"] == tmp_path / "outputs/older/05_morphology_ablation/single"
+    with pytest.raises(DataError, match=r"outputs/unfinished: no predictions of a finished chapter"):
+        viewer.run_predictions("unfinished")
+
+
+@pytest.mark.notebook
+def test_viewer_notebook_opens_the_latest_run_against_its_ground_truth(tmp_path, monkeypatch):
+    import nbformat
+    import papermill
+
+    notebook = paths.notebooks_dir() / "08_viewer.ipynb"
+    monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))  # the kernel inherits it: everything goes to tmp_path
+    _fake_run("demo", age=0, videos=["syn_valid_0001"])
+    executed = tmp_path / "08_viewer.ipynb"
+    papermill.execute_notebook(str(notebook), str(executed),
+                               parameters={"sheet_frames": 2}, cwd=str(tmp_path), progress_bar=False)
+    printed = "".join(o.get("text", "") for c in nbformat.read(executed, as_version=4).cells if c.cell_type == "code"
+                      for o in c.outputs)
+    run_dir = tmp_path / "outputs" / "demo"
+    assert f"run 'demo', predicted on {tmp_path / 'data' / viewer.DEMO_DATASET}" in printed
+    for panel, (name, folder) in enumerate([
+            ("ground truth", tmp_path / "data" / viewer.DEMO_DATASET / "valid_gt" / "Annotations"),
+            ("single scale", run_dir / "06_multiscale_fusion/passes/scale1-identity"),
+            (f"fused {FUSED_VARIANT}", run_dir / f"06_multiscale_fusion/fused/{FUSED_VARIANT}"),
+            ("filled paper-square-k3", run_dir / "05_morphology_ablation/filled/paper-square-k3")], start=1):
+        assert f"{panel}. {name}: {folder}\n" in printed
+    sheet = tmp_path / "outputs" / "viewer-demo" / "08_viewer" / "contact_sheet_syn_valid_0001.png"
+    assert sheet.is_file() and not (tmp_path / "outputs" / "viewer-demo" / "08_viewer" / "zero_motion").exists()

@@ -7,24 +7,18 @@ The pixels must be exactly the viewer's :func:`fvos_utils.viewer.compose` for th
 shows, with objects 1 and 2 drawn in their DAVIS colours, and must change when the slider moves;
 playback must reach the last frame (the play button drives the slider in the browser).
 
-Chromium is driven over the Chrome DevTools Protocol (``websocket-client``, installed with Jupyter).
-Where ``/usr/bin/chromium`` is missing, the test installs Debian's ``chromium`` package when it runs
-as root and ``CI`` or ``FVOS_INSTALL_CHROMIUM`` is set; otherwise it is skipped with the reason.
-Nothing is fetched from the network: Chromium's background services are off, JupyterLab's news
+Chromium is found (or installed, or the test skipped) and driven as ``devtools_browser`` (beside this file)
+says. Nothing is fetched from the network: Chromium's background services are off, JupyterLab's news
 and update checks too.
 """
 import ast
-import base64
 import io as stdio
-import itertools
 import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -35,59 +29,16 @@ from PIL import Image
 from fvos_utils import paths, viewer
 from fvos_utils.io import VOSDataset, davis_palette
 
+from devtools_browser import DevTools, chromium_or_skip, free_port, start_chromium, stop, wait_for  # tests/
+
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-INSTALL_OPT_IN = "FVOS_INSTALL_CHROMIUM"
 NOTEBOOK = "08_viewer.ipynb"
 WINDOW = (1400, 1000)
 ARROW_PRESSES = 3  # the frame slider goes from frame 0 to frame 3
 
 
 # ------------------------------------------------------------------------------------ processes
-def _chromium_or_skip() -> str:
-    problem = f"{CHROMIUM} not found"
-    if not os.path.exists(CHROMIUM) and os.geteuid() == 0 and (os.environ.get("CI") or os.environ.get(INSTALL_OPT_IN)):
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
-            done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, check=False)
-            if done.returncode:
-                problem += f"; `{' '.join(command)}` failed: {(done.stderr or done.stdout).strip()[-300:]}"
-                break
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{problem} (install Debian's chromium package, or run as root with CI or {INSTALL_OPT_IN}=1 "
-                    "set to let this test install it)")
-    return CHROMIUM
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(what: str, check, *, timeout: float, interval: float = 0.25):
-    """Call ``check()`` until it returns something truthy (returned) or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -98,7 +49,7 @@ def _http_ok(url: str) -> bool:
 
 def _start_lab(project: Path, home: Path, log) -> tuple[subprocess.Popen, str]:
     """JupyterLab serving ``project`` on a free local port; returns the process and its base URL with token."""
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     news = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True)
     news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))  # no question, no request
@@ -119,87 +70,14 @@ def _start_lab(project: Path, home: Path, log) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=project)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_for("JupyterLab to answer", lambda: process.poll() is not None or _http_ok(
+        wait_for("JupyterLab to answer", lambda: process.poll() is not None or _http_ok(
             f"{base}/api/status?token={token}"), timeout=60)
     except TimeoutError:
-        _stop(process)
+        stop(process)
         raise
     if process.poll() is not None:
         raise RuntimeError(f"jupyter lab exited with code {process.returncode}; see {log.name}")
     return process, f"{base}/lab/tree/notebooks/{NOTEBOOK}?token={token}"
-
-
-def _start_chromium(chromium: str, profile: Path, log) -> tuple[subprocess.Popen, int]:
-    """Headless Chromium with a fresh profile and no background networking; returns it and its DevTools port."""
-    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               "--disable-default-apps", "--disable-extensions", f"--user-data-dir={profile}",
-               "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
-               f"--window-size={WINDOW[0]},{WINDOW[1]}", "--force-device-scale-factor=1",
-               "--force-color-profile=srgb", "about:blank"]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    port_file = profile / "DevToolsActivePort"  # Chromium writes the port it picked here
-    try:
-        _wait_for("Chromium's DevTools port", lambda: process.poll() is not None or (
-            port_file.is_file() and port_file.read_text().strip()), timeout=30)
-    except TimeoutError:
-        _stop(process)
-        raise
-    if process.poll() is not None:
-        raise RuntimeError(f"chromium exited with code {process.returncode}; see {log.name}")
-    return process, int(port_file.read_text().split()[0])
-
-
-# ------------------------------------------------------------------------------------- DevTools
-class DevTools:
-    """A minimal Chrome DevTools Protocol client for one page (commands answered in order)."""
-
-    def __init__(self, port: int):
-        import websocket
-
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as response:
-            page = next(t for t in json.load(response) if t["type"] == "page")
-        # without an Origin header Chromium accepts the connection (no --remote-allow-origins needed)
-        self.socket = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60, suppress_origin=True)
-        self.ids = itertools.count(1)
-
-    def __call__(self, method: str, **params):
-        message_id = next(self.ids)
-        self.socket.send(json.dumps({"id": message_id, "method": method, "params": params}))
-        while True:
-            reply = json.loads(self.socket.recv())
-            if reply.get("id") == message_id:  # events in between are not needed here
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply["result"]
-
-    def js(self, expression: str):
-        """Evaluate ``expression`` in the page (promises awaited) and return its JSON value."""
-        result = self("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"page script failed: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def click(self, selector: str) -> None:
-        """A left click at the centre of the first element matching ``selector``, as the mouse does it."""
-        x, y = self.js(f"""(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();
-                                   return [r.x + r.width / 2, r.y + r.height / 2]; }})()""")
-        self("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
-        for kind in ("mousePressed", "mouseReleased"):
-            self("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
-
-    def press(self, key: str, key_code: int) -> None:
-        for kind in ("rawKeyDown", "keyUp"):
-            self("Input.dispatchKeyEvent", type=kind, key=key, code=key, windowsVirtualKeyCode=key_code)
-
-    def screenshot(self, clip: dict | None = None) -> bytes:
-        params = {"format": "png"}
-        if clip:
-            params["clip"] = dict(clip, scale=1)
-        return base64.b64decode(self("Page.captureScreenshot", **params)["data"])
-
-    def close(self) -> None:
-        self.socket.close()
 
 
 # page scripts (JupyterLab exposes its application as window.jupyterapp with --expose-app-in-browser)
@@ -239,7 +117,7 @@ def _menu(devtools: DevTools, menu: str, item: str) -> None:
             const hit = [...document.querySelectorAll('{labels}')].find(
                 e => e.textContent.trim() === {json.dumps(text)});
             if (hit) hit.setAttribute('data-fvos-target', ''); return !!hit; }})()"""
-        _wait_for(f"the menu entry {text!r}", lambda: devtools.js(mark), timeout=10)
+        wait_for(f"the menu entry {text!r}", lambda: devtools.js(mark), timeout=10)
         devtools.click("[data-fvos-target]")
 
 
@@ -257,7 +135,7 @@ def _pixels(png: bytes) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------- test
 def test_viewer_notebook_in_jupyterlab_shows_masks_and_follows_the_frame_slider(tmp_path, monkeypatch):
-    chromium = _chromium_or_skip()
+    chromium = chromium_or_skip()
     project = tmp_path / "project"
     (project / "notebooks").mkdir(parents=True)
     shutil.copy(paths.notebooks_dir() / NOTEBOOK, project / "notebooks" / NOTEBOOK)
@@ -267,28 +145,28 @@ def test_viewer_notebook_in_jupyterlab_shows_masks_and_follows_the_frame_slider(
     with open(tmp_path / "jupyter.log", "w") as lab_log, open(tmp_path / "chromium.log", "w") as browser_log:
         try:
             lab, url = _start_lab(project, tmp_path / "jupyter", lab_log)
-            browser, devtools_port = _start_chromium(chromium, tmp_path / "chromium-profile", browser_log)
+            browser, devtools_port = start_chromium(chromium, tmp_path / "chromium-profile", browser_log, WINDOW)
             devtools = DevTools(devtools_port)
             devtools("Page.enable")
             devtools("Emulation.setFocusEmulationEnabled", enabled=True)  # a headless page has no focus otherwise
             devtools("Page.navigate", url=url)
-            _wait_for("the notebook and its kernel", lambda: devtools.js(NOTEBOOK_READY), timeout=60)
+            wait_for("the notebook and its kernel", lambda: devtools.js(NOTEBOOK_READY), timeout=60)
             _menu(devtools, "Run", "Run All Cells")
-            state = _wait_for("every cell to run", lambda: _finished(devtools.js(EXECUTION_STATE)), timeout=60)
+            state = wait_for("every cell to run", lambda: _finished(devtools.js(EXECUTION_STATE)), timeout=60)
             assert not state["errors"], "\n\n".join(state["errors"])
-            before = _wait_for("the viewer image", lambda: _showing(devtools, 0), timeout=30)
+            before = wait_for("the viewer image", lambda: _showing(devtools, 0), timeout=30)
             shot_before = devtools.screenshot(_clip(before))
             (shots / "page_before.png").write_bytes(devtools.screenshot())
 
             devtools.click(FRAME_HANDLE)  # focus the slider's handle, then step with the keyboard
             for _ in range(ARROW_PRESSES):
                 devtools.press("ArrowRight", 39)
-            after = _wait_for("the image of the new frame", lambda: _showing(devtools, ARROW_PRESSES), timeout=30)
+            after = wait_for("the image of the new frame", lambda: _showing(devtools, ARROW_PRESSES), timeout=30)
             shot_after = devtools.screenshot(_clip(after))
             (shots / "page_after.png").write_bytes(devtools.screenshot())
 
             devtools.click(PLAY_BUTTON)  # plays from the slider's frame to the last (the browser links the two)
-            last = _wait_for("playback to reach the last frame", lambda: _showing(devtools, n_frames - 1), timeout=30)
+            last = wait_for("playback to reach the last frame", lambda: _showing(devtools, n_frames - 1), timeout=30)
             shot_last = devtools.screenshot(_clip(last))
         except Exception:
             if devtools:  # what the page showed when it went wrong
@@ -299,7 +177,7 @@ def test_viewer_notebook_in_jupyterlab_shows_masks_and_follows_the_frame_slider(
                 devtools.close()
             for process in (browser, lab):
                 if process:
-                    _stop(process)
+                    stop(process)
     (shots / "viewer_before.png").write_bytes(shot_before)
     (shots / "viewer_after.png").write_bytes(shot_after)
     (shots / "viewer_last.png").write_bytes(shot_last)
@@ -321,7 +199,7 @@ def test_viewer_notebook_in_jupyterlab_shows_masks_and_follows_the_frame_slider(
     def expected(t):
         return viewer.compose(results.frame(t), results.panels(t), alpha=defaults["opacity"],
                               kernel_size=defaults["kernel_size"], shape=defaults["kernel_shape"],
-                              fill={"A": [0], "B": [1], "both": None}[defaults["gap_fill_run"]], zoom=zoom)
+                              fill=[defaults["fill_panel"] - 1] if defaults["fill_panel"] else None, zoom=zoom)
 
     assert len(results) == n_frames
     for shown, state, t in ((pixels_before, before, 0), (pixels_after, after, ARROW_PRESSES),
