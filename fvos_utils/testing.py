@@ -412,6 +412,7 @@ def write_nbval_references(out_dir: str | os.PathLike | None = None, *, kernel_n
                                        progress_bar=False)
             nb = nbformat.read(tmp, as_version=4)
             nb.metadata.pop("papermill", None)
+            nb.metadata.pop("widgets", None)  # the state of progress-bar widgets: nothing nbval compares
             for cell in nb.cells:
                 for key in ("papermill", "execution"):
                     cell.metadata.pop(key, None)
