@@ -40,7 +40,7 @@ START_PARAMETERS = ("run", "threads")
 UTILITY_MODULES = ("chapter", "figures", "io", "paths", "provenance")
 #: modules that implement a step of the method: each function a chapter calls from them names that
 #: chapter in its docstring ("Shown in chapter NN")
-METHOD_MODULES = ("choices", "fusion", "postprocess", "recipe", "selection", "train")
+METHOD_MODULES = ("choices", "claims", "fusion", "postprocess", "recipe", "selection", "train")
 
 
 @dataclass(frozen=True)

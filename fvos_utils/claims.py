@@ -108,7 +108,8 @@ class Comparison(choices.Record):
 @dataclass(frozen=True)
 class HeldOutScores(choices.Record):
     """Chapter 03's scores on the held-out test split, which chapter 06 pairs with the full recipe's for the
-    run's final numbers: :func:`fvos_utils.selection.scores_of` records (per-object scores included)."""
+    run's final numbers: :func:`fvos_utils.selection.scores_of` records (per-object scores included).
+    Shown in chapters 03, 06."""
 
     chapter: ClassVar[str] = "03_epoch_selection"
     file_name: ClassVar[str] = "test_scores.json"
@@ -142,7 +143,7 @@ def _j_and_f(scores: Mapping) -> float:
 def compare(claim: str, treatment: str, treatment_scores: Mapping, baseline: str, baseline_scores: Mapping, *,
             split: str, chosen_here: bool = False, cost: float | None = None) -> Comparison:
     """The comparison of two results scored on the same objects (:func:`fvos_utils.selection.scores_of`
-    records or evaluator results), with the paired bootstrap interval over videos. Shown in chapters 02-06."""
+    records or evaluator results), with the paired bootstrap interval over videos. Shown in chapters 02, 03, 04, 05, 06."""
     if claim and claim not in CLAIMS_BY_KEY:
         raise ValueError(f"unknown claim {claim!r} (claims: {', '.join(CLAIMS_BY_KEY)})")
     change = paired_difference(baseline_scores, treatment_scores)
@@ -152,7 +153,7 @@ def compare(claim: str, treatment: str, treatment_scores: Mapping, baseline: str
 
 
 def record(run: str, chapter: str, comparisons: Sequence[Comparison]):
-    """Write ``chapter``'s comparisons of ``run`` (replacing what it recorded before). Shown in chapters 02-06."""
+    """Write ``chapter``'s comparisons of ``run`` (replacing what it recorded before). Shown in chapters 02, 03, 04, 05, 06."""
     path = choices.run_dir(run) / chapter / COMPARISONS_FILE
     write_json(path, [c.as_dict() for c in comparisons])
     return path
@@ -172,7 +173,8 @@ def read(run: str, chapter: str) -> list[Comparison]:
 
 
 def read_run(run: str) -> dict[str, list[Comparison]]:
-    """``{chapter: comparisons}`` for every chapter of ``run`` that recorded some, in chapter order."""
+    """``{chapter: comparisons}`` for every chapter of ``run`` that recorded some, in chapter order.
+    Shown in chapter 07."""
     from .pipeline import CHAPTERS
 
     return {chapter: found for chapter in CHAPTERS if (found := read(run, chapter))}
@@ -314,7 +316,7 @@ def pick_sentence(run: str, chapter: str) -> str | None:
 
 def conclusion(run: str, chapter: str) -> str:
     """A chapter's closing cell, "What this run shows", in Markdown: its pick and every comparison it recorded
-    (:func:`sentence`). Shown in chapters 02-06."""
+    (:func:`sentence`). Shown in chapters 02, 03, 04, 05, 06."""
     lines = ["## What this run shows", ""]
     pick = pick_sentence(run, chapter)
     if pick:

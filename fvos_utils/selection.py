@@ -181,7 +181,7 @@ def pick_epoch(run: str, scores_by_stage: dict[int, Sequence[dict]], *, start_we
 
 
 def epoch_label(stage: int, entry: dict) -> str:
-    """``"stage 2, epoch 1"`` for a :func:`score_epochs` entry of ``stage``."""
+    """``"stage 2, epoch 1"`` for a :func:`score_epochs` entry of ``stage``. Shown in chapter 03."""
     return f"stage {stage}, epoch {entry['epoch']}"
 
 
@@ -202,7 +202,7 @@ def epoch_comparisons(scores_by_stage: dict[int, Sequence[dict]], start: dict, o
     """Chapter 03's comparisons (:class:`fvos_utils.claims.Comparison`): the best fine-tuned epoch against
     the starting model (``start``: its valid scores) on valid, where it was picked; and, with ``on_test``
     (:func:`best_epochs_on_test`), on the held-out test split (claim 1), and the best stage-2 epoch against
-    the best stage-1 epoch there (claim 2). Shown in chapter 03."""
+    the best stage-1 epoch there (claim 2). Shown in chapters 02, 03."""
     from . import claims
 
     stage, entry = best_epoch(scores_by_stage)
