@@ -144,3 +144,19 @@ def test_each_method_function_names_the_chapter_that_shows_it():
                 if not re.search(rf"Shown in chapters? [0-9, ]*\b{name[:2]}\b", doc):
                     missing.append(f"{call} (chapter {name[:2]})")
     assert missing == []
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_chapter_reads_straight_through(notebook):
+    """One title style, numbered sections, no chapter map in the chapter, and every cell that exists for the
+    tests tagged so that the book leaves it out."""
+    nb = nbformat.read(notebook, as_version=4)
+    number = int(notebook.stem[:2])
+    assert re.match(rf"# Chapter {number} — \S", nb.cells[0].source), nb.cells[0].source.splitlines()[0]
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for heading in re.findall(r"^## .*$", cell.source, flags=re.M):
+                assert re.match(r"## \d+\. \S", heading), heading
+        assert "Calls:" not in cell.source
+        if NBVAL_MARK in cell.source:
+            assert "test-only" in cell.metadata.get("tags", []), f"{notebook.name}: tag the nbval cell test-only"
