@@ -119,3 +119,9 @@ def test_ablation_tables_read_back_what_save_table_wrote(run_dir):
     assert list(order_table.columns) == ["scales", "hard / after", "hard / before", "soft / after"]
     assert order_table["scales"].tolist() == ["fvos7", "low3"] and order_table["soft / after"].isna().tolist() == [False, True]
     assert report.to_markdown(order_table).splitlines()[3] == "| low3     | 0.4100         | 0.4000          |                |"
+
+
+def test_compact_markdown_is_the_same_table_without_padding():
+    table = pd.DataFrame({"claim": ["a long claim | with a bar", "b"], "dJ&F": [0.01234, None], "videos": [24, 8]})
+    assert report.to_compact_markdown(table).splitlines() == [
+        "| claim | dJ&F | videos |", "| --- | --- | --- |", "| a long claim \\| with a bar | 0.0123 | 24 |", "| b |  | 8 |"]
