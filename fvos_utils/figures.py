@@ -115,6 +115,49 @@ def frame_grid(rows, *, row_labels=None, col_labels=None, cell_width: float = 2.
     return fig
 
 
+def colour_key(fig, labels: dict[int, str], **legend) -> None:
+    """A legend of object colours (DAVIS palette) below ``fig``: ``labels`` maps an id to its name."""
+    from matplotlib.patches import Patch
+
+    palette = davis_palette()
+    handles = [Patch(color=palette[i] / 255, label=name) for i, name in labels.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=max(len(handles), 1), frameon=False, fontsize="small",
+               bbox_to_anchor=(0.5, -0.14 if legend.get("title") else -0.06), **legend)
+
+
+def tracking_figure(rgb, predicted, truth, frames, *, union: bool = False):
+    """A tracked clip at a few frames: the ground truth above the prediction, each column titled with its frame
+    number and the prediction's J there, and a key of the object colours.
+
+    Args:
+        rgb: ``(H, W, 3) uint8`` frames. predicted: their ``(H, W)`` predicted label maps.
+        truth: their ``(H, W)`` ground-truth maps, or None (the prediction alone, no scores).
+        frames: the frame numbers. union: the truth is one mask of all objects together (DAVIS 2016's
+            annotation of a multi-object clip): J is then of the predicted objects' union against it.
+    Returns:
+        the matplotlib figure.
+    """
+    def jaccard(pred, gt):
+        ids = [1] if union else [int(i) for i in np.unique(gt) if i not in (0, VOID_LABEL)]
+        pred = (pred > 0).astype(int) if union else pred
+        gt = (gt > 0).astype(int) if union else gt
+        scores = [((pred == i) & (gt == i)).sum() / max(((pred == i) | (gt == i)).sum(), 1) for i in ids]
+        return float(np.mean(scores)) if scores else float("nan")
+
+    rows = [[overlay(image, labels) for image, labels in zip(rgb, predicted)]]
+    names = ["prediction"]
+    titles = [f"frame {t}" for t in frames]
+    if truth is not None:
+        rows.insert(0, [overlay(image, (gt > 0).astype(np.uint8) if union else gt) for image, gt in zip(rgb, truth)])
+        names.insert(0, "ground truth")
+        titles = [f"frame {t}, J {jaccard(p, g):.2f}" for t, p, g in zip(frames, predicted, truth)]
+    fig = frame_grid(rows, row_labels=names, col_labels=titles)
+    ids = sorted({int(i) for labels in predicted for i in np.unique(labels) if i not in (0, VOID_LABEL)})
+    colour_key(fig, {i: f"object {i}" for i in ids}, title="ground truth: all objects as one mask, in object 1's colour"
+               if union and truth is not None else None, title_fontsize="small")
+    return fig
+
+
 def boundary_figure(gt_mask, pred_mask, *, radius: int | None = None, crop: bool = True):
     """Explain the boundary F-measure on one object: boundaries, tolerance band, matched pixels.
 

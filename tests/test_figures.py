@@ -246,3 +246,26 @@ def test_counts_stored_as_floats_are_written_as_integers(tmp_path):
     rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in md.read_text().splitlines()[2:]]
     assert rows == [["crowd", "0.2197", "67", "0.0000"], ["all", "0.2500", "104", "1.0000"]]
     assert r"crowd & 0.2197 & 67 & 0.0000 \\" in tex.read_text()
+
+
+def test_the_tracking_figure_scores_each_shown_frame_and_keys_the_colours():
+    import matplotlib.pyplot as plt
+
+    rgb = [np.zeros((10, 10, 3), np.uint8)] * 2
+    truth = [np.zeros((10, 10), np.uint8) for _ in range(2)]
+    truth[0][:5, :5], truth[1][:5, :5], truth[1][5:, 5:] = 1, 1, 2
+    predicted = [t.copy() for t in truth]
+    predicted[1][5:, 5:] = 0  # object 2 lost in the second frame
+    fig = figures.tracking_figure(rgb, predicted, truth, [0, 9])
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["frame 0, J 1.00", "frame 9, J 0.50"]
+    assert [ax.get_ylabel() for ax in fig.axes[::2]] == ["ground truth", "prediction"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["object 1"]
+    plt.close(fig)
+    union = [(t > 0).astype(np.uint8) for t in truth]  # DAVIS 2016: all objects as one mask
+    fig = figures.tracking_figure(rgb, predicted, union, [0, 9], union=True)
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["frame 0, J 1.00", "frame 9, J 0.50"]
+    assert "all objects as one mask" in fig.legends[0].get_title().get_text()
+    plt.close(fig)
+    fig = figures.tracking_figure(rgb, predicted, None, [0, 9])  # no truth: the prediction alone
+    assert [ax.get_title() for ax in fig.axes] == ["frame 0", "frame 9"]
+    plt.close(fig)
