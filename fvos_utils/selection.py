@@ -282,13 +282,15 @@ def plot_epoch_scores(ax, scores_by_stage: dict[int, Sequence[dict]], *, baselin
 def sigmoid_search(spec: models.PredictorSpec, *, scales: Sequence[float], biases: Sequence[float],
                    data_root: str | os.PathLike, split: str = "valid", gt_dir: str | os.PathLike,
                    out_dir: str | os.PathLike, videos: Sequence[str] | None = None, processes: int | None = None,
-                   device: str | None = None, progress: bool = True) -> dict[tuple[float, float], dict]:
+                   device: str | None = None, known: dict[tuple[float, float], dict] | None = None,
+                   progress: bool = True) -> dict[tuple[float, float], dict]:
     """Scores of the model ``spec`` describes for every ``(scale, bias)`` of the memory-encoder sigmoid.
     Shown in chapter 04.
 
     With one process (``processes``; default: every visible GPU), one predictor is built and each pair is
     set on it (the two are read on every memory encoding, so no rebuild is needed); with several, each
-    pair's videos are sharded over them.
+    pair's videos are sharded over them. ``known``: pairs already scored with this model on these videos
+    (:func:`pick_default_scores`), taken as they are instead of being run again.
 
     Returns ``{(scale, bias): scores}`` (:func:`scores_of` records) in row-major order of the grid
     (:func:`sigmoid_grid` arranges it).
@@ -297,6 +299,9 @@ def sigmoid_search(spec: models.PredictorSpec, *, scales: Sequence[float], biase
     predictor = spec.build(device) if processes == 1 else None
     results = {}
     for scale, bias in tqdm([(s, b) for s in scales for b in biases], desc="sigmoid grid", disable=not progress):
+        if (scale, bias) in (known or {}):
+            results[(scale, bias)] = known[(scale, bias)]
+            continue
         if predictor is not None:
             models.set_memory_sigmoid(predictor, scale=scale, bias=bias)
         results[(scale, bias)] = score_model(dataclasses.replace(spec, sigmoid_scale=scale, sigmoid_bias=bias),
@@ -304,6 +309,28 @@ def sigmoid_search(spec: models.PredictorSpec, *, scales: Sequence[float], biase
                                              out_dir=Path(out_dir) / f"scale{scale:g}_bias{bias:g}", videos=videos,
                                              predictor=predictor, processes=processes, device=device)
     return results
+
+
+def pick_default_scores(run: str, *, data_root: str | os.PathLike, seed: int, videos: Sequence[str]) -> dict | None:
+    """The valid scores (a :func:`scores_of` record) of chapter 03's pick with SAM 2's default sigmoid, as
+    chapters 02 and 03 measured them, where they were measured on ``videos`` of the same ``data_root`` and
+    ``seed``; None otherwise (chapter 03 has not run, or scored other videos). What the sigmoid search
+    need not run again for the default pair. Shown in chapter 04."""
+    from .chapter import read_metrics
+
+    pick = choices.EpochPick.read(run)
+    if pick is None:
+        return None
+    finetune = read_metrics(run, "02_finetune")
+    same_data = (paths.resolve(finetune["parameters"]["data_root"]) == paths.resolve(data_root)
+                 and finetune["parameters"]["seed"] == seed)
+    if pick.fine_tuned:
+        entries = read_metrics(run, "03_epoch_selection")["scores"][str(pick.stage)]
+        scores = next(e for e in entries if e["epoch"] == pick.epoch)
+    else:
+        scores = finetune["start"]
+    scored = sorted({o["video"] for o in scores["objects"]})
+    return scores if same_data and scored == sorted(videos) else None
 
 
 def sigmoid_grid(results: dict[tuple[float, float], dict], scales: Sequence[float],

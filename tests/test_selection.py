@@ -139,6 +139,14 @@ def test_sigmoid_grid_sets_each_pair_on_one_predictor(monkeypatch, tmp_path):
     assert "dJ&F" not in selection.sigmoid_table(results, default=(1.0, 2.0))  # default not on the grid
     assert [(s, b) for s, b, _ in seen] == [(s, b) for s in scales for b in biases]
     assert len({name for _, _, name in seen}) == 6  # one prediction folder per pair
+    # a pair already scored on these videos is taken as it is, in its place in the grid, and not run again
+    seen.clear()
+    known = {(20.0, -10.0): results[(20.0, -10.0)]}
+    again = selection.sigmoid_search(models.PredictorSpec("fvos_tiny", "w.pt"), scales=scales, biases=biases,
+                                     data_root=tmp_path, gt_dir=tmp_path, out_dir=tmp_path, processes=1, known=known,
+                                     progress=False)
+    assert list(again) == list(results) and again[(20.0, -10.0)] is known[(20.0, -10.0)]
+    assert [(s, b) for s, b, _ in seen] == [(s, b) for s in scales for b in biases if (s, b) != (20.0, -10.0)]
     pick = selection.pick_sigmoid("r", grid, scales, biases, tuned_on="random")
     assert (pick.scale, pick.bias, pick.j_and_f, pick.tuned_on) == (15.0, -5.0, 1.0, "random")
     assert pick.default_j_and_f == pytest.approx(expected[2, 0])  # the config's 20 / -10 is on this grid
@@ -321,3 +329,20 @@ def test_the_epoch_plot_has_one_legend_entry_per_series():
     assert labels == ["stage 1", "best epoch of its stage", "stage 2", "starting model (0.580)",
                       "zero-motion baseline (0.200)"]
     plt.close(fig)
+
+
+def test_the_default_pair_of_the_pick_is_read_back_where_it_was_scored_on_the_same_videos(kit_root):
+    objects = testing.evaluator_result({("v1", 1): (0.5, 0.5), ("v2", 1): (0.6, 0.6)})["objects"]
+    start = {"J&F": 0.55, "J": 0.55, "F": 0.55, "objects": objects}
+    epoch = {"epoch": 2, "weights": "w", "J&F": 0.6, "J": 0.6, "F": 0.6, "objects": objects}
+    io.write_json(kit_root / "outputs" / "r" / "02_finetune" / "metrics.json",
+                  {"parameters": {"data_root": "data/x", "seed": 0}, "start": start})
+    io.write_json(kit_root / "outputs" / "r" / "03_epoch_selection" / "metrics.json", {"scores": {"1": [epoch]}})
+    found = dict(data_root="data/x", seed=0, videos=["v2", "v1"])
+    assert selection.pick_default_scores("r", **found) is None  # chapter 03 has not picked
+    choices.EpochPick(choices.STARTING_STAGE, 0, "w0", 0.55, 0.55, 0.55).record("r")
+    assert selection.pick_default_scores("r", **found) == start
+    choices.EpochPick(1, 2, "w", 0.6, 0.6, 0.6).record("r")
+    assert selection.pick_default_scores("r", **found) == epoch
+    assert selection.pick_default_scores("r", **{**found, "seed": 1}) is None  # another set: scored again
+    assert selection.pick_default_scores("r", **{**found, "videos": ["v1"]}) is None
