@@ -113,7 +113,7 @@ def markdown_report(run: str, sections: list[tuple[str, pd.DataFrame]], figures:
 
 def _shown(table: pd.DataFrame) -> pd.DataFrame:
     """The table's cells as text: fractions to 4 decimals, missing values blank."""
-    return table.astype(object).map(lambda v: "" if v is None or (isinstance(v, float) and v != v)
+    return table.astype(object).map(lambda v: "" if v is None or v is pd.NA or (isinstance(v, float) and v != v)
                                     else f"{v:.4f}" if isinstance(v, float) else str(v))
 
 
