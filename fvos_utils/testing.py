@@ -360,6 +360,20 @@ def lock_holder(output: str | os.PathLike, *, inside: bool = False) -> Iterator[
         proc.wait()
 
 
+def write_stub_chapter(root: str | os.PathLike, chapter: str) -> Path:
+    """A chapter notebook of one cell, its ``parameters`` cell declaring ``run``, as
+    ``<root>/notebooks/<chapter>.ipynb``: what the pipeline needs to find and run a chapter."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('run: str = "x"  # run name')])
+    notebook.cells[0].metadata["tags"] = ["parameters"]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = Path(root) / "notebooks" / f"{chapter}.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, path)
+    return path
+
+
 def execute_chapter(chapter: str, run: str, parameters: dict):
     """Run a chapter notebook through papermill into ``outputs/<run>/<chapter>.ipynb`` with ``run`` and
     ``parameters``; returns the executed notebook (nbformat)."""

@@ -161,16 +161,11 @@ def test_evaluate_tags_that_are_no_text_file_is_one_line_naming_it(tmp_path, cap
 
 def test_the_report_alone_on_an_empty_run_names_the_run(tmp_path, monkeypatch, capsys):
     """``pipeline --only 07_report`` on an empty run said "the table has no columns"."""
-    import nbformat
-
     from fvos_utils import paths, pipeline
+    from fvos_utils.testing import write_stub_chapter
 
     monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))
-    report = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('run: str = "x"  # run name')])
-    report.cells[0].metadata["tags"] = ["parameters"]
-    report.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    (tmp_path / "notebooks").mkdir()
-    nbformat.write(report, tmp_path / "notebooks" / "07_report.ipynb")
+    write_stub_chapter(tmp_path, "07_report")
     (tmp_path / "params.yaml").write_text("run: empty\nchapters:\n  07_report: {}\n")
     assert pipeline.main([str(tmp_path / "params.yaml"), "--only", "07_report"]) == 1
     assert capsys.readouterr().err == ("error: no chapter of run 'empty' has run: 07_report reports on the others; "

@@ -113,16 +113,11 @@ def test_infer_into_a_folder_whose_parent_is_not_writable(tmp_path):
 
 
 def test_a_second_pipeline_of_one_run_is_refused(tmp_path, monkeypatch, capsys):
-    import nbformat
-
     from fvos_utils import paths, pipeline
+    from fvos_utils.testing import write_stub_chapter
 
     monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))
-    chapter = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('run: str = "x"  # run name')])
-    chapter.cells[0].metadata["tags"] = ["parameters"]
-    chapter.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    (tmp_path / "notebooks").mkdir()
-    nbformat.write(chapter, tmp_path / "notebooks" / "00_data_and_metrics.ipynb")
+    write_stub_chapter(tmp_path, "00_data_and_metrics")
     (tmp_path / "params.yaml").write_text("run: locked\nchapters:\n  00_data_and_metrics: {}\n")
     with lock_holder(tmp_path / "outputs" / "locked") as holder:
         assert pipeline.main([str(tmp_path / "params.yaml")]) == 1
