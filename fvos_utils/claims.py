@@ -27,7 +27,7 @@ from typing import ClassVar, Mapping, Sequence
 import pandas as pd
 
 from . import choices
-from .evaluate import paired_difference
+from .evaluate import PairedDifference, paired_difference
 from .io import DataError, read_json, write_json
 from .selection import DEFAULT_SIGMOID
 
@@ -103,6 +103,11 @@ class Comparison(choices.Record):
 
     def verdict(self, expects: str = GAIN) -> str:
         return verdict(self.ci_low, self.ci_high, expects=expects)
+
+    def describe(self) -> str:
+        """One line: ``"<treatment> 0.6599 against <baseline> 0.6472: +0.013 (95% CI -0.005 to +0.030, within noise)"``."""
+        change = PairedDifference.describe_row({"dJ&F": self.delta, "CI low": self.ci_low, "CI high": self.ci_high})
+        return f"{self.treatment} {self.j_and_f:.4f} against {self.baseline} {self.baseline_j_and_f:.4f}: {change}"
 
 
 @dataclass(frozen=True)

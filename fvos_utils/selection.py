@@ -218,6 +218,15 @@ def epoch_comparisons(scores_by_stage: dict[int, Sequence[dict]], start: dict, o
     return out
 
 
+def held_out_scores(pick: choices.EpochPick, on_test: dict, videos: int):
+    """:class:`fvos_utils.claims.HeldOutScores` of :func:`best_epochs_on_test`: the starting model's test scores
+    and the pick's (the starting model's again when it won). Shown in chapter 03."""
+    from .claims import HeldOutScores
+
+    return HeldOutScores(videos, on_test["start"], on_test[pick.stage] if pick.fine_tuned else on_test["start"],
+                         pick.label)
+
+
 def server_zips(run: str, *, model: str, server_root: str | os.PathLike, split: str,
                 out_dir: str | os.PathLike, stages: Sequence[int] = train.STAGES, processes: int | None = None,
                 device: str | None = None, progress: bool = True) -> list[Path]:

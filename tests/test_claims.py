@@ -148,3 +148,11 @@ def test_the_scorecard_figure_draws_each_tested_claim_in_its_verdict_colour(kit_
                       rows.index("(5) A kernel of 2 is the best kernel size"): claims.VERDICT_COLOURS[claims.NOT_RESOLVED]}
     assert sum(t.get_text() == "not run" for t in ax.texts) == len(rows) - 2
     plt.close(fig)
+
+
+def test_a_comparison_describes_itself_in_one_line():
+    c = claims.compare("", "scale 1.75", _objects(ACROSS), "scale 1", _objects(BASE), split="valid")
+    assert c.describe() == (f"scale 1.75 {np.mean(ACROSS):.4f} against scale 1 {np.mean(BASE):.4f}: "
+                            + evaluate.PairedDifference.describe_row({"dJ&F": c.delta, "CI low": c.ci_low,
+                                                                      "CI high": c.ci_high}))
+    assert c.describe().endswith("within noise)")

@@ -346,3 +346,12 @@ def test_the_default_pair_of_the_pick_is_read_back_where_it_was_scored_on_the_sa
     assert selection.pick_default_scores("r", **found) == epoch
     assert selection.pick_default_scores("r", **{**found, "seed": 1}) is None  # another set: scored again
     assert selection.pick_default_scores("r", **{**found, "videos": ["v1"]}) is None
+
+
+def test_the_held_out_scores_carry_the_pick_s_own_test_scores():
+    on_test = {"start": {"J&F": 0.6}, 1: {"J&F": 0.62}, 2: {"J&F": 0.61}}
+    tuned = selection.held_out_scores(choices.EpochPick(2, 1, "w", 0.7, 0.7, 0.7), on_test, 24)
+    assert (tuned.videos, tuned.starting, tuned.picked, tuned.picked_label) == (24, on_test["start"], on_test[2],
+                                                                                "stage 2, epoch 1")
+    start = selection.held_out_scores(choices.EpochPick(choices.STARTING_STAGE, 0, "w0", 0.7, 0.7, 0.7), on_test, 24)
+    assert start.picked == on_test["start"] and start.picked_label == choices.STARTING_LABEL
