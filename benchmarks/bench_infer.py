@@ -5,13 +5,16 @@
 1. Overhead: the kit's ``predict_video`` against a bare ``SAM2VideoPredictor`` loop written the way
    SAM 2's ``tools/vos_inference.py`` works (``init_state`` on the JPEG folder, one mask per object,
    ``propagate_in_video``, logits > 0, lower id on top), same model, clip and threads. Both ``joint``
-   (the tool's default) and ``separate`` (its per-object loop); the two must give identical labels.
+   (the tool's default) and ``separate`` (its per-object loop). ``separate`` must give the bare loop's
+   labels exactly; the kit's ``joint`` runs the objects as one batch (``infer._track_together``), so it
+   gives them up to float rounding and its "overhead" includes that saving.
    Alternating runs, best of N (other processes can only add time), timed on this process's CPU time
    (what the two loops cost, whatever else runs on a shared machine) and on wall time.
    Goal: overhead at most 5 % (CPU time). The tool's default ``non_overlap_masks`` adds a torch argmax
    over objects that costs more than the whole model at 256 px on a CPU; it is left out of both sides,
    so the ratio measures the kit's wrapping, not that choice. Then the kit's default mode against
-   ``separate`` (the reason it is the default: same labels, the image encoder runs once per frame).
+   ``separate`` (the reason it is the default: the same labels up to rounding, the image encoder once per
+   frame and one batched call for all objects).
 2. Seconds per frame of the kit (``joint``) at each of the 7 FVOS scales.
 3. Peak memory against video length (a fresh process per length): resident set size on a CPU,
    peak allocated CUDA memory on a GPU (there also with frames and state offloaded to the CPU).
@@ -130,12 +133,12 @@ def overhead(predictor, folder, paths, prompts, repeats: int) -> None:
             parts.append(f"{clock} bare {bare_s:6.3f} s kit {kit_s:6.3f} s ({kit_s / bare_s - 1:+6.1%})")
         ratio = min(times["kit"]["cpu"]) / min(times["bare"]["cpu"]) - 1
         print(f"   {mode:8s} {';  '.join(parts)};  goal <= {GOAL:.0%} (CPU time): "
-              f"{'met' if ratio <= GOAL else 'NOT met'};  identical labels: "
-              f"{np.array_equal(outputs['bare'], outputs['kit'])}")
+              f"{'met' if ratio <= GOAL else 'NOT met'};  labels differing: "
+              f"{np.mean(outputs['bare'] != outputs['kit']):.4%}")
         kit_cpu[mode], kit_labels[mode] = min(times["kit"]["cpu"]), outputs["kit"]
     print(f"   the kit's default ({infer.DEFAULT_MODE}) against the paper's separate loop: "
-          f"{kit_cpu['separate'] / kit_cpu[infer.DEFAULT_MODE]:.2f}x as fast (CPU time); identical labels: "
-          f"{np.array_equal(kit_labels['separate'], kit_labels[infer.DEFAULT_MODE])}")
+          f"{kit_cpu['separate'] / kit_cpu[infer.DEFAULT_MODE]:.2f}x as fast (CPU time); labels differing: "
+          f"{np.mean(kit_labels['separate'] != kit_labels[infer.DEFAULT_MODE]):.4%}")
 
 
 def per_scale(paths, prompts) -> None:

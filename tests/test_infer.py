@@ -164,17 +164,34 @@ def test_kit_equals_a_bare_sam2_loop(predictor, dataset, rule):
             for k in reversed(range(len(ids))):
                 labels[(logits[k, 0] > 0).numpy()] = ids[k]
             expected.append(labels)
-    got = infer.predict_video(predictor, video.frames, prompts, mode="joint", merge=rule, progress=False)
+    got = infer.predict_video(predictor, video.frames, prompts, mode="separate", merge=rule, progress=False)
     assert np.array_equal(got.labels, np.stack(expected))
     assert len(np.unique(got.labels)) > 1  # not trivially empty
 
 
-def test_separate_and_joint_give_identical_logits(predictor, dataset):
+def test_joint_runs_the_objects_as_one_batch_and_agrees_with_separate(predictor, dataset, monkeypatch):
+    """``joint`` stacks the objects that start together into one ``track_step`` per frame; each object
+    still reads only its own memory, so its logits are ``separate``'s up to float rounding."""
+    calls = []
+    real = type(predictor)._run_single_frame_inference
+
+    def counted(self, *args, **kwargs):
+        calls.append(kwargs["batch_size"])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(predictor), "_run_single_frame_inference", counted)
     video, prompts = _prompts(dataset, "late")
     separate = infer.propagate(predictor, video.frames, prompts, mode="separate", progress=False)
+    # one call per prompt (3), then objects 1 and 2 each over frames 1-5 and object 3 over frames 4-5
+    assert calls == [1] * (3 + 2 * 5 + 2)
+    calls.clear()
     joint = infer.propagate(predictor, video.frames, prompts, mode="joint", progress=False)
+    # the prompts, then objects 1 and 2 together over frames 1-5; object 3, first annotated on frame 3,
+    # is a batch of its own on frames 4-5
+    assert sorted(calls) == [1] * (3 + 2) + [2] * 5
     assert separate.object_ids == joint.object_ids == [1, 2, 3]
-    assert torch.equal(separate.logits, joint.logits)
+    assert torch.allclose(separate.logits, joint.logits, rtol=0, atol=1e-4)
+    assert np.array_equal(infer.render(separate)[0], infer.render(joint)[0])
 
 
 def test_late_object_joins_at_its_first_annotation(predictor, dataset):
