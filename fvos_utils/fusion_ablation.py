@@ -261,6 +261,15 @@ def fusion_figure(pass_table: pd.DataFrame, table: pd.DataFrame, results: Mappin
 FILL_ORDERS = (("hard", "before"), ("hard", "after"), ("soft", "after"))
 
 
+def fill_order_table(table: pd.DataFrame, scale_sets: Mapping[str, Sequence[float]]) -> pd.DataFrame:
+    """J&F of every vote without transforms, one row per scale set (in ``scale_sets`` order), one column per
+    (fusion, filling): what gap filling before, after or not at all gives each vote. ``table``:
+    :func:`fusion_table`. Shown in chapter 06."""
+    plain = table.xs("identity", level="transforms").reset_index()
+    order = plain[plain["fusion"] != "single"].pivot(index="scales", columns=["fusion", "filling"], values="J&F")
+    return order.reindex([name for name in scale_sets if name in order.index])
+
+
 def fill_order_figure(results: Mapping[FusionVariant, dict], scale_sets: Sequence[str], filling: GapFilling):
     """Chapter 06's gap-filling order figure: for each scale set (no transform), the change of J&F that gap
     filling makes before and after hard voting and after soft voting, each against the same vote without

@@ -278,15 +278,17 @@ def mark_changed(cell: np.ndarray, changed: np.ndarray, zoom: int) -> np.ndarray
 
 
 def meeting_crops_figure(rgb: np.ndarray, pred_maps: Sequence[np.ndarray], labels: Sequence[str], *,
-                         title: str, truth: np.ndarray | None = None, n_crops: int = 3, size: int = 40,
-                         zoom: int = 4):
+                         title: str, truth: np.ndarray | None = None, truth_label: str = "ground truth",
+                         n_crops: int = 3, size: int = 40, zoom: int = 4):
     """The Figure-2-style panel: crops where gap filling changed where objects meet, one column per map,
     each pixel a filling changed marked with a yellow dot, and a key of the object colours.
 
     Args:
         rgb: ``(H, W, 3) uint8`` frame. pred_maps: ``(H, W)`` label maps, first without filling, last with the
             largest kernel (the crops are where these two differ). labels: their column titles.
-        truth: optional ``(H, W)`` ground truth, shown as the first column.
+        truth: optional ``(H, W)`` ground truth, shown as the first column, titled ``truth_label``. Where it
+            holds VOID_LABEL, the pixel is drawn in the void colour and keyed as ``truth_label``: an annotation
+            of the objects' union (the real clip's, on every frame after the first) does not tell them apart.
     Returns:
         ``(figure, [(y, x) corner of each crop])``, or ``(None, [])`` when no gap was filled.
     """
@@ -299,7 +301,7 @@ def meeting_crops_figure(rgb: np.ndarray, pred_maps: Sequence[np.ndarray], label
         return None, []
     maps, labels = list(pred_maps), list(labels)
     if truth is not None:
-        maps, labels = [truth, *maps], ["ground truth", *labels]
+        maps, labels = [truth, *maps], [truth_label, *labels]
     first = len(maps) - len(pred_maps)  # the column of the prediction without filling
     rows = zoomed_crops(rgb, maps, crops, zoom=zoom)
     for row, (r, c) in zip(rows, crops):
@@ -310,6 +312,8 @@ def meeting_crops_figure(rgb: np.ndarray, pred_maps: Sequence[np.ndarray], label
     shown = sorted({int(v) for m in maps for r, c in crops for v in np.unique(m[r, c]) if v not in (0, VOID_LABEL)})
     palette = davis_palette()
     key = [Patch(color=palette[v] / 255, label=f"object {v}") for v in shown]
+    if truth is not None and any((truth[r, c] == VOID_LABEL).any() for r, c in crops):
+        key.append(Patch(color=palette[VOID_LABEL] / 255, label=truth_label))
     key.append(Patch(color=np.array(CHANGED_COLOUR) / 255, label="pixel changed by the filling"))
     fig.legend(handles=key, loc="lower center", ncol=len(key), fontsize="small", frameon=False,
                bbox_to_anchor=(0.5, -0.08))

@@ -180,6 +180,17 @@ def pick_epoch(run: str, scores_by_stage: dict[int, Sequence[dict]], *, start_we
                              float(best["J&F"]), float(best["J"]), float(best["F"]))
 
 
+def valid_predictions_dir(run: str, stage: int, epoch: int | None = None) -> Path:
+    """Where a run keeps the valid predictions that scored the starting weights (``stage``
+    :data:`fvos_utils.choices.STARTING_STAGE`) or a stage's epochs (``epoch``: that epoch's folder): chapter 02
+    scores the start and stage 1, chapter 03 stage 2. Shown in chapters 02, 03."""
+    if stage == choices.STARTING_STAGE:
+        return paths.outputs_dir(f"{run}/02_finetune") / "predictions" / "start"
+    chapter = "02_finetune" if stage == 1 else "03_epoch_selection"
+    folder = paths.outputs_dir(f"{run}/{chapter}") / "predictions" / f"stage{stage}"
+    return folder if epoch is None else folder / f"epoch_{epoch:03d}"
+
+
 def epoch_label(stage: int, entry: dict) -> str:
     """``"stage 2, epoch 1"`` for a :func:`score_epochs` entry of ``stage``. Shown in chapter 03."""
     return f"stage {stage}, epoch {entry['epoch']}"

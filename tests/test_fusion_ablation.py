@@ -218,6 +218,17 @@ def _fusion_figure_inputs():
     return pass_table, table, fused, scale_sets
 
 
+def test_the_fill_order_table_holds_each_vote_of_each_scale_set_without_transforms():
+    _, table, fused, scale_sets = _fusion_figure_inputs()
+    order = fusion_ablation.fill_order_table(table, scale_sets)
+    assert list(order.index) == list(scale_sets)
+    assert sorted(order.columns) == [("hard", "after"), ("hard", "before"), ("hard", "none"), ("soft", "after"),
+                                     ("soft", "none")]
+    for v, r in fused.items():
+        if v.transforms == "identity":
+            assert order.loc[v.scales, (v.fusion, v.filling)] == r["global"]["J&F"]
+
+
 def test_fusion_figure_labels_every_scale_set_without_overlaps():
     pass_table, table, fused, scale_sets = _fusion_figure_inputs()
     fig = fusion_ablation.fusion_figure(pass_table, table, fused, scale_sets)

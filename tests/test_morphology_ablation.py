@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fvos_utils import choices, morphology_ablation, paths, postprocess, scoring
-from fvos_utils.io import DataError, read_json, read_mask, write_mask
+from fvos_utils.io import VOID_LABEL, DataError, read_json, read_mask, write_mask
 from fvos_utils.testing import checked_outputs, evaluator_result as result, execute_chapter
 
 
@@ -173,6 +173,14 @@ def test_meeting_crops_figure_crops_where_filling_changed_the_maps():
     assert marked[2].reshape(40, 4, 40, 4).any(axis=(1, 3)).tolist() == changed.tolist()
     plt.close(fig)
     assert morphology_ablation.meeting_crops_figure(rgb, [before, before], ["a", "b"], title="t") == (None, [])
+    # a union annotation (VOID_LABEL where either object is): its own column title and key entry
+    union = np.where(after > 0, VOID_LABEL, 0).astype(np.uint8)
+    fig, _ = morphology_ablation.meeting_crops_figure(rgb, [before, after], ["k 0", "k 3"], title="t", truth=union,
+                                                      truth_label="union of both", n_crops=1)
+    assert fig.axes[0].get_title() == "union of both"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["object 1", "object 2", "union of both",
+                                                                   "pixel changed by the filling"]
+    plt.close(fig)
 
 
 def test_kernel_pick_is_the_best_of_no_filling_and_the_paper_s_rule():
