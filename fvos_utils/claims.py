@@ -333,6 +333,60 @@ def conclusion(run: str, chapter: str) -> str:
     return "\n".join(lines)
 
 
+def recipe_words(run: str) -> str | None:
+    """The recipe ``run`` picked on valid, in words ("the starting weights, SAM 2's sigmoid 20 / -10, no gap
+    filling, one pass at scale 1.75"); None where no chapter recorded a pick. A step whose chapter did not
+    run is left out."""
+    parts = []
+    if pick := choices.EpochPick.read(run):
+        parts.append(pick.label if not pick.fine_tuned else f"the weights of {pick.label}")
+    if pick := choices.SigmoidPick.read(run):
+        parts.append("SAM 2's sigmoid 20 / -10" if (pick.scale, pick.bias) == DEFAULT_SIGMOID
+                     else f"the sigmoid scale {pick.scale:g}, bias {pick.bias:g}")
+    if pick := choices.KernelPick.read(run):
+        parts.append(f"gap filling with the {pick.method} rule, {pick.shape} kernel {pick.kernel}"
+                     if pick.filling.fills else "no gap filling")
+    if pick := choices.ScaleSetPick.read(run):
+        parts.append(f"one pass at scale {pick.scales[0]:g}" if len(pick.scales) == 1 else
+                     f"{pick.name} ({', '.join(f'{s:g}' for s in pick.scales)}) with a hard vote")
+    return ", ".join(parts) if parts else None
+
+
+def _listed(items: Sequence[str]) -> str:
+    """``"a"``, ``"a and b"``, ``"a, b and c"``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def in_words(run: str, comparisons: Mapping[str, Sequence[Comparison]]) -> str:
+    """The run's verdict in a few plain sentences (Markdown): which of the paper's claims it supports,
+    contradicts or cannot resolve, the recipe it picked on valid (:func:`recipe_words`), and that recipe on
+    the held-out test split against the starting model (the README's results open with it).
+    ``comparisons``: :func:`read_run`. Shown in chapter 07."""
+    card = scorecard(comparisons)
+    numbers = {found: [claim.label for claim, v in zip(CLAIMS, card["verdict"]) if v == found]
+               for found in (SUPPORTED, CONTRADICTED, NOT_RESOLVED, NOT_RUN)}
+    verbs = {SUPPORTED: "supports", CONTRADICTED: "contradicts", NOT_RESOLVED: "cannot resolve"}
+    found = [f"{verbs[v]} {_listed(numbers[v])}" for v in verbs if numbers[v]]
+    main = sum(1 for claim in CLAIMS if claim.label.isdigit())
+    if not found:
+        verdicts = "this run tested none of them."
+    else:
+        untested = f"; {_listed(numbers[NOT_RUN])} did not run" if numbers[NOT_RUN] else ""
+        verdicts = f"this run {'; '.join(found)}{untested}."
+    words = [f"**In words.** Of the paper's {main} claims (6b, the same vote against scale 1, shown beside 6), {verdicts}"]
+    if numbers[NOT_RESOLVED]:
+        words.append("A claim it cannot resolve is one whose videos could not tell the change from none, in either "
+                     "direction.")
+    if recipe := recipe_words(run):
+        words.append(f"The recipe picked on valid: {recipe}.")
+    final = next((c for c in comparisons.get(FINAL_CHAPTER, []) if c.claim == "recipe"), None)
+    if final is not None:
+        words.append(f"On {final.videos} held-out test videos, which no choice saw, it scores {final.j_and_f:.3f} J&F "
+                     f"against {final.baseline_j_and_f:.3f} for {final.baseline} (dJ&F {_signed(final.delta)}, 95% CI "
+                     f"{_signed(final.ci_low)} to {_signed(final.ci_high)}: {_interval_words(final)}).")
+    return " ".join(words)
+
+
 #: marker colours of the verdicts in :func:`scorecard_figure`
 VERDICT_COLOURS = {SUPPORTED: "#1b7837", CONTRADICTED: "#b2182b", NOT_RESOLVED: "0.45"}
 

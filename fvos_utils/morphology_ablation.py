@@ -312,8 +312,10 @@ def meeting_crops_figure(rgb: np.ndarray, pred_maps: Sequence[np.ndarray], label
     shown = sorted({int(v) for m in maps for r, c in crops for v in np.unique(m[r, c]) if v not in (0, VOID_LABEL)})
     palette = davis_palette()
     key = [Patch(color=palette[v] / 255, label=f"object {v}") for v in shown]
-    if truth is not None and any((truth[r, c] == VOID_LABEL).any() for r, c in crops):
-        key.append(Patch(color=palette[VOID_LABEL] / 255, label=truth_label))
+    if truth is not None and (truth == VOID_LABEL).any():  # a union annotation: say when the crops miss it
+        inside = any((truth[r, c] == VOID_LABEL).any() for r, c in crops)
+        key.append(Patch(color=palette[VOID_LABEL] / 255, label=truth_label if inside else
+                         f"{truth_label}: none in these crops"))
     key.append(Patch(color=np.array(CHANGED_COLOUR) / 255, label="pixel changed by the filling"))
     fig.legend(handles=key, loc="lower center", ncol=len(key), fontsize="small", frameon=False,
                bbox_to_anchor=(0.5, -0.08))

@@ -97,6 +97,35 @@ def test_final_numbers_pair_the_recipe_with_the_starting_model_and_the_picked_we
     assert [c.claim for c in same] == ["recipe"]
 
 
+def test_the_run_in_words_names_each_verdict_the_picks_and_the_final_number(kit_root):
+    claims.record("r", "05_morphology_ablation", [
+        claims.compare("fill", "square kernel 2", _objects(BELOW), "no filling", _objects(BASE), split="valid"),
+        claims.compare("kernel2", "square kernel 2", _objects(ABOVE), "square kernel 3", _objects(BASE), split="valid")])
+    claims.record("r", "03_epoch_selection", [claims.compare("finetune", "stage 1, epoch 2", _objects(ACROSS),
+                                                             "the starting model", _objects(BASE), split="test")])
+    final = claims.final_comparisons(_objects(ABOVE), claims.HeldOutScores(6, _objects(BASE), _objects(BASE),
+                                                                           choices.STARTING_LABEL))
+    claims.record("r", "06_multiscale_fusion", final)
+    choices.EpochPick(choices.STARTING_STAGE, 0, "w.pt", 0.5, 0.5, 0.5).record("r")
+    choices.KernelPick("paper", "square", 0, 0.5).record("r")
+    choices.ScaleSetPick("scale1.75", (1.75,), 0.6).record("r")
+    text = claims.in_words("r", claims.read_run("r"))
+    assert "this run supports 5 and 8; contradicts 4; cannot resolve 1; 2, 3, 6, 6b and 7 did not run." in text
+    assert "The recipe picked on valid: the starting weights, no gap filling, one pass at scale 1.75." in text
+    c = final[0]
+    assert (f"On 6 held-out test videos, which no choice saw, it scores {c.j_and_f:.3f} J&F against "
+            f"{c.baseline_j_and_f:.3f} for the starting model (dJ&F {c.delta:+.3f}, 95% CI {c.ci_low:+.3f} to "
+            f"{c.ci_high:+.3f}: above 0).") in text
+    # the picks that do something are named as such
+    choices.EpochPick(2, 1, "w.pt", 0.6, 0.6, 0.6).record("r")
+    choices.SigmoidPick(30.0, -15.0, 0.6, 0.59, "w.pt").record("r")
+    choices.KernelPick("paper", "square", 2, 0.6).record("r")
+    choices.ScaleSetPick("low3", (1.0, 1.125, 1.25), 0.6).record("r")
+    assert ("The recipe picked on valid: the weights of stage 2, epoch 1, the sigmoid scale 30, bias -15, gap filling "
+            "with the paper rule, square kernel 2, low3 (1, 1.125, 1.25) with a hard vote.") in claims.in_words(
+        "r", claims.read_run("r"))
+
+
 def test_a_bad_comparisons_file_is_an_error_naming_it(kit_root):
     path = claims.record("r", "04_sigmoid_search", [])
     path.write_text('[{"claim": "sigmoid"}]')

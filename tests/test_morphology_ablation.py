@@ -181,6 +181,13 @@ def test_meeting_crops_figure_crops_where_filling_changed_the_maps():
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["object 1", "object 2", "union of both",
                                                                    "pixel changed by the filling"]
     plt.close(fig)
+    # the crops miss the annotated objects (a prediction far off them): the key says so
+    elsewhere = np.zeros_like(union)
+    elsewhere[50:, 50:] = VOID_LABEL
+    fig, _ = morphology_ablation.meeting_crops_figure(rgb, [before, after], ["k 0", "k 3"], title="t",
+                                                      truth=elsewhere, truth_label="union of both", n_crops=1)
+    assert "union of both: none in these crops" in [t.get_text() for t in fig.legends[0].get_texts()]
+    plt.close(fig)
 
 
 def test_kernel_pick_is_the_best_of_no_filling_and_the_paper_s_rule():

@@ -72,6 +72,7 @@ def test_chapter_07_gathers_the_run():
     assert [row["verdict"] for row in metrics["scorecard"]] == ["not run"] * len(claims.CLAIMS)
     assert all(row["dJ&F"] is None for row in metrics["scorecard"])
     text = (chapter / "report.md").read_text()
+    assert text.index(claims.in_words(RUN, claims.read_run(RUN))) < text.index("The paper's claims, tested on this run")
     assert text.index("The paper's claims, tested on this run") < text.index("Table 2: MOSE val")
     assert "Table 2: MOSE val" in text and "0.7681" in text and "hard_cases.png" in text
     for table in ("claims_scorecard", "leaderboard_mose_val", "leaderboard_mose_test"):
