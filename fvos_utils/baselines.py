@@ -9,9 +9,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .io import VOSDataset, write_mask
+from .progress import progress_bar
 
 
 def zero_motion(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str | None = "valid",
@@ -23,7 +23,7 @@ def zero_motion(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, spl
     """
     dataset = VOSDataset(data_root, split, videos=videos)
     out_dir = Path(out_dir)
-    for name in tqdm(dataset.video_names(), desc="zero-motion baseline", unit="video"):
+    for name in progress_bar(dataset.video_names(), desc="zero-motion baseline", unit="video"):
         video = dataset.video(name)
         targets = [out_dir / name / f"{frame}.png" for frame in video.frame_names]
         if all(t.is_file() for t in targets):

@@ -69,10 +69,10 @@ from typing import ClassVar, Mapping, Sequence
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from .io import VOID_LABEL, DataError, atomic_path, file_in_the_way, frame_files, read_json, read_mask, \
     video_folders, write_json
+from .progress import progress_bar
 
 SCORING_MODES = ("davis", "mosev2")
 BOUNDARY_FRACTION = 0.008  # of the frame diagonal: the F-measure's matching radius
@@ -530,9 +530,9 @@ def evaluate(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, *, mode: st
         raise DataError(pred_dir, "prediction folder not found")
     tag_map = load_tags(tags) if tags is not None else None
     tasks = [(gt_dir / name, pred_dir / name, mode, missing_as_empty) for name in names]
-    bar = dict(total=len(tasks), desc=f"J&F ({mode})", unit="video", disable=not progress)
+    bar = dict(total=len(tasks), desc=f"J&F ({mode})", unit="video", show=progress)
     if workers == 1:
-        results = [_evaluate_video_task(task) for task in tqdm(tasks, **bar)]
+        results = [_evaluate_video_task(task) for task in progress_bar(tasks, **bar)]
     else:
         # Not plain fork: a process whose cv2 or torch thread pools have run (any chapter, after
         # inference or the synthetic generator) deadlocks its forked workers. The fork server is a clean
@@ -543,7 +543,7 @@ def evaluate(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, *, mode: st
             context.set_forkserver_preload([__name__])
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context,
                                  initializer=_pin_threads) as pool:
-            results = list(tqdm(pool.map(_evaluate_video_task, tasks), **bar))
+            results = list(progress_bar(pool.map(_evaluate_video_task, tasks), **bar))
     objects = [_object_summary(video["video"], obj, mode) for video in results for obj in video["objects"]]
     out = {"mode": mode, "global": _global_summary(objects, mode), "objects": objects,
            "videos": {v["video"]: {"frames": v["frames"], "height": v["height"], "width": v["width"],

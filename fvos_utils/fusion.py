@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .io import DataError, add_folder_output_options, atomic_dir, read_mask, run_folder_command, write_mask
 from .paths import from_here, resolve
 from .postprocess import list_predictions
 from .probs import SUFFIX, load_probs
+from .progress import progress_bar
 from .transforms import TRANSFORM_NAMES
 
 #: FVOS's scales: 1.0 to 1.75 in steps of 0.125 (exact binary fractions)
@@ -126,7 +126,7 @@ def vote_folders(pred_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathL
     out_dir = resolve(out_dir)
     total = sum(len(frames) for frames in listings[0].values())
     with atomic_dir(out_dir, overwrite=overwrite) as tmp, \
-            tqdm(total=total, desc=f"vote {len(folders)} maps", disable=not progress) as bar:
+            progress_bar(total=total, desc=f"vote {len(folders)} maps", show=progress) as bar:
         for video, frames in listings[0].items():
             for frame in frames:
                 paths = [d / video / f"{frame}.png" for d in folders]
@@ -257,7 +257,7 @@ def soft_vote_folders(prob_dirs: Sequence[str | os.PathLike], out_dir: str | os.
         listings.append(names)
     out_dir = resolve(out_dir)
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        for video in tqdm(listings[0], desc=f"soft vote {len(folders)} sources", disable=not progress):
+        for video in progress_bar(listings[0], desc=f"soft vote {len(folders)} sources", show=progress):
             frames, _, labels = soft_vote_files([d / f"{video}{SUFFIX}" for d in folders])
             for frame, frame_labels in zip(frames, labels):
                 write_mask(tmp / video / f"{frame}.png", frame_labels)

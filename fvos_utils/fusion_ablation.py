@@ -20,7 +20,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from . import fusion, postprocess
 from .choices import ScaleSetPick
@@ -28,6 +27,7 @@ from .evaluate import paired_difference
 from .figures import label_points
 from .paths import resolve
 from .postprocess import GapFilling
+from .progress import progress_bar
 from .recipe import Pass, fuse_folders
 from .scoring import score_folder, summary
 
@@ -116,7 +116,7 @@ def score_variants(pass_dirs: Mapping[Pass, str | os.PathLike], gt_dir: str | os
     filled: dict[Pass, Path] = {}
     fused: set[FusionVariant] = set()
     results = {}
-    for variant in tqdm(variants, desc="fusion variants", disable=not progress):
+    for variant in progress_bar(variants, desc="fusion variants", show=progress):
         members = _members(variant, pass_dirs, scale_sets, transform_sets)
         out = work_dir / variant.name
         if variant.filling == "after":

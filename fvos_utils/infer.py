@@ -47,13 +47,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm.auto import tqdm
 
 from . import locks, models, provenance, transforms
 from . import probs as probs_format
 from .io import DataError, MAX_OBJECT_ID, VOID_LABEL, VOSDataset, Video, atomic_dir, file_in_the_way, mask_size, \
     read_frame, read_json, read_list_file, remove_dir, write_json, write_mask
 from .paths import from_here, resolve
+from .progress import progress_bar
 
 PROPAGATION_MODES = ("separate", "joint")
 #: The kit's default: the paper's ``separate`` logits (up to float rounding), computed faster (module docstring).
@@ -151,7 +151,7 @@ def _load_frames(frames: Frames, transform: str, image_size: int, *, progress: b
         raise ValueError("a video needs at least one frame")
     images = torch.empty(len(frames), 3, image_size, image_size)
     size = None
-    for t in tqdm(range(len(frames)), desc=f"{desc}: frames", leave=False, disable=not progress):
+    for t in progress_bar(range(len(frames)), desc=f"{desc}: frames", leave=False, show=progress):
         rgb = frames[t] if isinstance(frames, np.ndarray) else read_frame(frames[t])
         size = size or rgb.shape[:2]
         if rgb.shape[:2] != size:
@@ -302,7 +302,7 @@ def propagate(predictor, frames: Frames, prompts: Prompts, *, mode: str = DEFAUL
     steps = len(images) - starts[0] if mode == "joint" else sum(len(images) - i for i, _ in prompts.values())
     start = time.perf_counter()
     with torch.inference_mode(), models.autocast(device), _sam2_reads(images, mask_size), \
-            tqdm(total=steps, desc=f"{desc}: {mode}", leave=False, disable=not progress) as bar:
+            progress_bar(total=steps, desc=f"{desc}: {mode}", leave=False, show=progress) as bar:
         state = predictor.init_state("kit frames", offload_video_to_cpu=offload_video,
                                      offload_state_to_cpu=offload_state)
 
@@ -666,7 +666,7 @@ def run_dataset(predictor, data_root: str | os.PathLike, out_dir: str | os.PathL
         names = all_names[rank::world]
         summary = {"videos": len(names), "done": 0, "skipped": 0, "frames": 0, "seconds": 0.0}
         show = progress and rank == 0
-        for name in tqdm(names, desc=f"videos ({mode}, {predictor.image_size}px)", disable=not show):
+        for name in progress_bar(names, desc=f"videos ({mode}, {predictor.image_size}px)", show=show):
             video = dataset.video(name)
             data = _video_data(video)
             record_file = record_path(out_dir, name)

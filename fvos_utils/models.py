@@ -33,6 +33,7 @@ import torch
 from .fusion import FVOS_SCALES  # the paper's seven scales live with the scale sets
 from .io import DataError, atomic_path, read_json
 from .paths import data_dir, resolve
+from .progress import progress_bar
 
 #: ``ckpt`` / ``--ckpt`` value for the registry's checkpoint of the model (the kit's bundled weights for
 #: ``fvos_tiny``, the released file for SAM 2 / 2.1, downloaded on first use): the default everywhere.
@@ -196,8 +197,7 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, pr
     failures raise :class:`DownloadError` saying where to put the file by hand (the ``.part`` is kept,
     so the next call resumes).
     """
-    from tqdm.auto import tqdm
-
+    
     dest = Path(dest)
     if dest.is_file():
         return _sha256_of(dest)
@@ -221,8 +221,8 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, pr
             total = response.length + have if response.length is not None else None
             try:
                 with open(part, "ab" if resumed else "wb") as fh, \
-                        tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=dest.name,
-                             disable=not progress) as bar:
+                        progress_bar(total=total, initial=have, unit="B", unit_scale=True, desc=dest.name,
+                             show=progress) as bar:
                     for block in iter(lambda: response.read(1 << 20), b""):
                         fh.write(block)
                         bar.update(len(block))

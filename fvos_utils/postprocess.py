@@ -57,12 +57,12 @@ from typing import Callable, Collection, Iterator, Mapping, Sequence
 import cv2
 import numpy as np
 from skimage.segmentation import expand_labels
-from tqdm.auto import tqdm
 
 from . import probs
 from .io import DataError, add_folder_output_options, atomic_dir, frame_files, read_mask, remove_dir, \
     run_folder_command, write_mask
 from .paths import from_here, resolve
+from .progress import progress_bar
 
 SHAPES = ("square", "circle")
 METHODS = ("paper", "background", "expand_labels")
@@ -389,7 +389,7 @@ def _object_frames(source: Path, *, from_probs: bool, videos: Sequence[str] | No
         files = _probability_files(source, videos)
 
         def from_files():
-            for path in tqdm(files, desc="videos", disable=not progress):
+            for path in progress_bar(files, desc="videos", show=progress):
                 video = probs.load_probs(path)
                 for frame, stored in zip(video.frames, video.probs):
                     yield path.stem, frame, object_masks(stored), video.object_ids.astype(np.int64)
@@ -401,7 +401,7 @@ def _object_frames(source: Path, *, from_probs: bool, videos: Sequence[str] | No
         raise DataError(source / missing[0], "prediction folder missing for this video")
 
     def from_labels():
-        for name in tqdm(names, desc="videos", disable=not progress):
+        for name in progress_bar(names, desc="videos", show=progress):
             for frame in listing[name]:
                 masks, ids = _split_labels(read_mask(source / name / f"{frame}.png"))
                 yield name, frame, masks, ids

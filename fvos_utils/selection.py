@@ -21,10 +21,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm.auto import tqdm
 
 from . import evaluate as evaluation
 from . import choices, datasets, infer, io, models, paths, train
+from .progress import progress_bar
 
 #: the memory-encoder sigmoid ``(scale, bias)`` of every released SAM 2 config
 DEFAULT_SIGMOID = (20.0, -10.0)
@@ -95,7 +95,7 @@ def score_epochs(stage_folder: str | os.PathLike, *, data_root: str | os.PathLik
     processes = infer.inference_processes(device) if processes is None else processes
     scores = []
     runs = _epochs_to_run(model, {e: available[e] for e in wanted}, processes, device)
-    for epoch, spec, predictor in tqdm(runs, total=len(wanted), desc="epochs", unit="epoch", disable=not progress):
+    for epoch, spec, predictor in progress_bar(runs, total=len(wanted), desc="epochs", unit="epoch", show=progress):
         result = score_model(spec, data_root=data_root, split=split, gt_dir=gt_dir,
                              out_dir=Path(out_dir) / f"epoch_{epoch:03d}", videos=videos, eval_workers=eval_workers,
                              predictor=predictor, processes=processes, device=device)
@@ -250,8 +250,8 @@ def server_zips(run: str, *, model: str, server_root: str | os.PathLike, split: 
     for stage in stages:
         weights = train.epoch_weights(train.stage_dir(run, stage))
         runs = _epochs_to_run(model, weights, processes, device)
-        for epoch, spec, predictor in tqdm(runs, total=len(weights), desc=f"stage {stage} epochs",
-                                           disable=not progress):
+        for epoch, spec, predictor in progress_bar(runs, total=len(weights), desc=f"stage {stage} epochs",
+                                           show=progress):
             pred_dir = paths.resolve(out_dir) / f"server_{split}" / f"stage{stage}_epoch_{epoch:03d}"
             infer.run_split(spec, server_root, pred_dir, predictor=predictor, processes=processes, device=device,
                             split=split, progress=False)
@@ -318,7 +318,7 @@ def sigmoid_search(spec: models.PredictorSpec, *, scales: Sequence[float], biase
     processes = infer.inference_processes(device) if processes is None else processes
     predictor = spec.build(device) if processes == 1 else None
     results = {}
-    for scale, bias in tqdm([(s, b) for s in scales for b in biases], desc="sigmoid grid", disable=not progress):
+    for scale, bias in progress_bar([(s, b) for s in scales for b in biases], desc="sigmoid grid", show=progress):
         if (scale, bias) in (known or {}):
             results[(scale, bias)] = known[(scale, bias)]
             continue

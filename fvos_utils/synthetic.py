@@ -57,9 +57,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from . import io, paths
+from .progress import progress_bar
 
 GENERATOR = "fvos_utils.synthetic"
 FORMAT_VERSION = 2  # 2: meta.json's config gained the knobs of photo textures, zoom, stretch and the test split
@@ -870,7 +870,7 @@ def generate(out_dir: str | os.PathLike, *, seed: int = 0, config: SyntheticConf
     jobs = [(split, i) for split, count in zip(SPLITS, counts) for i in range(count)]
     videos = {}
     with io.atomic_dir(out, overwrite=overwrite) as tmp:
-        for split, index in tqdm(jobs, desc="synthetic videos", unit="video", disable=not progress):
+        for split, index in progress_bar(jobs, desc="synthetic videos", unit="video", show=progress):
             video = render_video(config, seed=int(seed), split=split, index=index)
             videos[video.name] = _write_video(tmp, video, split, config)
         for split, count in zip(SPLITS, counts):

@@ -61,6 +61,7 @@ from training.utils.train_utils import register_omegaconf_resolvers
 
 from . import io, locks, paths
 from .models import CONFIG_DIR, RANDOM, DownloadError, get_spec, resolve_checkpoint, save_checkpoint
+from .progress import progress_bar
 
 #: The kit's trainer recipes (hydra configs composing sam2's or the kit's model configs).
 RECIPE_DIR = CONFIG_DIR / "training"
@@ -691,8 +692,7 @@ def _run_trainer(plan: StagePlan, *, threads: int, done: int, progress: bool) ->
     """Meta's trainer in a subprocess, its output into ``train.log`` and a progress bar. Returns the job
     (also written to :data:`JOB_FILE`) when the launcher submitted one (``cluster:``), else None."""
     import submitit
-    from tqdm.auto import tqdm
-
+    
     package_parent = str(Path(__file__).resolve().parent.parent)  # the subprocess imports this very kit
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "PYTHONUNBUFFERED": "1",
@@ -706,9 +706,9 @@ def _run_trainer(plan: StagePlan, *, threads: int, done: int, progress: bool) ->
     command = [sys.executable, "-m", "fvos_utils.train", "--launch", str(plan.folder)]
     tail: deque[str] = deque(maxlen=40)
     with open(plan.folder / "train.log", "a") as log, \
-            tqdm(total=plan.epochs, initial=done, desc=f"{plan.run} stage {plan.stage}", unit="epoch",
+            progress_bar(total=plan.epochs, initial=done, desc=f"{plan.run} stage {plan.stage}", unit="epoch",
                  bar_format="{l_bar}{bar}| {n:.2f}/{total} epochs [{elapsed}<{remaining}{postfix}]",
-                 disable=not progress) as bar:
+                 show=progress) as bar:
         log.write(f"# {' '.join(command)}\n")
         # the trainer shares the stage's lock: should this process die first, the stage stays locked until the
         # trainer has ended too (start_child_group ends it), so a rerun never meets a trainer still writing

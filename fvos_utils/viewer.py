@@ -32,7 +32,6 @@ from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import datasets, paths
 from .chapter import METRICS_FILE
@@ -40,6 +39,7 @@ from .figures import frame_grid, overlay
 from .io import VOID_LABEL, DataError, VOSDataset, davis_palette, read_frame, read_json, read_mask, split_root, \
     video_folders
 from .postprocess import SHAPES, GapFilling, fill_gaps_labels
+from .progress import progress_bar
 
 #: Columns of white between two panels of :func:`compose` (source pixels, before zooming).
 PANEL_GAP = 4
@@ -185,7 +185,7 @@ class VideoResults:
     def _present_ids(self) -> tuple[int, ...]:
         present = np.zeros(256, bool)  # masks are uint8
         jobs = [(run, t) for run in self.run_dirs for t in range(len(self))]
-        for run, t in tqdm(jobs, desc=f"{self.name}: object ids", unit="mask", leave=False):
+        for run, t in progress_bar(jobs, desc=f"{self.name}: object ids", unit="mask", leave=False):
             labels = self.labels(run, t)
             if labels is not None:
                 present[np.bincount(labels.ravel(), minlength=256) > 0] = True
