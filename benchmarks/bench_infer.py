@@ -1,6 +1,6 @@
 """Speed and memory of SAM 2 inference, as ratios against a bare loop timed in the same run.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_infer.py [--frames 80] [--repeats 7]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_infer.py [--frames 80] [--repeats 7] [--split-videos 24]
 
 1. Overhead: the kit's ``predict_video`` against a bare ``SAM2VideoPredictor`` loop written the way
    SAM 2's ``tools/vos_inference.py`` works (``init_state`` on the JPEG folder, one mask per object,
@@ -15,6 +15,9 @@
    so the ratio measures the kit's wrapping, not that choice. Then the kit's default mode against
    ``separate`` (the reason it is the default: the same labels up to rounding, the image encoder once per
    frame and one batched call for all objects).
+   With ``--split-videos N``, the same against the bare ``joint`` loop on the first N videos of the
+   synthetic mini-MOSE valid split (about 4 objects a video, where running them as one batch pays most),
+   with the bundled weights; needs the split (``make demo`` or chapter 00 makes it).
 2. Seconds per frame of the kit (``joint``) at each of the 7 FVOS scales.
 3. Peak memory against video length (a fresh process per length): resident set size on a CPU,
    peak allocated CUDA memory on a GPU (there also with frames and state offloaded to the CPU).
@@ -141,6 +144,38 @@ def overhead(predictor, folder, paths, prompts, repeats: int) -> None:
           f"{np.mean(kit_labels['separate'] != kit_labels[infer.DEFAULT_MODE]):.4%}")
 
 
+def on_the_split(n_videos: int, repeats: int) -> None:
+    """The kit's ``joint`` against the bare ``joint`` loop over the first ``n_videos`` synthetic valid videos,
+    bundled weights, alternating, best of ``repeats`` per video (CPU time)."""
+    root = Path(__file__).resolve().parent.parent / "data" / "synthetic-mini-mose"
+    if not (root / "valid").is_dir():
+        print(f"1b. skipped: no synthetic split at {root} (make demo generates it)")
+        return
+    data = io.VOSDataset(root, "valid")
+    predictor = models.build_predictor("fvos_tiny", models.REGISTRY)
+    totals = {"bare": 0.0, "kit": 0.0}
+    objects, differing, pixels = 0, 0, 0
+    for name in data.video_names()[:n_videos]:
+        video = data.video(name)
+        prompts = infer.video_prompts(data, video)
+        objects += len(prompts)
+        best, labels = {}, {}
+        for _ in range(repeats):
+            for side, run in (("bare", lambda: bare_joint(predictor, video.frames[0].parent, prompts)),
+                              ("kit", lambda: kit(predictor, video.frames, prompts, "joint"))):
+                cpu = time.process_time()
+                labels[side] = run()
+                best[side] = min(best.get(side, float("inf")), time.process_time() - cpu)
+        for side in totals:
+            totals[side] += best[side]
+        differing += int((labels["bare"] != labels["kit"]).sum())
+        pixels += labels["kit"].size
+    print(f"1b. the kit's joint against the bare joint loop on {n_videos} synthetic valid videos ({objects} objects, "
+          f"bundled weights, best of {repeats} per video, CPU time): bare {totals['bare']:.2f} s, kit "
+          f"{totals['kit']:.2f} s: {totals['bare'] / totals['kit']:.2f}x as fast; labels differing: "
+          f"{differing / pixels:.5%}")
+
+
 def per_scale(paths, prompts) -> None:
     print(f"2. seconds per frame (kit, joint, {len(prompts)} objects, {THREADS} thread(s))")
     print("   scale  image size  s/frame")
@@ -191,6 +226,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=80)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--split-videos", type=int, default=0, help="also time N synthetic valid videos (1b)")
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--offload", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -204,6 +240,8 @@ def main() -> None:
         predictor = models.build_predictor("fvos_tiny", models.RANDOM)
         kit(predictor, paths[:3], prompts, "joint")  # warm-up
         overhead(predictor, Path(tmp), paths, prompts, args.repeats)
+        if args.split_videos:
+            on_the_split(args.split_videos, args.repeats)
         per_scale(paths, prompts)
     memory([n for n in (10, 20, 40, 80) if n <= args.frames])
 
