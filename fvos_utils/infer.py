@@ -16,9 +16,9 @@ Modes:
     masks), so both compute the same per-object logits, ``joint`` stacked along the batch dimension:
     equal up to float rounding (on the synthetic valid split with the bundled weights the largest logit
     difference is about 0.01 and one mask pixel in millions changes). ``joint`` is the faster: the image
-    encoder runs once per frame and the per-call overhead once for all objects (1.75x as fast as sam2's
-    own one-object-at-a-time loop on that split at 256 px on a CPU), hence the default everywhere in the
-    kit; ``separate`` is sam2's loop, exactly (the tests compare both).
+    encoder runs once per frame and the per-call overhead once for all objects (on that split at 256 px,
+    1.3x to 1.75x as fast as sam2's own one-object-at-a-time loop on a CPU: :func:`_track_together`), hence
+    the default everywhere in the kit; ``separate`` is sam2's loop, exactly (the tests compare both).
 Merge rules (a pixel goes to an object whose logit is > 0):
     ``higher``  the higher id wins (FVOS paper, section 2.2);
     ``lower``   the lower id wins (SAM 2's ``tools/vos_inference.py`` writes objects high to low);
@@ -203,9 +203,12 @@ def _track_together(predictor, state: dict, first: int, last: int) -> Iterator[t
     tracked over the same frames (in the kit, those first annotated on the same frame) have memories of
     the same frames, so one ``track_step`` on them stacked along the batch dimension computes the same
     thing, as sam2 1.0 did: equal up to float rounding (largest logit difference about 0.01 on the
-    synthetic valid split, a mask pixel in millions), 1.75x as fast there at 256 px on a CPU (the model
-    is small, the per-call overhead large), 1.3x at 448 px. Each object's own record in ``state`` is kept
-    as sam2 keeps it (views of the batched outputs), so an object added afterwards joins as in sam2.
+    synthetic valid split, a mask pixel in millions). It pays where the per-call overhead is large next to
+    the model (a small model on a CPU). On that split at 256 px: 1.31x as fast as the bare sam2 loop with
+    one thread (CPU time, ``benchmarks/bench_infer.py --split-videos 24``); the kit's whole run of the split
+    with two threads 1.75x as fast as the same run on sam2's loop (wall time), 1.3x at 448 px. Each
+    object's own record in ``state`` is kept as sam2 keeps it (views of the batched outputs), so an object
+    added afterwards joins as in sam2.
 
     Yields, like ``propagate_in_video``: ``(frame, object ids, mask logits (N, 1, h, w))``. (sam2's
     ``clear_non_cond_mem_around_input`` has nothing to clear here: an object's only annotated frame is the
