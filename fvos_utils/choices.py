@@ -97,6 +97,8 @@ class Record:
         kwargs = {}
         for field in dataclasses.fields(cls):
             key = _JSON_KEYS.get(field.name, field.name)
+            if key not in values and field.default is not dataclasses.MISSING:
+                continue  # a field added later, with its default: a record written before it still reads
             if key not in values:
                 raise DataError(source, f"missing {key!r} (a {cls.__name__} record)")
             kwargs[field.name] = _typed(values[key], field.type, source=source, key=key)
@@ -129,7 +131,7 @@ def _typed(value, annotation: str, *, source, key: str):
         return value
     if (base == "bool" and isinstance(value, bool)) or (base == "dict" and isinstance(value, dict)):
         return value
-    if base == "tuple[float, ...]" and isinstance(value, list) and all(
+    if base == "tuple[float, ...]" and isinstance(value, (list, tuple)) and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         return tuple(float(v) for v in value)
     raise DataError(source, f"{key!r} must be {annotation}, got {value!r}")
@@ -150,6 +152,12 @@ class EpochPick(Record):
     j_and_f: float
     j: float
     f: float
+    gain: float | None = None      # J&F change from the starting weights on valid (None: they are the pick)
+    gain_low: float | None = None  # its paired 95% interval
+    gain_high: float | None = None
+    starting_weights: str = ""     # the weights fine-tuning started from (weights_reference)
+    fine_tuned_weights: str = ""   # the best fine-tuned epoch on valid, picked or not ("" where none trained):
+    fine_tuned_label: str = ""     # what the paper's recipe uses (fvos_utils.ablation)
 
     @property
     def fine_tuned(self) -> bool:
@@ -175,6 +183,11 @@ class SigmoidPick(Record):
     j_and_f: float
     default_j_and_f: float | None  # the config's pair (20, -10) when it was searched
     tuned_on: str                  # the weights searched with (weights_reference)
+    gain: float | None = None      # J&F change from the config's pair on valid (None: it is the pick)
+    gain_low: float | None = None  # its paired 95% interval
+    gain_high: float | None = None
+    searched: tuple[float, ...] = ()  # (scale, bias) of the best pair other than the config's, () where none:
+                                      # claim 3's treatment and the paper's recipe (fvos_utils.ablation)
 
 
 @dataclass(frozen=True)
@@ -190,6 +203,11 @@ class KernelPick(Record):
     shape: str
     kernel: int
     j_and_f: float
+    gain: float | None = None      # J&F change from no filling on valid (None: no filling is the pick)
+    gain_low: float | None = None  # its paired 95% interval
+    gain_high: float | None = None
+    rival: str = ""                # claim 5's baseline: the best candidate other than the paper's kernel on
+                                   # valid, no filling included (a GapFilling name; "" where none was scored)
 
     @property
     def filling(self) -> GapFilling:
@@ -208,6 +226,13 @@ class ScaleSetPick(Record):
     name: str                  # a fvos_utils.fusion.SCALE_SETS name, or "scale<S>" for one scale
     scales: tuple[float, ...]
     j_and_f: float
+    gain: float | None = None       # J&F change from one pass at scale 1 on valid (None: that is the pick)
+    gain_low: float | None = None   # its paired 95% interval
+    gain_high: float | None = None
+    best_single: float | None = None  # the best single scale on valid (in the recipe's order)
+    largest_tried: float | None = None  # the largest single scale scored
+    soft_name: str = ""             # the best soft vote (not a candidate: the recipe votes hard) ...
+    soft_j_and_f: float | None = None  # ... and its J&F on valid
 
 
 # ------------------------------------------------------------------------------- what a step uses

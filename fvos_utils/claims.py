@@ -8,7 +8,14 @@ interval alone (:func:`verdict`):
 - *supported*: the interval lies on the side the claim predicts (above 0 for a gain);
 - *contradicted*: it lies on the other side;
 - *not resolved*: it covers 0. Half the interval's width is the smallest effect these videos could
-  have told from 0 (:attr:`Comparison.resolvable`), said beside every verdict.
+  have told from 0 (:attr:`Comparison.resolvable`), said beside every verdict;
+- *not tested*: the run's settings cannot test the claim, whatever the interval: a fine-tuning stage
+  trained for less than :data:`MIN_EPOCH_SHARE` of the paper's epochs (:data:`fvos_utils.train.PAPER_EPOCHS`)
+  tests no claim about that stage, and a claim whose chapter ran without the step (test-time transforms
+  not run) is not tested (:attr:`Comparison.untested` says why; the numbers are still shown).
+
+A claim whose choice was made on valid (3, 5, 6) is scored once more on the held-out test split (chapter
+06, :mod:`fvos_utils.ablation`); the scorecard shows both rows and the run's words follow the held-out one.
 
 Chapters record their comparisons (:func:`compare`, :func:`record`) in
 ``outputs/<run>/<chapter>/comparisons.json``; this module reads them back (:func:`read_run`) and never
@@ -32,7 +39,11 @@ from .io import DataError, read_json, write_json
 from .selection import DEFAULT_SIGMOID
 
 #: verdict words, in the order of the scorecard's legend
-SUPPORTED, CONTRADICTED, NOT_RESOLVED, NOT_RUN = "supported", "contradicted", "not resolved", "not run"
+SUPPORTED, CONTRADICTED, NOT_RESOLVED, NOT_TESTED, NOT_RUN = (
+    "supported", "contradicted", "not resolved", "not tested", "not run")
+#: a fine-tuning stage trained for less than this share of the paper's epochs cannot test a claim about it
+#: (the paper: 10 epochs of stage 1, 40 of stage 2; the demo's 2 and 1 test the machinery, not the claims)
+MIN_EPOCH_SHARE = 0.5
 #: what a claim predicts: a gain (the treatment scores higher) or no gain (it does not help)
 GAIN, NO_GAIN = "gain", "no gain"
 
@@ -95,6 +106,8 @@ class Comparison(choices.Record):
     ci_high: float
     chosen_here: bool        # something in it was picked on these same videos: its score is optimistic
     cost: float | None       # the treatment's compute over the baseline's, where they differ (fusion)
+    untested: str = ""       # why the run's settings cannot test its claim ("" where they can)
+    note: str = ""           # a sentence more, made from numbers beside it (e.g. kernel 2 the least harmful)
 
     @property
     def resolvable(self) -> float:
@@ -102,7 +115,7 @@ class Comparison(choices.Record):
         return (self.ci_high - self.ci_low) / 2
 
     def verdict(self, expects: str = GAIN) -> str:
-        return verdict(self.ci_low, self.ci_high, expects=expects)
+        return NOT_TESTED if self.untested else verdict(self.ci_low, self.ci_high, expects=expects)
 
     def describe(self) -> str:
         """One line: ``"<treatment> 0.6599 against <baseline> 0.6472: +0.013 (95% CI -0.005 to +0.030, within noise)"``."""
@@ -146,7 +159,8 @@ def _j_and_f(scores: Mapping) -> float:
 
 
 def compare(claim: str, treatment: str, treatment_scores: Mapping, baseline: str, baseline_scores: Mapping, *,
-            split: str, chosen_here: bool = False, cost: float | None = None) -> Comparison:
+            split: str, chosen_here: bool = False, cost: float | None = None, untested: str = "",
+            note: str = "") -> Comparison:
     """The comparison of two results scored on the same objects (:func:`fvos_utils.selection.scores_of`
     records or evaluator results), with the paired bootstrap interval over videos. Shown in chapters 02, 03, 04, 05, 06."""
     if claim and claim not in CLAIMS_BY_KEY:
@@ -154,7 +168,7 @@ def compare(claim: str, treatment: str, treatment_scores: Mapping, baseline: str
     change = paired_difference(baseline_scores, treatment_scores)
     return Comparison(claim, treatment, baseline, split, change.videos, _j_and_f(treatment_scores),
                       _j_and_f(baseline_scores), change.delta, change.ci_low, change.ci_high, bool(chosen_here),
-                      None if cost is None else float(cost))
+                      None if cost is None else float(cost), untested, note)
 
 
 def record(run: str, chapter: str, comparisons: Sequence[Comparison]):
@@ -185,42 +199,62 @@ def read_run(run: str) -> dict[str, list[Comparison]]:
     return {chapter: found for chapter in CHAPTERS if (found := read(run, chapter))}
 
 
-def final_comparisons(recipe: Mapping, held_out: HeldOutScores) -> list[Comparison]:
-    """The run's final numbers on the held-out test split: the full recipe (``recipe``, its scores on the
-    videos of ``held_out``) against the starting model (claim 8) and against the picked weights alone, and
-    the picked weights against the starting model; the last two only where the pick is not the starting
-    model itself. Shown in chapter 06."""
-    out = [compare("recipe", "the full recipe", recipe, "the starting model", held_out.starting, split="test")]
-    if held_out.picked_label != choices.STARTING_LABEL:
-        picked = f"the picked weights ({held_out.picked_label})"
-        out += [compare("", "the full recipe", recipe, f"{picked} alone", held_out.picked, split="test"),
-                compare("", picked, held_out.picked, "the starting model", held_out.starting, split="test")]
-    return out
-
-
 # ------------------------------------------------------------------------------------ the scorecard
 def _signed(value: float) -> str:
     return f"{value:+.3f}"
 
 
+#: why a claim whose chapter ran recorded no comparison: its chapter ran without the step it is about
+_NOT_IN_RUN = {"transforms": "the run's fusion used no test-time transform",
+               "recipe": "the run has no held-out split with ground truth to score the recipe on"}
+
+
+def _by_claim(comparisons: Mapping[str, Sequence[Comparison]]) -> dict[str, list[Comparison]]:
+    """``{claim key: its comparisons}``, valid before test."""
+    found: dict[str, list[Comparison]] = {}
+    for chapter in comparisons.values():
+        for c in chapter:
+            if c.claim:
+                found.setdefault(c.claim, []).append(c)
+    return {k: sorted(v, key=lambda c: c.split != "valid") for k, v in found.items()}
+
+
+def claim_verdicts(comparisons: Mapping[str, Sequence[Comparison]]) -> dict[str, tuple[str, Comparison | None]]:
+    """``{claim key: (verdict, the comparison it rests on)}`` for every claim of :data:`CLAIMS`: the held-out
+    test split's comparison where the claim has one, else its only one; :data:`NOT_TESTED` (no comparison)
+    where the claim's chapter ran without the step, :data:`NOT_RUN` where it did not run."""
+    found = _by_claim(comparisons)
+    out = {}
+    for claim in CLAIMS:
+        rows = found.get(claim.key, [])
+        if rows:
+            c = next((r for r in rows if r.split == "test"), rows[0])
+            out[claim.key] = (c.verdict(claim.expects), c)
+        else:
+            out[claim.key] = (NOT_TESTED if claim.chapter in comparisons else NOT_RUN, None)
+    return out
+
+
 def scorecard(comparisons: Mapping[str, Sequence[Comparison]]) -> pd.DataFrame:
-    """One row per claim of :data:`CLAIMS`: claim, paper section, treatment, baseline, J&F of both, dJ&F,
-    CI low, CI high, split, videos, verdict, and the smallest effect the videos could resolve. A claim no
-    chapter tested says :data:`NOT_RUN`. ``comparisons``: :func:`read_run`. Shown in chapter 07."""
-    found = {c.claim: c for chapter in comparisons.values() for c in chapter if c.claim}
+    """One row per claim of :data:`CLAIMS` and split it was scored on (a claim chosen on valid and confirmed
+    on test has both rows, valid first): claim, paper section, treatment, baseline, J&F of both, dJ&F, CI low,
+    CI high, split, videos, verdict, and the smallest effect the videos could resolve. A claim with no
+    comparison says :data:`NOT_RUN` (its chapter did not run) or :data:`NOT_TESTED` (it ran without the
+    step). ``comparisons``: :func:`read_run`. Shown in chapter 07."""
+    found = _by_claim(comparisons)
     rows = []
     for claim in CLAIMS:
-        c = found.get(claim.key)
-        row = {"claim": f"({claim.label}) {claim.text}", "paper section": claim.section,
-               "treatment": c.treatment if c else claim.treatment, "baseline": c.baseline if c else claim.baseline}
-        if c is None:
-            row.update({"J&F": None, "baseline J&F": None, "dJ&F": None, "CI low": None, "CI high": None,
-                        "split": claim.split, "videos": None, "verdict": NOT_RUN, "resolvable": None})
-        else:
-            row.update({"J&F": c.j_and_f, "baseline J&F": c.baseline_j_and_f, "dJ&F": c.delta, "CI low": c.ci_low,
-                        "CI high": c.ci_high, "split": c.split + (" (chosen here)" if c.chosen_here else ""),
-                        "videos": c.videos, "verdict": c.verdict(claim.expects), "resolvable": c.resolvable})
-        rows.append(row)
+        head = {"claim": f"({claim.label}) {claim.text}", "paper section": claim.section}
+        if claim.key not in found:
+            rows.append({**head, "treatment": claim.treatment, "baseline": claim.baseline, "J&F": None,
+                         "baseline J&F": None, "dJ&F": None, "CI low": None, "CI high": None, "split": claim.split,
+                         "videos": None, "verdict": NOT_TESTED if claim.chapter in comparisons else NOT_RUN,
+                         "resolvable": None})
+        for c in found.get(claim.key, []):
+            rows.append({**head, "treatment": c.treatment, "baseline": c.baseline, "J&F": c.j_and_f,
+                         "baseline J&F": c.baseline_j_and_f, "dJ&F": c.delta, "CI low": c.ci_low, "CI high": c.ci_high,
+                         "split": c.split + (" (chosen here)" if c.chosen_here else ""), "videos": c.videos,
+                         "verdict": c.verdict(claim.expects), "resolvable": c.resolvable})
     table = pd.DataFrame(rows)
     table["videos"] = table["videos"].astype("Int64")
     return table
@@ -231,33 +265,60 @@ def scorecard(comparisons: Mapping[str, Sequence[Comparison]]) -> pd.DataFrame:
 FINAL_CHAPTER = "06_multiscale_fusion"
 
 
+def final_comparisons(comparisons: Mapping[str, Sequence[Comparison]]) -> list[Comparison]:
+    """The run's final numbers: chapter 06's comparisons on the held-out test split of the recipe itself
+    (claim 8, and the recipe against the picked weights alone where they are fine-tuned)."""
+    return [c for c in comparisons.get(FINAL_CHAPTER, []) if c.split == "test" and c.claim in ("recipe", "")]
+
+
 def final_table(comparisons: Mapping[str, Sequence[Comparison]]) -> pd.DataFrame:
-    """The run's final numbers: every comparison recorded on the held-out test split by chapter 06 (the
-    full recipe, the picked weights and the starting model, pair by pair); empty where none was.
-    Shown in chapter 07."""
+    """:func:`final_comparisons` as a table; empty where none was recorded. Shown in chapter 07."""
     rows = [{"treatment": c.treatment, "baseline": c.baseline, "J&F": c.j_and_f, "baseline J&F": c.baseline_j_and_f,
              "dJ&F": c.delta, "CI low": c.ci_low, "CI high": c.ci_high, "videos": c.videos,
-             "verdict": c.verdict()} for c in comparisons.get(FINAL_CHAPTER, []) if c.split == "test"]
+             "interval": interval_words(c)} for c in final_comparisons(comparisons)]
     return pd.DataFrame(rows, columns=["treatment", "baseline", "J&F", "baseline J&F", "dJ&F", "CI low", "CI high",
-                                       "videos", "verdict"]).astype({"videos": "Int64"})
+                                       "videos", "interval"]).astype({"videos": "Int64"})
+
+
+def final_caption(table: pd.DataFrame) -> str:
+    """The caption of :func:`final_table`, naming the rows it has. Shown in chapter 07."""
+    pairs = [f"{t} against {b}" for t, b in zip(table["treatment"], table["baseline"])]
+    return f"The run's final numbers on the held-out test split: {listed(pairs)}" if pairs else \
+        "The run's final numbers on the held-out test split: none recorded"
 
 
 def comparison_table(comparisons: Mapping[str, Sequence[Comparison]]) -> pd.DataFrame:
-    """Every comparison of the run, one row each in chapter order, grouped by the videos it was scored on
+    """Every distinct comparison of the run, one row each in chapter order, grouped by the videos it was scored on
     (split, count): the claim it tests, treatment, baseline (each row names its own), J&F of both, dJ&F,
     its interval and what the interval says. Shown in chapter 07."""
     rows = [{"scored on": f"{c.videos} {_SPLIT_WORDS.get(c.split, c.split)} videos",
              "claim": CLAIMS_BY_KEY[c.claim].label if c.claim else "", "treatment": c.treatment, "baseline": c.baseline,
              "J&F": c.j_and_f, "baseline J&F": c.baseline_j_and_f, "dJ&F": c.delta, "CI low": c.ci_low,
-             "CI high": c.ci_high, "interval": _interval_words(c)}
+             "CI high": c.ci_high, "interval": interval_words(c)}
             for found in comparisons.values() for c in found]
     table = pd.DataFrame(rows, columns=["scored on", "claim", "treatment", "baseline", "J&F", "baseline J&F",
                                         "dJ&F", "CI low", "CI high", "interval"])
+    # a comparison two chapters recorded alike (chapter 03 repeats chapter 02's when stage 2 adds no better
+    # epoch) is one row
+    table = table.drop_duplicates(ignore_index=True)
     return table.sort_values("scored on", kind="stable").reset_index(drop=True)
 
 
-def _interval_words(c: Comparison) -> str:
+def interval_words(c) -> str:
+    """What a comparison's interval says: "within noise" (it covers 0), "above 0" or "below 0"."""
     return "within noise" if c.ci_low <= 0.0 <= c.ci_high else "above 0" if c.ci_low > 0 else "below 0"
+
+
+def epochs_untested(claim: str, trained: Mapping[int, int], paper: Mapping[int, int]) -> str:
+    """Why ``claim`` (``"finetune"`` or ``"stage2"``) cannot be tested with ``trained`` epochs per stage against
+    the paper's ``paper`` ({stage: epochs}), or "" where every stage it is about trained at least
+    :data:`MIN_EPOCH_SHARE` of the paper's epochs. Shown in chapter 03."""
+    short = [f"stage {k} trained {trained.get(k, 0)} of the paper's {paper[k]} epochs" for k in sorted(paper)
+             if trained.get(k, 0) < MIN_EPOCH_SHARE * paper[k]]
+    if not short:
+        return ""
+    return (f"{listed(short)}, under the {MIN_EPOCH_SHARE:.0%} the kit requires to test a claim about "
+            f"{'the two stages' if claim == 'finetune' else 'stage 2'}")
 
 
 # ------------------------------------------------------------------------------------ closing words
@@ -272,9 +333,11 @@ def sentence(c: Comparison) -> str:
     found = c.verdict(expects)
     interval = f"dJ&F {_signed(c.delta)} (95% CI {_signed(c.ci_low)} to {_signed(c.ci_high)})"
     head = f"**Claim {claim.label} ({claim.text[0].lower()}{claim.text[1:]}): {found}.** " if claim else ""
+    if found == NOT_TESTED:
+        head += f"The run cannot test it: {c.untested}. "
     words = (f"{head}On {c.videos} {_SPLIT_WORDS.get(c.split, c.split)} videos, {c.treatment} scores "
              f"{c.j_and_f:.3f} J&F against {c.baseline_j_and_f:.3f} for {c.baseline}: {interval}. ")
-    if found == NOT_RESOLVED:
+    if c.ci_low <= 0.0 <= c.ci_high:
         words += (f"The interval covers 0: these videos cannot tell the two apart (within noise); they could "
                   f"resolve only effects larger than about {c.resolvable:.3f}.")
     elif (c.ci_low > 0) == (expects == GAIN):
@@ -287,36 +350,66 @@ def sentence(c: Comparison) -> str:
         words += f" It costs {c.cost:.1f}x the compute of {c.baseline}."
     if c.chosen_here:
         words += " One side was picked on these same videos, so its score is optimistic."
+    if c.note:
+        words += f" {c.note}"
     return words
 
 
+def gain_words(pick, nothing: str) -> str:
+    """A pick's change from doing nothing on valid (its ``gain`` fields), in words: ``"dJ&F +0.005 against
+    SAM 2's pair, 95% CI +0.001 to +0.009"``, with "within noise" where the interval covers 0; "" where the
+    record has no interval."""
+    if pick.gain is None or pick.gain_low is None or pick.gain_high is None:
+        return ""
+    noise = ": within noise" if pick.gain_low <= 0.0 <= pick.gain_high else ""
+    return (f"; dJ&F {_signed(pick.gain)} against {nothing}, 95% CI {_signed(pick.gain_low)} to "
+            f"{_signed(pick.gain_high)}{noise}")
+
+
 def pick_sentence(run: str, chapter: str) -> str | None:
-    """What ``chapter``'s pick (:mod:`fvos_utils.choices`) chose for the recipe, in words; None where the
-    chapter makes no pick or has not recorded one."""
+    """What ``chapter``'s pick (:mod:`fvos_utils.choices`) chose for the recipe, in words, with its change
+    from doing nothing on valid ("within noise" where its interval covers 0); None where the chapter makes no
+    pick or has not recorded one."""
     if chapter == choices.EpochPick.chapter and (pick := choices.EpochPick.read(run)):
         if not pick.fine_tuned:
             return ("**The pick: the starting weights.** No fine-tuned epoch scored above them on valid, so the "
                     f"recipe does not use fine-tuning (J&F {pick.j_and_f:.3f}).")
-        return f"**The pick: {pick.label}** (J&F {pick.j_and_f:.3f} on valid); the later chapters and the recipe use it."
+        return (f"**The pick: {pick.label}** (J&F {pick.j_and_f:.3f} on valid"
+                f"{gain_words(pick, 'the starting weights')}); the later chapters and the recipe use it.")
     if chapter == choices.SigmoidPick.chapter and (pick := choices.SigmoidPick.read(run)):
         if (pick.scale, pick.bias) == DEFAULT_SIGMOID:
             return ("**The pick: SAM 2's default pair 20 / -10.** No searched pair scored above it on valid, so the "
                     "recipe keeps the default.")
-        return (f"**The pick: scale {pick.scale:g}, bias {pick.bias:g}** (J&F {pick.j_and_f:.3f} on valid, the "
-                f"default {pick.default_j_and_f:.3f}); the later chapters and the recipe use it on these weights.")
+        return (f"**The pick: scale {pick.scale:g}, bias {pick.bias:g}** (J&F {pick.j_and_f:.3f} on valid"
+                f"{gain_words(pick, 'the default pair')}); the later chapters and the recipe use it on these weights.")
     if chapter == choices.KernelPick.chapter and (pick := choices.KernelPick.read(run)):
         if not pick.filling.fills:
             return ("**The pick: no gap filling.** No kernel scored above leaving the predictions as they are on "
                     "valid, so the recipe skips the step.")
         return (f"**The pick: the {pick.method} rule, {pick.shape} kernel {pick.kernel}** (J&F {pick.j_and_f:.3f} "
-                f"on valid); the recipe fills every pass with it.")
+                f"on valid{gain_words(pick, 'no filling')}); the recipe fills every pass with it.")
     if chapter == choices.ScaleSetPick.chapter and (pick := choices.ScaleSetPick.read(run)):
-        if len(pick.scales) == 1:
-            return (f"**The pick: one pass at scale {pick.scales[0]:g}, no voting.** No fused set scored above the "
-                    f"best single scale on valid (J&F {pick.j_and_f:.3f}).")
-        return (f"**The pick: {pick.name}** ({len(pick.scales)} scales, hard vote; J&F {pick.j_and_f:.3f} on valid); "
-                "the recipe fuses these scales.")
+        return _scale_set_sentence(pick)
     return None
+
+
+def _scale_set_sentence(pick: choices.ScaleSetPick) -> str:
+    if len(pick.scales) == 1:
+        words = (f"**The pick: one pass at scale {pick.scales[0]:g}, no voting.** Among the candidates, every single "
+                 f"scale and every scale set hard-voted in the recipe's order, none scored above this scale on "
+                 f"valid (J&F {pick.j_and_f:.3f}{gain_words(pick, 'scale 1')}).")
+    else:
+        words = (f"**The pick: {pick.name}** ({len(pick.scales)} scales, hard vote; J&F {pick.j_and_f:.3f} on valid"
+                 f"{gain_words(pick, 'scale 1')}); the recipe fuses these scales. The candidates were every single "
+                 "scale and every scale set hard-voted in the recipe's order.")
+    if pick.soft_name and pick.soft_j_and_f is not None:
+        relation = "above" if pick.soft_j_and_f > pick.j_and_f else "not above"
+        words += (f" Soft voting is not a candidate (the recipe votes hard, as the paper does): its best, "
+                  f"{pick.soft_name}, scored {pick.soft_j_and_f:.3f}, {relation} the pick.")
+    if pick.best_single is not None and pick.largest_tried is not None and pick.best_single >= pick.largest_tried:
+        words += (f" The best single scale, {pick.best_single:g}, is the largest tried: J&F may rise further "
+                  "beyond the grid.")
+    return words
 
 
 def conclusion(run: str, chapter: str) -> str:
@@ -352,43 +445,54 @@ def recipe_words(run: str) -> str | None:
     return ", ".join(parts) if parts else None
 
 
-def _listed(items: Sequence[str]) -> str:
-    """``"a"``, ``"a and b"``, ``"a, b and c"``."""
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+def listed(items: Sequence[str], conjunction: str = "and") -> str:
+    """``"a"``, ``"a and b"``, ``"a, b and c"`` (or another ``conjunction``)."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
 
 
-def in_words(run: str, comparisons: Mapping[str, Sequence[Comparison]]) -> str:
+def in_words(run: str, comparisons: Mapping[str, Sequence[Comparison]], *, credit: str | None = None) -> str:
     """The run's verdict in a few plain sentences (Markdown): which of the paper's claims it supports,
-    contradicts or cannot resolve, the recipe it picked on valid (:func:`recipe_words`), and that recipe on
-    the held-out test split against the starting model (the README's results open with it).
-    ``comparisons``: :func:`read_run`. Shown in chapter 07."""
-    card = scorecard(comparisons)
-    numbers = {found: [claim.label for claim, v in zip(CLAIMS, card["verdict"]) if v == found]
-               for found in (SUPPORTED, CONTRADICTED, NOT_RESOLVED, NOT_RUN)}
-    verbs = {SUPPORTED: "supports", CONTRADICTED: "contradicts", NOT_RESOLVED: "cannot resolve"}
-    found = [f"{verbs[v]} {_listed(numbers[v])}" for v in verbs if numbers[v]]
+    contradicts, cannot resolve or cannot test (a claim confirmed on test by its held-out row), the recipe
+    it picked on valid (:func:`recipe_words`), that recipe on the held-out test split against the starting
+    model, and what its gain comes from (``credit``: :func:`fvos_utils.ablation.credit_words` of the run's
+    ablation). The README's results open with it. ``comparisons``: :func:`read_run`. Shown in chapter 07."""
+    verdicts = claim_verdicts(comparisons)
+    numbers = {found: [claim.label for claim in CLAIMS if verdicts[claim.key][0] == found]
+               for found in (SUPPORTED, CONTRADICTED, NOT_RESOLVED, NOT_TESTED, NOT_RUN)}
+    verbs = {SUPPORTED: "supports", CONTRADICTED: "contradicts", NOT_RESOLVED: "cannot resolve",
+             NOT_TESTED: "does not test"}
+    found = [f"{verbs[v]} {listed(numbers[v])}" for v in verbs if numbers[v]]
     main = sum(1 for claim in CLAIMS if claim.label.isdigit())
     if not found:
-        verdicts = "this run tested none of them."
+        said = "this run tested none of them."
     else:
-        untested = f"; {_listed(numbers[NOT_RUN])} did not run" if numbers[NOT_RUN] else ""
-        verdicts = f"this run {'; '.join(found)}{untested}."
-    words = [f"**In words.** Of the paper's {main} claims (6b, the same vote against scale 1, shown beside 6), {verdicts}"]
+        untested = f"; {listed(numbers[NOT_RUN])} did not run" if numbers[NOT_RUN] else ""
+        said = f"this run {'; '.join(found)}{untested}."
+    words = [f"**In words.** Of the paper's {main} claims (6b, the same vote against scale 1, shown beside 6), {said}"]
+    if any(c is not None and c.split == "test" and len(_by_claim(comparisons)[key]) > 1
+           for key, (_, c) in verdicts.items()):
+        words.append("A claim chosen on valid and scored again on held-out test is judged by its test row.")
     if numbers[NOT_RESOLVED]:
         words.append("A claim it cannot resolve is one whose videos could not tell the change from none, in either "
                      "direction.")
+    reasons = [f"{CLAIMS_BY_KEY[key].label}: {c.untested if c is not None else _NOT_IN_RUN.get(key, 'its step did not run')}"
+               for key, (v, c) in verdicts.items() if v == NOT_TESTED]
+    if reasons:
+        words.append(f"Not tested ({'; '.join(reasons)}).")
     if recipe := recipe_words(run):
         words.append(f"The recipe picked on valid: {recipe}.")
     final = next((c for c in comparisons.get(FINAL_CHAPTER, []) if c.claim == "recipe"), None)
     if final is not None:
         words.append(f"On {final.videos} held-out test videos, which no choice saw, it scores {final.j_and_f:.3f} J&F "
                      f"against {final.baseline_j_and_f:.3f} for {final.baseline} (dJ&F {_signed(final.delta)}, 95% CI "
-                     f"{_signed(final.ci_low)} to {_signed(final.ci_high)}: {_interval_words(final)}).")
+                     f"{_signed(final.ci_low)} to {_signed(final.ci_high)}: {interval_words(final)}).")
+    if credit:
+        words.append(f"Step by step on the same videos (the ablation): {credit[0].lower()}{credit[1:]}")
     return " ".join(words)
 
 
 #: marker colours of the verdicts in :func:`scorecard_figure`
-VERDICT_COLOURS = {SUPPORTED: "#1b7837", CONTRADICTED: "#b2182b", NOT_RESOLVED: "0.45"}
+VERDICT_COLOURS = {SUPPORTED: "#1b7837", CONTRADICTED: "#b2182b", NOT_RESOLVED: "0.45", NOT_TESTED: "#c7a252"}
 
 
 def scorecard_figure(card: pd.DataFrame, *, title: str = "The paper's claims on this run"):
@@ -401,17 +505,17 @@ def scorecard_figure(card: pd.DataFrame, *, title: str = "The paper's claims on 
     fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(card) + 1.4))
     ax.axvline(0, color="0.6", linewidth=0.8)
     rows = card.to_dict(orient="records")
-    tested = [r for r in rows if r["verdict"] != NOT_RUN]
-    reach = max([abs(r[end]) for r in tested for end in ("CI low", "CI high")] + [0.01]) * 1.15
+    scored = [r for r in rows if not pd.isna(r["dJ&F"])]
+    reach = max([abs(r[end]) for r in scored for end in ("CI low", "CI high")] + [0.01]) * 1.15
     for y, row in enumerate(rows):
-        if row["verdict"] == NOT_RUN:
-            ax.text(0, y, "not run", ha="center", va="center", fontsize="small", color="0.45",
+        if pd.isna(row["dJ&F"]):  # no comparison: the verdict (not run, not tested) in place of a point
+            ax.text(0, y, row["verdict"], ha="center", va="center", fontsize="small", color="0.45",
                     bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
             continue
         ax.errorbar(row["dJ&F"], y, xerr=[[row["dJ&F"] - row["CI low"]], [row["CI high"] - row["dJ&F"]]], fmt="o",
                     color=VERDICT_COLOURS[row["verdict"]], capsize=3)
     ax.set_yticks(range(len(rows)), [f"{r['claim']}\nvs {r['baseline']}; {r['split']}, {r['videos']} videos"
-                                     if r["verdict"] != NOT_RUN else r["claim"] for r in rows], fontsize="small")
+                                     if not pd.isna(r["dJ&F"]) else r["claim"] for r in rows], fontsize="small")
     ax.set_ylim(len(rows) - 0.5, -0.5)  # the first claim on top
     ax.set_xlim(-reach, reach)
     ax.set_xlabel("dJ&F, the change from the claim's baseline (95% CI)")

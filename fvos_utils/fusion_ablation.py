@@ -26,7 +26,7 @@ from .choices import ScaleSetPick
 from .evaluate import paired_difference
 from .figures import label_points
 from .paths import resolve
-from .postprocess import GapFilling
+from .postprocess import PAPER_FILLING, GapFilling
 from .progress import progress_bar
 from .recipe import Pass, fuse_folders
 from .scoring import score_folder, summary
@@ -93,7 +93,7 @@ def score_variants(pass_dirs: Mapping[Pass, str | os.PathLike], gt_dir: str | os
                     work_dir: str | os.PathLike, variants: Sequence[FusionVariant], *,
                     scale_sets: Mapping[str, Sequence[float]] = fusion.SCALE_SETS,
                     transform_sets: Mapping[str, Sequence[str]] = fusion.TRANSFORM_SETS,
-                    filling: GapFilling = GapFilling("paper", "square", 2), videos: Sequence[str] | None = None,
+                    filling: GapFilling = PAPER_FILLING, videos: Sequence[str] | None = None,
                     tags: str | os.PathLike | Mapping | None = None, progress: bool = True) -> dict[FusionVariant, dict]:
     """Fuse, fill and score every variant; returns ``{variant: evaluator result}``. Shown in chapter 06.
 
@@ -370,7 +370,9 @@ def scale_set_pick(results: Mapping[FusionVariant, dict], scale_sets: Mapping[st
     """Chapter 06's choice for the recipe: the best of every single scale (``single_scales``:
     :func:`score_single_scales`) and every scale set voted in the recipe's order (:func:`recipe_filling`,
     hard voting, no transform), on valid; on a tie the fewer passes (a single scale first: voting must
-    beat doing without it), then the first. Shown in chapter 06."""
+    beat doing without it), then the first. The record also holds the pick's change from scale 1 (95%
+    interval), the best single scale, the largest scale tried and the best soft vote (not a candidate:
+    the recipe votes hard, as the paper does). Shown in chapter 06."""
     order = recipe_filling(filling)
     candidates = [(f"scale{p.scale:g}", (p.scale,), single_scales[p]) for p in single_scales]
     candidates += [(v.scales, tuple(float(s) for s in scale_sets[v.scales]), r) for v, r in results.items()
@@ -378,7 +380,18 @@ def scale_set_pick(results: Mapping[FusionVariant, dict], scale_sets: Mapping[st
     if not candidates:
         raise ValueError(f"no single scale and no hard-voted variant with gap filling {order!r} among the results")
     name, scales, best = max(candidates, key=lambda c: (c[2]["global"]["J&F"], -len(c[1]), -candidates.index(c)))
-    return ScaleSetPick(name, scales, float(best["global"]["J&F"]))
+    one = single_scales.get(Pass(1.0, "identity"))
+    gain = paired_difference(one, best) if one is not None and scales != (1.0,) else None
+    best_single = max(single_scales, key=lambda p: (single_scales[p]["global"]["J&F"], -p.scale)) if single_scales else None
+    soft = [v for v in results if v.fusion == "soft" and v.transforms == "identity" and len(scale_sets[v.scales]) > 1]
+    top_soft = max(soft, key=lambda v: (results[v]["global"]["J&F"], -soft.index(v))) if soft else None
+    return ScaleSetPick(name, scales, float(best["global"]["J&F"]),
+                        *((gain.delta, gain.ci_low, gain.ci_high) if gain else (None, None, None)),
+                        best_single=best_single.scale if best_single else None,
+                        largest_tried=max(p.scale for p in single_scales) if single_scales else None,
+                        soft_name=(f"{top_soft.scales} soft vote" + (", filled after" if top_soft.filling == "after" else ""))
+                        if top_soft else "",
+                        soft_j_and_f=float(results[top_soft]["global"]["J&F"]) if top_soft else None)
 
 
 def _seconds(scales: Sequence[float], transforms: Sequence[str], per_scale: Mapping[float, float]) -> float:

@@ -380,6 +380,18 @@ def predict_video(predictor, frames: Frames, prompts: Prompts, *, mode: str = DE
     return VideoPrediction(labels, probs, prop.object_ids, prop.seconds)
 
 
+def speed_words(seconds: dict[str, float], *, runs: int) -> str:
+    """How fast ``joint`` ran against ``separate`` (``seconds``: each mode's time on the same clip, the best of
+    ``runs`` runs), in words made from the two times. Shown in chapter 01."""
+    ratio = seconds["separate"] / seconds["joint"]
+    how = f"the best of {runs} runs each" if runs > 1 else "one run each, so a busy machine can move it"
+    if ratio > 1:
+        return f"joint ran {ratio:.2f}x as fast as separate here ({how})"
+    if ratio < 1:
+        return f"joint ran slower than separate here, {ratio:.2f}x as fast ({how})"
+    return f"joint and separate took the same time here ({how})"
+
+
 # -------------------------------------------------------------------------- what "scale" must mean
 def _resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.BICUBIC))
@@ -778,6 +790,65 @@ def run_split(spec: models.PredictorSpec, data_root: str | os.PathLike, out_dir:
         rank, outcome = results.get()
         summaries[rank] = outcome
     return summaries[0]
+
+
+# -------------------------------------------------------------------------------- passes side by side
+#: the predictor a worker of :func:`run_passes_side_by_side` built last (a worker runs one model at a time)
+_WORKER_PREDICTOR: dict = {}
+
+
+def _side_by_side_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _run_pass(spec: models.PredictorSpec, data_root: str, out_dir: str, options: dict) -> dict:
+    """One pass in a worker of :func:`run_passes_side_by_side`, on the CPU, reusing the worker's predictor
+    where the spec is the same."""
+    predictor = _WORKER_PREDICTOR.get(spec)
+    if predictor is None:
+        _WORKER_PREDICTOR.clear()
+        predictor = _WORKER_PREDICTOR[spec] = spec.build("cpu")
+    return run_dataset(predictor, data_root, out_dir, model=spec.model, weights=spec.weights, **options)
+
+
+def side_by_side_workers(device: str | None = None) -> int:
+    """How many passes :func:`run_passes_side_by_side` runs at once: on a CPU, one per torch thread of this
+    process (each pass on one thread); 1 where a GPU runs them (its passes shard videos over the GPUs
+    instead: :func:`run_split`)."""
+    if torch.cuda.is_available() and (device is None or str(device).startswith("cuda")):
+        return 1
+    return max(1, torch.get_num_threads())
+
+
+def run_passes_side_by_side(jobs: Sequence[tuple[models.PredictorSpec, str | os.PathLike, dict]],
+                            data_root: str | os.PathLike, *, workers: int | None = None, device: str | None = None,
+                            processes: int | None = None, **options) -> list[dict]:
+    """Several passes over the same split, each ``(spec, out_dir, its own options)``: :func:`run_dataset`'s
+    summaries in ``jobs`` order. Shown in chapter 06.
+
+    On a CPU a small model keeps one thread busy far better than two (most of a frame's time is the many
+    small calls of SAM 2's modules, which run one after another), so the passes run side by side in
+    ``workers`` processes of one thread each (default :func:`side_by_side_workers`: this process's torch
+    threads), the largest images first. Each pass writes its own folder exactly as :func:`run_split` would,
+    and a pass gives the same files whatever the number of threads (``benchmarks/bench_infer.py`` checks
+    it, byte for byte). With one worker (or on a GPU), the passes run one after another through
+    :func:`run_split` (``processes``: its GPU shards). ``options``: :func:`run_dataset`'s keywords common to
+    every pass.
+    """
+    workers = side_by_side_workers(device) if workers is None else int(workers)
+    if workers <= 1 or len(jobs) <= 1:
+        return [run_split(spec, data_root, out_dir, device=device, processes=processes, **options, **own)
+                for spec, out_dir, own in jobs]
+    import concurrent.futures
+    import multiprocessing
+
+    order = sorted(range(len(jobs)), key=lambda i: -jobs[i][0].scale)  # the longest passes first
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
+                                                initializer=_side_by_side_worker, initargs=(1,)) as pool:
+        futures = {i: pool.submit(_run_pass, jobs[i][0], str(data_root), str(jobs[i][1]), {**options, **jobs[i][2]})
+                   for i in order}
+        return [futures[i].result() for i in range(len(jobs))]
 
 
 # ------------------------------------------------------------------------------------ command line

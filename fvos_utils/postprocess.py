@@ -340,6 +340,12 @@ class GapFilling:
         return cls(found["method"], found["shape"], int(found["kernel"]))
 
 
+#: the paper's gap filling (section 2.2): its rule with a square kernel of 2, the setting the recipe falls back on
+PAPER_FILLING = GapFilling("paper", "square", 2)
+#: doing nothing: a kernel of 0 adds no pixel (the baseline of every gap-filling comparison)
+NO_FILLING = GapFilling("paper", "square", 0)
+
+
 def gap_filling_variants(kernel_sizes: Sequence[int], shapes: Sequence[str] = SHAPES,
                          methods: Sequence[str] = ("paper",)) -> list[GapFilling]:
     """Every (method, shape, kernel size) combination, in that nesting order; ``expand_labels`` grows by

@@ -14,9 +14,9 @@
 5. **Checked zip**: :func:`fvos_utils.selection.write_submission` checks every frame against the split
    (names, sizes, palette) before writing the server's zip.
 
-:func:`apply_recipe` does steps 2-4 for given settings, :func:`run_recipe` adds step 5 and
-:func:`score_recipe` scores a split with ground truth instead; :func:`settings_for_run` gathers the settings a
-run chose (chapters 03-06) with the same fallbacks as the chapters; the command line does both.
+:func:`apply_recipe` does steps 2-4 for given settings and :func:`run_recipe` adds step 5 (a split with
+ground truth is scored step by step by :mod:`fvos_utils.ablation` instead); :func:`settings_for_run` gathers
+the settings a run chose (chapters 03-06) with the same fallbacks as the chapters; the command line does both.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from typing import Sequence
 
 import torch
 
-from . import choices, datasets, evaluate, fusion, infer, locks, models, postprocess, provenance, selection
+from . import choices, fusion, infer, locks, models, postprocess, provenance, selection
 from .choices import ModelChoice
 from .io import DataError, file_in_the_way
 from .paths import resolve
@@ -70,32 +70,30 @@ def passes_for(scales: Sequence[float], transforms: Sequence[str] = ("identity",
 def run_passes(choice: ModelChoice, data_root: str | os.PathLike, work_dir: str | os.PathLike,
                passes: Sequence[Pass], *, split: str | None = "valid", videos: Sequence[str] | None = None,
                seed: int = 0, device: str | None = None, processes: int | None = None, resume: bool = False,
-               progress: bool = True) -> dict[Pass, dict]:
+               progress: bool = True, workers: int | None = None) -> dict[Pass, dict]:
     """Step 2: run every pass (joint propagation, probabilities saved) into ``work_dir/<pass.name>/``.
     Shown in chapter 06.
 
-    Each pass's videos are sharded over ``processes`` (:func:`fvos_utils.infer.run_split`; default: every
-    visible GPU; with one process, one predictor is built per scale). Folders are recomputed each call
-    (timings must be fresh), unless ``resume``: then videos already done are kept (a killed run loses only
-    the videos in progress).
+    On a CPU the passes run side by side, one thread each (``workers``,
+    :func:`fvos_utils.infer.run_passes_side_by_side`); on GPUs one after another, each pass's videos sharded
+    over ``processes`` (:func:`fvos_utils.infer.run_split`; default: every visible GPU). Folders are
+    recomputed each call (timings must be fresh), unless ``resume``: then videos already done are kept (a
+    killed run loses only the videos in progress).
 
     Returns:
         ``{pass: run_dataset summary + "folder" + "seconds_per_frame"}`` (propagation time only, summed over
-        the processes).
+        the processes; on a CPU with several workers, each pass's time on its one thread).
     """
     work_dir = resolve(work_dir)
-    processes = infer.inference_processes(device) if processes is None else processes
+    jobs = [(choice.spec(scale=one.scale, seed=seed), work_dir / one.name, {"transform": one.transform})
+            for one in passes]
+    summaries = infer.run_passes_side_by_side(jobs, data_root, workers=workers, device=device, processes=processes,
+                                              split=split, videos=videos, save_probs=True, overwrite=not resume,
+                                              progress=progress)
     out = {}
-    for scale in dict.fromkeys(p.scale for p in passes):
-        spec = choice.spec(scale=scale, seed=seed)
-        predictor = spec.build(device) if processes == 1 else None
-        for one in (p for p in passes if p.scale == scale):
-            folder = work_dir / one.name
-            done = infer.run_split(spec, data_root, folder, predictor=predictor, processes=processes, device=device,
-                                   split=split, videos=videos, transform=one.transform, save_probs=True,
-                                   overwrite=not resume, progress=progress)
-            total = done["total"]
-            out[one] = {**done, "folder": folder, "seconds_per_frame": total["seconds"] / max(total["frames"], 1)}
+    for one, (_, folder, _), done in zip(passes, jobs, summaries):
+        total = done["total"]
+        out[one] = {**done, "folder": folder, "seconds_per_frame": total["seconds"] / max(total["frames"], 1)}
     return out
 
 
@@ -158,7 +156,13 @@ def apply_recipe(settings: RecipeSettings, data_root: str | os.PathLike, work_di
                     for p in passes]
         else:
             maps = [runs[p]["folder"] for p in passes]
-        return maps[0] if len(maps) == 1 else fuse_folders(maps, work_dir / "fused", "hard")
+        return voted(maps, work_dir / "fused")
+
+
+def voted(label_dirs: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """Step 4 on the (filled) passes' label folders: one folder is used as it is (one scale, no vote),
+    several are hard-voted into ``out`` (the first breaks ties). Returns the recipe's label folder."""
+    return resolve(label_dirs[0]) if len(label_dirs) == 1 else fuse_folders(label_dirs, out, "hard")
 
 
 def run_recipe(settings: RecipeSettings, server_root: str | os.PathLike, work_dir: str | os.PathLike,
@@ -173,16 +177,6 @@ def run_recipe(settings: RecipeSettings, server_root: str | os.PathLike, work_di
         labels = apply_recipe(settings, server_root, work_dir, split=split, seed=seed, device=device,
                               processes=processes, overwrite=overwrite, progress=progress)
         return selection.write_submission(labels, server_root, zip_path, split=split)
-
-
-def score_recipe(settings: RecipeSettings, split: datasets.ValidationSplit, work_dir: str | os.PathLike, *,
-                 seed: int = 0, device: str | None = None, processes: int | None = None) -> dict:
-    """The recipe on a held-out split with ground truth (the synthetic test split), every pass run afresh
-    (a chapter's settings may have changed since the folder was written), scored:
-    :func:`fvos_utils.selection.scores_of` record (``"J&F"``, ``"J"``, ``"F"``, ``"objects"``). Shown in chapter 06."""
-    labels = apply_recipe(settings, split.root, work_dir, split=split.name, videos=split.videos, seed=seed,
-                          device=device, processes=processes, overwrite=True, progress=False)
-    return selection.scores_of(evaluate.evaluate(split.gt_dir, labels, videos=split.videos, progress=False))
 
 
 def _check_zip_path(zip_path: Path) -> None:

@@ -173,11 +173,17 @@ def pick_epoch(run: str, scores_by_stage: dict[int, Sequence[dict]], *, start_we
     """Chapter 03's pick: the best of the starting weights (``start_weights``, scored ``start``) and every
     epoch of every stage (:func:`score_epochs` results); the starting weights win a tie (doing nothing must
     be beaten), then the earlier stage and epoch. Shown in chapter 03."""
-    stage, best = best_epoch(scores_by_stage)
+    tuned_stage, tuned = best_epoch(scores_by_stage)
+    stage, best = tuned_stage, tuned
     if best["J&F"] <= start["J&F"]:
         stage, best = choices.STARTING_STAGE, {"epoch": 0, "weights": start_weights, **start}
+    gain = evaluation.paired_difference(start, best) if stage != choices.STARTING_STAGE else None
     return choices.EpochPick(stage, int(best["epoch"]), choices.weights_reference(run, best["weights"]),
-                             float(best["J&F"]), float(best["J"]), float(best["F"]))
+                             float(best["J&F"]), float(best["J"]), float(best["F"]),
+                             *((gain.delta, gain.ci_low, gain.ci_high) if gain else (None, None, None)),
+                             starting_weights=choices.weights_reference(run, start_weights),
+                             fine_tuned_weights=choices.weights_reference(run, tuned["weights"]),
+                             fine_tuned_label=epoch_label(tuned_stage, tuned))
 
 
 def valid_predictions_dir(run: str, stage: int, epoch: int | None = None) -> Path:
@@ -213,19 +219,24 @@ def epoch_comparisons(scores_by_stage: dict[int, Sequence[dict]], start: dict, o
     """Chapter 03's comparisons (:class:`fvos_utils.claims.Comparison`): the best fine-tuned epoch against
     the starting model (``start``: its valid scores) on valid, where it was picked; and, with ``on_test``
     (:func:`best_epochs_on_test`), on the held-out test split (claim 1), and the best stage-2 epoch against
-    the best stage-1 epoch there (claim 2). Shown in chapters 02, 03."""
+    the best stage-1 epoch there (claim 2). A claim about stages trained for far fewer epochs than the
+    paper's is marked not tested (:func:`fvos_utils.claims.epochs_untested`; the epochs trained are those
+    scored). Shown in chapters 02, 03."""
     from . import claims
 
+    trained = {k: len(v) for k, v in scores_by_stage.items()}
     stage, entry = best_epoch(scores_by_stage)
     out = [claims.compare("", f"the best fine-tuned epoch ({epoch_label(stage, entry)})", entry, "the starting model",
                           start, split="valid", chosen_here=True)]
     if on_test:
         out.append(claims.compare("finetune", f"the best fine-tuned epoch ({epoch_label(stage, entry)})",
-                                  on_test[stage], "the starting model", on_test["start"], split="test"))
+                                  on_test[stage], "the starting model", on_test["start"], split="test",
+                                  untested=claims.epochs_untested("finetune", trained, train.PAPER_EPOCHS)))
         if 1 in on_test and 2 in on_test:
             first, second = (best_epoch(scores_by_stage, stages=[k])[1] for k in (1, 2))
             out.append(claims.compare("stage2", f"the best stage-2 epoch ({epoch_label(2, second)})", on_test[2],
-                                      f"the best stage-1 epoch ({epoch_label(1, first)})", on_test[1], split="test"))
+                                      f"the best stage-1 epoch ({epoch_label(1, first)})", on_test[1], split="test",
+                                      untested=claims.epochs_untested("stage2", trained, train.PAPER_EPOCHS)))
     return out
 
 
@@ -382,17 +393,42 @@ def with_default_pair(scales: Sequence[float], biases: Sequence[float], *,
 
 
 def pick_sigmoid(run: str, grid: np.ndarray, scales: Sequence[float], biases: Sequence[float], *,
-                 tuned_on: str, default: tuple[float, float] = DEFAULT_SIGMOID) -> choices.SigmoidPick:
+                 tuned_on: str, default: tuple[float, float] = DEFAULT_SIGMOID,
+                 results: dict[tuple[float, float], dict] | None = None) -> choices.SigmoidPick:
     """Chapter 04's pick: the grid's maximum, where the config's pair ``default`` (which must be on the
     grid: :func:`with_default_pair`) wins a tie, then the first in row-major order; ``tuned_on``: the
-    weights searched with. Shown in chapter 04."""
+    weights searched with. With :func:`sigmoid_search`'s ``results`` (the scores behind ``grid``), the
+    record also holds the pick's change from ``default`` with its 95% interval and the best pair other than
+    ``default`` (:func:`best_other_pair`). Shown in chapter 04."""
     if default[0] not in scales or default[1] not in biases:
         raise ValueError(f"the default pair {default} is not on the grid: search with_default_pair(...)")
     d = (list(scales).index(default[0]), list(biases).index(default[1]))
     best = np.unravel_index(int(np.nanargmax(grid)), grid.shape)
     i, j = d if grid[d] >= grid[best] else best
-    return choices.SigmoidPick(float(scales[i]), float(biases[j]), float(grid[i, j]), float(grid[d]),
-                               choices.weights_reference(run, tuned_on))
+    pair = (float(scales[i]), float(biases[j]))
+    gain, other = None, None
+    if results is not None:
+        gain = evaluation.paired_difference(results[tuple(default)], results[pair]) if (i, j) != d else None
+        other = best_other_pair(results, default=default)
+    return choices.SigmoidPick(pair[0], pair[1], float(grid[i, j]), float(grid[d]),
+                               choices.weights_reference(run, tuned_on),
+                               *((gain.delta, gain.ci_low, gain.ci_high) if gain else (None, None, None)),
+                               searched=tuple(float(v) for v in other) if other else ())
+
+
+def sigmoid_comparisons(results: dict[tuple[float, float], dict], *,
+                        default: tuple[float, float] = DEFAULT_SIGMOID) -> list:
+    """Chapter 04's comparison (:class:`fvos_utils.claims.Comparison`) on its valid videos: the best searched
+    pair other than ``default`` against it (claim 3, picked on these videos); none where the search tried no
+    other pair. Shown in chapter 04."""
+    from . import claims
+
+    other = best_other_pair(results, default=default)
+    if other is None:
+        return []
+    return [claims.compare("sigmoid", f"scale {other[0]:g}, bias {other[1]:g}", results[other],
+                           f"SAM 2's {default[0]:g} / {default[1]:g}", results[tuple(default)], split="valid",
+                           chosen_here=True)]
 
 
 def best_other_pair(results: dict[tuple[float, float], dict], *,

@@ -66,6 +66,8 @@ from .progress import progress_bar
 #: The kit's trainer recipes (hydra configs composing sam2's or the kit's model configs).
 RECIPE_DIR = CONFIG_DIR / "training"
 STAGES = (1, 2)
+#: epochs of each stage in the paper (section 2.1): 10 on MOSE, then 40 more from the best of them
+PAPER_EPOCHS = {1: 10, 2: 40}
 _CONFIG_NAME = "trainer_config"
 _EPOCH_LINE = re.compile(r"Train Epoch: \[(\d+)\]\[\s*(\d+)/(\d+)\]")
 _JOB_LINE = re.compile(r"Submitit Job ID: (\S+)")  # printed by Meta's launcher once it has submitted

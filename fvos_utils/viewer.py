@@ -38,7 +38,7 @@ from .chapter import METRICS_FILE
 from .figures import frame_grid, overlay
 from .io import VOID_LABEL, DataError, VOSDataset, davis_palette, read_frame, read_json, read_mask, split_root, \
     video_folders
-from .postprocess import SHAPES, GapFilling, fill_gaps_labels
+from .postprocess import PAPER_FILLING, SHAPES, GapFilling, fill_gaps_labels
 from .progress import progress_bar
 
 #: Columns of white between two panels of :func:`compose` (source pixels, before zooming).
@@ -53,8 +53,6 @@ FUSION_CHAPTER, MORPHOLOGY_CHAPTER = "06_multiscale_fusion", "05_morphology_abla
 SINGLE_SCALE_DIRS = ((FUSION_CHAPTER, Path("passes") / "scale1-identity"), (MORPHOLOGY_CHAPTER, Path("single")))
 FUSED_DIR = Path(FUSION_CHAPTER) / "fused"
 FILLED_DIR = Path(MORPHOLOGY_CHAPTER) / "filled"
-#: The filling shown where chapter 05 picked none (k 0 scored best): the paper's, a square of side 2.
-PAPER_FILLING = GapFilling("paper", "square", 2)
 
 
 # ------------------------------------------------------------------------------------------ drawing
@@ -339,7 +337,7 @@ def run_prediction_folders(run: str) -> dict[str, Path]:
     * ``single scale``: chapter 06's scale-1 pass without transform, else chapter 05's single run;
     * ``fused <variant>``: chapter 06's best fused variant (its ``metrics.json``: ``best_fused``);
     * ``filled <setting>``: chapter 05's pick of the paper's gap filling (``best_paper``), or
-      :data:`PAPER_FILLING` where no filling scored best (a panel the same as the unfilled one says nothing).
+      :data:`fvos_utils.postprocess.PAPER_FILLING` where no filling scored best (a panel the same as the unfilled one says nothing).
     """
     run_dir = paths.outputs_dir() / run
     metrics = {chapter: _finished_metrics(run, chapter) for chapter in (FUSION_CHAPTER, MORPHOLOGY_CHAPTER)}

@@ -75,7 +75,9 @@ def test_the_scorecard_reads_the_records_back_and_marks_untested_claims(kit_root
         "the best single scale, 1.75", "valid (chosen here)", 6, claims.NOT_RESOLVED)
     assert row["dJ&F"] == fusion_claim.delta and row["resolvable"] == fusion_claim.resolvable
     assert card.loc["(1) Two-stage fine-tuning beats the starting model", "verdict"] == claims.CONTRADICTED
-    assert card.loc["(8) The whole recipe beats the starting model", "verdict"] == claims.NOT_RUN
+    # chapter 06 ran and recorded no recipe on test: claim 8 is not tested; chapter 04 did not run
+    assert card.loc["(8) The whole recipe beats the starting model", "verdict"] == claims.NOT_TESTED
+    assert card.loc["(3) The searched memory-encoder sigmoid beats SAM 2's 20 / -10", "verdict"] == claims.NOT_RUN
     assert "It costs 6.9x the compute" in claims.conclusion("r", "06_multiscale_fusion")
     assert claims.final_table(claims.read_run("r")).empty  # no recipe on test recorded
     every = claims.comparison_table(claims.read_run("r"))
@@ -84,38 +86,44 @@ def test_the_scorecard_reads_the_records_back_and_marks_untested_claims(kit_root
         ["6 valid videos", "6", "the best single scale, 1.75", "within noise"]]
 
 
-def test_final_numbers_pair_the_recipe_with_the_starting_model_and_the_picked_weights():
-    held_out = claims.HeldOutScores(6, _objects(BASE), _objects(ACROSS), "stage 2, epoch 1")
-    final = claims.final_comparisons(_objects(ABOVE), held_out)
-    assert [(c.claim, c.baseline) for c in final] == [
-        ("recipe", "the starting model"), ("", "the picked weights (stage 2, epoch 1) alone"),
-        ("", "the starting model")]
-    assert final[0].verdict() == claims.SUPPORTED and all(c.split == "test" for c in final)
-    # the starting weights picked: the picked weights are the starting model, nothing to pair them with
-    same = claims.final_comparisons(_objects(ABOVE), claims.HeldOutScores(6, _objects(BASE), _objects(BASE),
-                                                                          choices.STARTING_LABEL))
-    assert [c.claim for c in same] == ["recipe"]
+def test_final_numbers_are_the_recipe_s_held_out_comparisons_and_their_caption_names_them(kit_root):
+    claims.record("r", "06_multiscale_fusion", [
+        claims.compare("fusion", "fvos7 hard vote", _objects(ACROSS), "scale 1.75", _objects(BASE), split="valid"),
+        claims.compare("fusion", "fvos7 hard vote", _objects(ACROSS), "scale 1.75", _objects(BASE), split="test"),
+        claims.compare("recipe", "the full recipe", _objects(ABOVE), "the starting model", _objects(BASE), split="test"),
+        claims.compare("", "the full recipe", _objects(ABOVE), "the picked weights alone (stage 2, epoch 1)",
+                       _objects(ACROSS), split="test")])
+    final = claims.final_table(claims.read_run("r"))
+    assert final["baseline"].tolist() == ["the starting model", "the picked weights alone (stage 2, epoch 1)"]
+    assert final["interval"].tolist() == ["above 0", "above 0"]
+    assert claims.final_caption(final) == ("The run's final numbers on the held-out test split: the full recipe "
+                                           "against the starting model and the full recipe against the picked "
+                                           "weights alone (stage 2, epoch 1)")
+    assert claims.final_caption(final.iloc[:1]).endswith("split: the full recipe against the starting model")
 
 
-def test_the_run_in_words_names_each_verdict_the_picks_and_the_final_number(kit_root):
+def test_the_run_in_words_names_each_verdict_the_picks_the_final_number_and_what_carries_it(kit_root):
     claims.record("r", "05_morphology_ablation", [
         claims.compare("fill", "square kernel 2", _objects(BELOW), "no filling", _objects(BASE), split="valid"),
         claims.compare("kernel2", "square kernel 2", _objects(ABOVE), "square kernel 3", _objects(BASE), split="valid")])
     claims.record("r", "03_epoch_selection", [claims.compare("finetune", "stage 1, epoch 2", _objects(ACROSS),
                                                              "the starting model", _objects(BASE), split="test")])
-    final = claims.final_comparisons(_objects(ABOVE), claims.HeldOutScores(6, _objects(BASE), _objects(BASE),
-                                                                           choices.STARTING_LABEL))
-    claims.record("r", "06_multiscale_fusion", final)
+    final = claims.compare("recipe", "the full recipe", _objects(ABOVE), "the starting model", _objects(BASE),
+                           split="test")
+    claims.record("r", "06_multiscale_fusion", [final])
     choices.EpochPick(choices.STARTING_STAGE, 0, "w.pt", 0.5, 0.5, 0.5).record("r")
     choices.KernelPick("paper", "square", 0, 0.5).record("r")
     choices.ScaleSetPick("scale1.75", (1.75,), 0.6).record("r")
-    text = claims.in_words("r", claims.read_run("r"))
-    assert "this run supports 5 and 8; contradicts 4; cannot resolve 1; 2, 3, 6, 6b and 7 did not run." in text
+    text = claims.in_words("r", claims.read_run("r"), credit="The gain comes from scale 1.75 (+0.090).")
+    # a claim whose chapter ran without recording it is not tested (2: no stage 2; 6, 6b, 7: no vote, no
+    # transforms), one whose chapter did not run is not run (3)
+    assert "this run supports 5 and 8; contradicts 4; cannot resolve 1; does not test 2, 6, 6b and 7; 3 did not run." in text
     assert "The recipe picked on valid: the starting weights, no gap filling, one pass at scale 1.75." in text
-    c = final[0]
+    c = final
     assert (f"On 6 held-out test videos, which no choice saw, it scores {c.j_and_f:.3f} J&F against "
             f"{c.baseline_j_and_f:.3f} for the starting model (dJ&F {c.delta:+.3f}, 95% CI {c.ci_low:+.3f} to "
             f"{c.ci_high:+.3f}: above 0).") in text
+    assert text.endswith("Step by step on the same videos (the ablation): the gain comes from scale 1.75 (+0.090).")
     # the picks that do something are named as such
     choices.EpochPick(2, 1, "w.pt", 0.6, 0.6, 0.6).record("r")
     choices.SigmoidPick(30.0, -15.0, 0.6, 0.59, "w.pt").record("r")
@@ -124,6 +132,67 @@ def test_the_run_in_words_names_each_verdict_the_picks_and_the_final_number(kit_
     assert ("The recipe picked on valid: the weights of stage 2, epoch 1, the sigmoid scale 30, bias -15, gap filling "
             "with the paper rule, square kernel 2, low3 (1, 1.125, 1.25) with a hard vote.") in claims.in_words(
         "r", claims.read_run("r"))
+
+
+def test_a_claim_chosen_on_valid_shows_both_rows_and_is_judged_on_test(kit_root):
+    claims.record("r", "05_morphology_ablation", [
+        claims.compare("kernel2", "square kernel 2", _objects(ABOVE), "no filling", _objects(BASE), split="valid",
+                       chosen_here=True),
+        claims.compare("kernel2", "square kernel 2", _objects(ACROSS), "no filling", _objects(BASE), split="test")])
+    card = claims.scorecard(claims.read_run("r"))
+    rows = card[card["claim"].str.startswith("(5)")]
+    assert rows[["split", "verdict"]].values.tolist() == [["valid (chosen here)", claims.SUPPORTED],
+                                                          ["test", claims.NOT_RESOLVED]]
+    assert claims.claim_verdicts(claims.read_run("r"))["kernel2"][0] == claims.NOT_RESOLVED
+    text = claims.in_words("r", claims.read_run("r"))
+    assert "cannot resolve 5" in text and "supports" not in text
+    assert "A claim chosen on valid and scored again on held-out test is judged by its test row." in text
+
+
+def test_a_claim_the_run_s_settings_cannot_test_is_not_tested_whatever_its_interval(kit_root):
+    paper = {1: 10, 2: 40}
+    assert claims.epochs_untested("stage2", {1: 10, 2: 20}, paper) == ""  # half the paper's epochs: tested
+    why = claims.epochs_untested("stage2", {1: 2, 2: 1}, paper)
+    assert why == ("stage 1 trained 2 of the paper's 10 epochs and stage 2 trained 1 of the paper's 40 epochs, "
+                   "under the 50% the kit requires to test a claim about stage 2")
+    c = claims.compare("stage2", "stage 2, epoch 1", _objects(BELOW), "stage 1, epoch 2", _objects(BASE),
+                       split="test", untested=why)
+    assert c.verdict() == claims.NOT_TESTED  # below 0, yet not contradicted: the run cannot test it
+    claims.record("r", "03_epoch_selection", [c])
+    text = claims.conclusion("r", "03_epoch_selection")
+    assert f"**Claim 2 (stage 2 beats the best epoch of stage 1): not tested.** The run cannot test it: {why}." in text
+    assert "here it is worse, beyond noise" in text  # the numbers are still shown as measured
+    words = claims.in_words("r", claims.read_run("r"))
+    assert "does not test 1 and 2" in words and f"Not tested (1: the run has no" not in words
+    assert f"2: {why}" in words
+    card = claims.scorecard(claims.read_run("r"))
+    assert card.loc[card["claim"].str.startswith("(2)"), "verdict"].item() == claims.NOT_TESTED
+
+
+def test_each_pick_says_its_change_from_doing_nothing_and_within_noise_when_it_is(kit_root):
+    choices.SigmoidPick(30.0, -15.0, 0.61, 0.6, "w.pt", 0.005, 0.001, 0.009).record("r")
+    assert "dJ&F +0.005 against the default pair, 95% CI +0.001 to +0.009);" in claims.pick_sentence("r", "04_sigmoid_search")
+    choices.SigmoidPick(30.0, -15.0, 0.61, 0.6, "w.pt", 0.005, -0.002, 0.012).record("r")
+    assert "95% CI -0.002 to +0.012: within noise);" in claims.pick_sentence("r", "04_sigmoid_search")
+    choices.EpochPick(2, 1, "w.pt", 0.6, 0.6, 0.6, 0.01, -0.004, 0.02).record("r")
+    assert "against the starting weights, 95% CI -0.004 to +0.020: within noise" in claims.pick_sentence(
+        "r", "03_epoch_selection")
+    choices.KernelPick("paper", "square", 3, 0.6, 0.02, 0.01, 0.03).record("r")
+    assert "dJ&F +0.020 against no filling, 95% CI +0.010 to +0.030)" in claims.pick_sentence("r", "05_morphology_ablation")
+
+
+@pytest.mark.parametrize("soft, words", [(0.688, "scored 0.688, above the pick"), (0.6, "scored 0.600, not above the pick")])
+def test_the_scale_pick_says_it_considered_hard_votes_only_and_where_a_soft_vote_stands(kit_root, soft, words):
+    choices.ScaleSetPick("scale1.75", (1.75,), 0.68, 0.07, 0.04, 0.1, best_single=1.75, largest_tried=1.75,
+                         soft_name="fvos7 soft vote", soft_j_and_f=soft).record("r")
+    text = claims.pick_sentence("r", "06_multiscale_fusion")
+    assert "every single scale and every scale set hard-voted in the recipe's order" in text
+    assert "Soft voting is not a candidate (the recipe votes hard, as the paper does): its best, fvos7 soft vote, " + words in text
+    assert "The best single scale, 1.75, is the largest tried: J&F may rise further beyond the grid." in text
+    choices.ScaleSetPick("fvos7", fusion.FVOS_SCALES, 0.7, best_single=1.5, largest_tried=1.75).record("r")
+    text = claims.pick_sentence("r", "06_multiscale_fusion")
+    assert text.startswith("**The pick: fvos7** (7 scales, hard vote") and "largest tried" not in text
+    assert "Soft voting" not in text
 
 
 def test_a_bad_comparisons_file_is_an_error_naming_it(kit_root):
@@ -175,7 +244,7 @@ def test_the_scorecard_figure_draws_each_tested_claim_in_its_verdict_colour(kit_
     rows = card["claim"].tolist()
     assert points == {rows.index("(4) Gap filling with a square kernel of 2 beats no filling"): claims.VERDICT_COLOURS[claims.CONTRADICTED],
                       rows.index("(5) A kernel of 2 is the best kernel size"): claims.VERDICT_COLOURS[claims.NOT_RESOLVED]}
-    assert sum(t.get_text() == "not run" for t in ax.texts) == len(rows) - 2
+    assert sum(t.get_text() == "not run" for t in ax.texts) == len(rows) - 2  # chapter 05 tests 4 and 5 only
     plt.close(fig)
 
 
@@ -185,3 +254,13 @@ def test_a_comparison_describes_itself_in_one_line():
                             + evaluate.PairedDifference.describe_row({"dJ&F": c.delta, "CI low": c.ci_low,
                                                                       "CI high": c.ci_high}))
     assert c.describe().endswith("within noise)")
+
+
+def test_a_comparison_two_chapters_recorded_alike_is_listed_once(kit_root):
+    same = claims.compare("", "the best fine-tuned epoch (stage 1, epoch 2)", _objects(ACROSS), "the starting model",
+                          _objects(BASE), split="valid", chosen_here=True)
+    claims.record("r", "02_finetune", [same])
+    claims.record("r", "03_epoch_selection", [same, claims.compare("finetune", "stage 1, epoch 2", _objects(ABOVE),
+                                                                   "the starting model", _objects(BASE), split="test")])
+    every = claims.comparison_table(claims.read_run("r"))
+    assert every["treatment"].tolist() == ["stage 1, epoch 2", "the best fine-tuned epoch (stage 1, epoch 2)"]

@@ -106,9 +106,16 @@ def test_the_scale_set_pick_keeps_a_single_scale_unless_a_vote_beats_it():
     results[F("fvos7", "identity", "hard", "before")] = result({("a", 1): (0.6, 0.6)})
     pick = fusion_ablation.scale_set_pick(results, fusion.SCALE_SETS, single_scales, k2)
     assert (pick.name, len(pick.scales), pick.j_and_f) == ("fvos7", 7, pytest.approx(0.6))
+    assert (pick.gain, pick.gain_low, pick.gain_high) == (pytest.approx(0.15), pytest.approx(0.15), pytest.approx(0.15))
     # no filling picked: the sets compete as voted without filling (0.1 here), so the single scale wins
     pick = fusion_ablation.scale_set_pick(results, fusion.SCALE_SETS, single_scales, k0)
     assert pick.name == "scale1.75"
+    assert (pick.best_single, pick.largest_tried) == (1.75, 1.75)
+    # the best soft vote is recorded beside the pick, not as a candidate, even where it scores above it
+    assert (pick.soft_name, pick.soft_j_and_f) == ("low3 soft vote", pytest.approx(0.1))  # the first of the best
+    results[F("fvos7", "identity", "soft")] = result({("a", 1): (0.8, 0.8)})
+    pick = fusion_ablation.scale_set_pick(results, fusion.SCALE_SETS, single_scales, k0)
+    assert pick.name == "scale1.75" and (pick.soft_name, pick.soft_j_and_f) == ("fvos7 soft vote", pytest.approx(0.8))
     with pytest.raises(ValueError, match="no single scale"):
         fusion_ablation.scale_set_pick({}, fusion.SCALE_SETS, {}, k2)
 

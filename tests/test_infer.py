@@ -615,3 +615,11 @@ def test_real_clip_with_an_object_appearing_late(predictor):
     got = infer.predict_video(predictor, video.frames[:36], prompts, mode="joint", progress=False)
     assert got.labels.shape == (36, 853, 480)  # portrait: 480 wide, 853 high
     assert not (got.labels[:33] == 2).any() and (got.labels[33] == 2).any()
+
+
+@pytest.mark.parametrize("separate, runs, words", [
+    (2.0, 3, "joint ran 2.00x as fast as separate here (the best of 3 runs each)"),
+    (0.51, 1, "joint ran slower than separate here, 0.51x as fast (one run each, so a busy machine can move it)"),
+    (1.0, 3, "joint and separate took the same time here (the best of 3 runs each)")])
+def test_the_speed_words_follow_the_measured_times(separate, runs, words):
+    assert infer.speed_words({"separate": separate, "joint": 1.0}, runs=runs) == words

@@ -297,3 +297,52 @@ def test_chapter_05_records_what_the_evaluator_said():
         assert metrics["clip"]["frames"] == 4 and metrics["clip"]["objects"] == [1, 2]
         assert set(metrics["clip"]["union_scores"]) == {n for n in names if n.startswith("paper")}
 
+
+
+def _kernel_results(jf):
+    """Evaluator results, one per setting of ``jf`` ({GapFilling: per-video J = F values}), over 8 videos."""
+    return {v: result({(f"v{i}", 1): (j, j) for i, j in enumerate(values)}) for v, values in jf.items()}
+
+
+_VIDEOS = np.array([0.5, 0.55, 0.6, 0.45, 0.52, 0.58, 0.61, 0.47])
+_NOISE = np.array([0.01, -0.012, 0.009, -0.011, 0.013, -0.008, 0.01, -0.01])
+
+
+def test_claim_5_compares_kernel_2_with_every_other_candidate_and_names_the_least_harmful():
+    G = postprocess.GapFilling
+    results = _kernel_results({G(): _VIDEOS, G("paper", "square", 2): _VIDEOS - 0.007,
+                               G("paper", "square", 3): _VIDEOS - 0.012, G("paper", "square", 5): _VIDEOS - 0.03})
+    assert morphology_ablation.kernel_rival(results) == G()  # no filling is a candidate, and the best other
+    pick = morphology_ablation.kernel_pick(results)
+    assert (pick.kernel, pick.gain, pick.rival) == (0, None, "paper-square-k0")
+    words = morphology_ablation.least_harmful_words(results)
+    assert words.startswith("No filling scores above every kernel here: kernel 2 is the least harmful filling, not "
+                            "the best (against the best other kernel, square kernel 3: +0.005 (95% CI +0.005 to +0.005)")
+    comparisons = morphology_ablation.kernel_comparisons(results, G(), pick)
+    claim5 = next(c for c in comparisons if c.claim == "kernel2")
+    assert claim5.baseline == "no filling, the best other candidate" and claim5.verdict() == "contradicted"
+    assert claim5.note == words and claim5.chosen_here
+    # another kernel less harmful than kernel 2: the words say kernel 2 is not even that
+    worse = {**results, G("paper", "circle", 2): result({(f"v{i}", 1): (j, j) for i, j in enumerate(_VIDEOS - 0.006)})}
+    assert morphology_ablation.least_harmful_words(worse).startswith(
+        "No filling scores above every kernel here, and square kernel 2 is not the least harmful filling either: "
+        "circle kernel 2 scores")
+    # a kernel beating no filling: the rival is the best other kernel, and no "least harmful" words
+    results[G("paper", "square", 3)] = result({(f"v{i}", 1): (j, j) for i, j in enumerate(_VIDEOS + 0.01)})
+    assert morphology_ablation.kernel_rival(results) == G("paper", "square", 3)
+    assert morphology_ablation.least_harmful_words(results) == ""
+    pick = morphology_ablation.kernel_pick(results)
+    assert pick.kernel == 3 and pick.gain == pytest.approx(0.01) and pick.gain_low == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("background, words", [
+    (_NOISE, "The loss comes from moving boundaries between objects, not from filling gaps: the background rule"),
+    (-0.004 + 0 * _NOISE, "Filling gaps costs J&F too: the background rule, which fills only background")])
+def test_the_words_say_whether_kernel_2_loses_by_filling_gaps_or_by_moving_boundaries(background, words):
+    G = postprocess.GapFilling
+    results = _kernel_results({G(): _VIDEOS, G("paper", "square", 2): _VIDEOS - 0.007,
+                               G("background", "square", 2): _VIDEOS + background})
+    text = morphology_ablation.loss_source_words(results, G())
+    assert text.startswith(words) and "against -0.007 (95% CI -0.007 to -0.007) for the paper's rule." in text
+    gaining = {**results, G("paper", "square", 2): results[G()]}  # no loss to explain
+    assert morphology_ablation.loss_source_words(gaining, G()) == ""

@@ -177,18 +177,28 @@ def test_the_sigmoid_pick_keeps_the_default_pair_unless_another_beats_it(kit_roo
 
 
 def test_the_epoch_pick_prefers_the_best_then_the_earlier_stage_and_epoch(kit_root):
+    def objects(jf):
+        return [{"video": f"v{i}", "object": 1, "J": jf - 0.01, "F": jf + 0.01} for i in range(3)]
+
     def entry(stage, epoch, jf):
         weights = train.weights_path(train.stage_dir("r", stage), epoch)
-        return {"epoch": epoch, "weights": str(weights), "J&F": jf, "J": jf - 0.01, "F": jf + 0.01}
+        return {"epoch": epoch, "weights": str(weights), "J&F": jf, "J": jf - 0.01, "F": jf + 0.01,
+                "objects": objects(jf)}
 
-    start = {"J&F": 0.5, "J": 0.49, "F": 0.51}
+    start = {"J&F": 0.5, "J": 0.49, "F": 0.51, "objects": objects(0.5)}
     scores = {1: [entry(1, 1, 0.4), entry(1, 2, 0.6)], 2: [entry(2, 1, 0.6), entry(2, 2, 0.5)]}
     pick = selection.pick_epoch("r", scores, start_weights="random", start=start)
     assert (pick.stage, pick.epoch, pick.j_and_f, pick.weights) == (1, 2, 0.6, "train/stage1/weights/epoch_002.pt")
     assert pick.fine_tuned and pick.label == "stage 1, epoch 2"
+    # its change from the starting weights (every video +0.1), and what the paper's recipe would use
+    assert (pick.gain, pick.gain_low, pick.gain_high) == (pytest.approx(0.1), pytest.approx(0.1), pytest.approx(0.1))
+    assert (pick.starting_weights, pick.fine_tuned_label) == ("random", "stage 1, epoch 2")
     scores[2].append(entry(2, 3, 0.7))
     pick = selection.pick_epoch("r", scores, start_weights="random", start=start)
     assert (pick.stage, pick.epoch) == (2, 3)
+    # the starting weights win: the best fine-tuned epoch is still recorded, for the paper's recipe
+    pick = selection.pick_epoch("r", scores, start_weights="random", start={**start, "J&F": 0.8})
+    assert (pick.stage, pick.gain, pick.fine_tuned_weights) == (0, None, "train/stage2/weights/epoch_003.pt")
     assert selection.best_epoch(scores, stages=[1])[1]["epoch"] == 2
     with pytest.raises(ValueError, match="no epoch scores"):
         selection.pick_epoch("r", {1: [], 2: []}, start_weights="random", start=start)
