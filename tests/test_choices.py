@@ -34,7 +34,12 @@ def test_records_round_trip_with_their_usual_keys(project):
     path = pick.record("r")
     assert path == project / "outputs" / "r" / "03_epoch_selection" / "best.json"
     stored = read_json(path)
-    assert stored == {"stage": 2, "epoch": 3, "weights": "train/e3.pt", "J&F": 0.61, "J": 0.6, "F": 0.62}
+    assert stored == {"stage": 2, "epoch": 3, "weights": "train/e3.pt", "J&F": 0.61, "J": 0.6, "F": 0.62,
+                      "gain": None, "gain_low": None, "gain_high": None, "starting_weights": "",
+                      "fine_tuned_weights": "", "fine_tuned_label": ""}
+    assert choices.EpochPick.read("r") == pick
+    # a record written before the later fields existed reads with their defaults
+    write_json(path, {k: stored[k] for k in ("stage", "epoch", "weights", "J&F", "J", "F")})
     assert choices.EpochPick.read("r") == pick
     assert choices.EpochPick.read("other") is None  # records are per run
     sigmoid = choices.SigmoidPick(30.0, -15.0, 0.5, None, "random")

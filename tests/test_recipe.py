@@ -6,6 +6,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from fvos_utils import choices, fusion, infer, models, morphology_ablation, paths, postprocess, recipe
@@ -84,7 +85,7 @@ BMX = paths.shared_samples_dir() / "davis_bmx-trees" if paths.shared_samples_dir
 
 
 @pytest.mark.skipif(BMX is None or not BMX.is_dir(), reason="../shared/data/samples/davis_bmx-trees not present")
-def test_the_seven_scales_of_a_released_architecture_on_a_real_clip(tmp_path, monkeypatch):
+def test_the_seven_scales_of_a_released_architecture_on_a_real_clip(tmp_path, monkeypatch, request):
     """The recipe with SAM 2.1-T (random weights) at its 7 scales on 2 frames of bmx-trees (two touching
     objects): every pass keeps the probabilities gap filling reads, the filled passes are what the vote
     fuses, and the steps run as separate commands (a cluster's jobs) give the same bytes."""
@@ -92,6 +93,11 @@ def test_the_seven_scales_of_a_released_architecture_on_a_real_clip(tmp_path, mo
     # the kit has no setting for the base size; 256 px instead of 1024 keeps the 7 passes (256 to 448 px)
     # fast on a CPU, every step being the recipe's
     monkeypatch.setitem(models.MODELS, spec.name, dataclasses.replace(spec, base_image_size=256))
+    # that change lives in this process only: one thread, so the passes run here one after another rather
+    # than side by side in worker processes (infer.side_by_side_workers)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
     clip = first_frames_clip(BMX, "bmx-trees", tmp_path / "clip", 2)
     choice = choices.ModelChoice(spec.name, models.RANDOM, None, None, "test")
     settings = recipe.RecipeSettings(choice, postprocess.GapFilling("paper", "square", 2), fusion.FVOS_SCALES, {})
