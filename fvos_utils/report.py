@@ -182,9 +182,10 @@ def readme_results(run: str) -> str:
         text += f"\n**Final numbers, held-out test split:**\n\n{to_compact_markdown(final)}\n"
     if rows:
         steps = ablation.ablation_table(rows)
-        text += (f"\n**The recipe ablated step by step, held-out test split** ({int(steps['videos'].max())} videos; "
-                 "ladder: each step added to the rung above; leave-one-out: the full recipe against itself without "
-                 f"the step):\n\n{to_compact_markdown(steps.reindex(columns=README_ABLATION_COLUMNS))}\n")
+        head = textwrap.fill(f"**The recipe ablated step by step, held-out test split** ({int(steps['videos'].max())} "
+                             "videos; ladder: each step added to the rung above; leave-one-out: the full recipe "
+                             "against itself without the step):", width=110, break_on_hyphens=False)
+        text += f"\n{head}\n\n{to_compact_markdown(steps.reindex(columns=README_ABLATION_COLUMNS))}\n"
     return text
 
 

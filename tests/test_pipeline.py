@@ -285,9 +285,9 @@ def _tracked_changes() -> str | None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(2400)
+@pytest.mark.timeout(3600)
 def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
-    """The README's main job on a run of its own: every chapter with its demo settings (about 10 min)."""
+    """The README's main job on a run of its own: every chapter with its demo settings (about 25 min)."""
     import yaml
 
     from fvos_utils import io, models
