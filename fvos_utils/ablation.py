@@ -66,7 +66,7 @@ class Setting:
 
     def describe(self) -> str:
         """In words: ``"the starting weights, sigmoid 20 / -10, no filling, scale 1"``."""
-        fill = "no filling" if not self.filling.fills else f"{self.filling.shape} kernel {self.filling.kernel}"
+        fill = self.filling.words
         if self.filling.fills and self.filling.method != "paper":
             fill += f" ({self.filling.method} rule)"
         scales = (f"scale {self.scales[0]:g}" if len(self.scales) == 1 else
@@ -130,8 +130,7 @@ def step_words(step: str, setting: Setting) -> str:
     if step == "sigmoid":
         return f"the sigmoid pair {setting.sigmoid[0]:g} / {setting.sigmoid[1]:g}"
     if step == "filling":
-        return "gap filling: " + (f"{setting.filling.shape} kernel {setting.filling.kernel}" if setting.filling.fills
-                                  else "none")
+        return "gap filling: " + (setting.filling.words if setting.filling.fills else "none")
     if step == "vote":
         return f"the vote over {len(setting.scales)} scales" if len(setting.scales) > 1 else "no vote"
     raise ValueError(f"unknown step {step!r}")
@@ -158,10 +157,6 @@ def weights_alone(recipe: Recipe) -> Setting:
     return replace(recipe.start, weights=recipe.full.weights, weights_label=recipe.full.weights_label)
 
 
-def _weights(run: str, reference: str) -> str:
-    return choices.weights_path(run, reference)
-
-
 def plan_for_run(run: str, *, model: str, ckpt: str, scales: Sequence[float], fill_kernel: int,
                  fill_shape: str) -> Plan:
     """Both recipes of ``run`` and its claims to confirm on test, from the picks its chapters recorded (the
@@ -170,7 +165,7 @@ def plan_for_run(run: str, *, model: str, ckpt: str, scales: Sequence[float], fi
     epoch = choices.EpochPick.read(run)
     chosen = choices.chosen_model(run, model=model, ckpt=ckpt)
     if epoch is not None and epoch.starting_weights:
-        start_weights = _weights(run, epoch.starting_weights)
+        start_weights = choices.weights_path(run, epoch.starting_weights)
     else:  # no epoch pick: ckpt names the starting weights (the fallback rule)
         start_weights = models.RANDOM if str(ckpt) == models.RANDOM else \
             str(models.resolve_checkpoint(models.get_spec(model), ckpt))
@@ -188,7 +183,7 @@ def plan_for_run(run: str, *, model: str, ckpt: str, scales: Sequence[float], fi
     sigmoid_pick = choices.SigmoidPick.read(run)
     searched = tuple(sigmoid_pick.searched) if sigmoid_pick is not None and sigmoid_pick.searched else default
     if epoch is not None and epoch.fine_tuned_weights:
-        tuned, tuned_label = _weights(run, epoch.fine_tuned_weights), epoch.fine_tuned_label
+        tuned, tuned_label = choices.weights_path(run, epoch.fine_tuned_weights), epoch.fine_tuned_label
     else:
         tuned, tuned_label = start.weights, start.weights_label
     published = Setting(tuned, tuned_label, searched, PAPER_FILLING, tuple(float(s) for s in FVOS_SCALES))
@@ -206,7 +201,7 @@ def plan_for_run(run: str, *, model: str, ckpt: str, scales: Sequence[float], fi
         if kernel_pick.rival:
             rival = GapFilling.from_name(kernel_pick.rival)
             tests.append(("kernel2", "square kernel 2", replace(at_one, filling=PAPER_FILLING),
-                          f"{_filling_words(rival)}, the best other on valid", replace(at_one, filling=rival)))
+                          f"{rival.words}, the best other on valid", replace(at_one, filling=rival)))
     if scale_pick is not None and scale_pick.best_single is not None:
         voted = replace(picked, scales=tuple(float(s) for s in FVOS_SCALES))
         if set(voted.scales) <= set(float(s) for s in scales):
@@ -214,10 +209,6 @@ def plan_for_run(run: str, *, model: str, ckpt: str, scales: Sequence[float], fi
             tests.append(("fusion", f"fvos7 hard vote{how}", voted,
                           f"the best single scale on valid, {best_single:g}{how}", replace(picked, scales=(best_single,))))
     return Plan(tuple(recipes), tuple(tests))
-
-
-def _filling_words(filling: GapFilling) -> str:
-    return "no filling" if not filling.fills else f"{filling.shape} kernel {filling.kernel}"
 
 
 # ----------------------------------------------------------------------------------------- scoring

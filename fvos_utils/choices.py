@@ -47,6 +47,12 @@ STARTING_LABEL = "the starting weights"
 _JSON_KEYS = {"j_and_f": "J&F", "j": "J", "f": "F", "default_j_and_f": "default J&F"}
 
 
+def gain_fields(change) -> tuple[float | None, float | None, float | None]:
+    """A pick's ``gain``, ``gain_low``, ``gain_high`` from its :class:`fvos_utils.evaluate.PairedDifference`
+    against doing nothing (None, the pick being doing nothing itself: three Nones)."""
+    return (change.delta, change.ci_low, change.ci_high) if change is not None else (None, None, None)
+
+
 def run_dir(run: str) -> Path:
     """``outputs/<run>/``: the folder that record paths are relative to."""
     return outputs_dir() / run

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import fusion, postprocess
-from .choices import ScaleSetPick
+from .choices import ScaleSetPick, gain_fields
 from .evaluate import paired_difference
 from .figures import label_points
 from .paths import resolve
@@ -365,6 +365,11 @@ def score_single_scales(pass_dirs: Mapping[Pass, str | os.PathLike], singles: Ma
     return out
 
 
+def best_single_scale(singles: Mapping[Pass, dict]) -> Pass:
+    """The pass of the best J&F among ``singles`` (``{pass: evaluator result}``), the smaller scale on a tie."""
+    return max(singles, key=lambda p: (singles[p]["global"]["J&F"], -p.scale))
+
+
 def scale_set_pick(results: Mapping[FusionVariant, dict], scale_sets: Mapping[str, Sequence[float]],
                    single_scales: Mapping[Pass, dict], filling: GapFilling) -> ScaleSetPick:
     """Chapter 06's choice for the recipe: the best of every single scale (``single_scales``:
@@ -382,11 +387,11 @@ def scale_set_pick(results: Mapping[FusionVariant, dict], scale_sets: Mapping[st
     name, scales, best = max(candidates, key=lambda c: (c[2]["global"]["J&F"], -len(c[1]), -candidates.index(c)))
     one = single_scales.get(Pass(1.0, "identity"))
     gain = paired_difference(one, best) if one is not None and scales != (1.0,) else None
-    best_single = max(single_scales, key=lambda p: (single_scales[p]["global"]["J&F"], -p.scale)) if single_scales else None
+    best_single = best_single_scale(single_scales) if single_scales else None
     soft = [v for v in results if v.fusion == "soft" and v.transforms == "identity" and len(scale_sets[v.scales]) > 1]
     top_soft = max(soft, key=lambda v: (results[v]["global"]["J&F"], -soft.index(v))) if soft else None
     return ScaleSetPick(name, scales, float(best["global"]["J&F"]),
-                        *((gain.delta, gain.ci_low, gain.ci_high) if gain else (None, None, None)),
+                        *gain_fields(gain),
                         best_single=best_single.scale if best_single else None,
                         largest_tried=max(p.scale for p in single_scales) if single_scales else None,
                         soft_name=(f"{top_soft.scales} soft vote" + (", filled after" if top_soft.filling == "after" else ""))
@@ -422,7 +427,7 @@ def fusion_comparisons(results: Mapping[FusionVariant, dict], single_scales: Map
     how = f", each pass filled ({filling.name})" if filling.fills else ""
     fused = results[FusionVariant(largest, "identity", "hard", order)]
     cost = _seconds(scale_sets[largest], ("identity",), per_scale)
-    best = max(single_scales, key=lambda p: (single_scales[p]["global"]["J&F"], -p.scale))
+    best = best_single_scale(single_scales)
     out = [claims.compare("fusion", f"{largest} hard vote{how}", fused, f"the best single scale, {best.scale:g}{how}",
                           single_scales[best], split="valid", chosen_here=True, cost=cost / per_scale[best.scale])]
     one = Pass(1.0, "identity")
@@ -432,7 +437,7 @@ def fusion_comparisons(results: Mapping[FusionVariant, dict], single_scales: Map
     soft = FusionVariant(largest, "identity", "soft")
     if soft in results:
         plain = {p: r for p, r in singles.items() if p.transform == "identity"}
-        raw = max(plain, key=lambda p: (plain[p]["global"]["J&F"], -p.scale))
+        raw = best_single_scale(plain)
         out.append(claims.compare("", f"{largest} soft vote", results[soft], f"the best single scale, {raw.scale:g}",
                                   plain[raw], split="valid", chosen_here=True, cost=cost / per_scale[raw.scale]))
     others = [t for t in transform_sets if t != "identity"]

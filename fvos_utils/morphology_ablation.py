@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import infer, postprocess, probs
-from .choices import KernelPick
+from .choices import KernelPick, gain_fields
 from .figures import frame_grid, overlay
 from .io import VOID_LABEL, DataError, VOSDataset, atomic_dir, read_mask, write_mask
 from .paths import resolve
@@ -403,7 +403,7 @@ def kernel_pick(results: Mapping[GapFilling, dict]) -> KernelPick:
     gain = paired_difference(results[candidates[0]], results[best]) if best.fills else None
     rival = kernel_rival(results)
     return KernelPick(best.method, best.shape, best.kernel, float(results[best]["global"]["J&F"]),
-                      *((gain.delta, gain.ci_low, gain.ci_high) if gain else (None, None, None)),
+                      *gain_fields(gain),
                       rival=rival.name if rival else "")
 
 
@@ -423,10 +423,6 @@ def kernel_rival(results: Mapping[GapFilling, dict]) -> GapFilling | None:
     return max(others, key=lambda v: (results[v]["global"]["J&F"], -others.index(v))) if others else None
 
 
-def _setting_words(filling: GapFilling) -> str:
-    return "no filling" if not filling.fills else f"{filling.shape} kernel {filling.kernel}"
-
-
 def least_harmful_words(results: Mapping[GapFilling, dict]) -> str:
     """Claim 5's note where no filling beats the paper's kernel (so no kernel is the best setting): whether
     kernel 2 is at least the least harmful filling, against the best other kernel; "" where some kernel
@@ -441,9 +437,9 @@ def least_harmful_words(results: Mapping[GapFilling, dict]) -> str:
     change = paired_difference(results[runner], results[PAPER_FILLING]).describe()
     if results[PAPER_FILLING]["global"]["J&F"] > results[runner]["global"]["J&F"]:
         return (f"No filling scores above every kernel here: kernel 2 is the least harmful filling, not the best "
-                f"(against the best other kernel, {_setting_words(runner)}: {change}).")
+                f"(against the best other kernel, {runner.words}: {change}).")
     return (f"No filling scores above every kernel here, and square kernel 2 is not the least harmful filling "
-            f"either: {_setting_words(runner)} scores {results[runner]['global']['J&F']:.4f} against "
+            f"either: {runner.words} scores {results[runner]['global']['J&F']:.4f} against "
             f"{results[PAPER_FILLING]['global']['J&F']:.4f} (square kernel 2 against it: {change}).")
 
 
@@ -482,7 +478,7 @@ def kernel_comparisons(results: Mapping[GapFilling, dict], baseline: GapFilling,
         rival = kernel_rival(results)
         if rival is not None:
             out.append(claims.compare("kernel2", "square kernel 2", results[PAPER_FILLING],
-                                      f"{_setting_words(rival)}, the best other candidate", results[rival],
+                                      f"{rival.words}, the best other candidate", results[rival],
                                       split="valid", chosen_here=True, note=least_harmful_words(results)))
     if pick.filling.fills and pick.filling != PAPER_FILLING:
         out.append(claims.compare("", f"the pick, {pick.shape} kernel {pick.kernel}", results[pick.filling],

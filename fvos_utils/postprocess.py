@@ -331,6 +331,11 @@ class GapFilling:
         """Whether the setting adds any pixel: a kernel of at most 1 (every method) adds none."""
         return self.kernel > 1
 
+    @property
+    def words(self) -> str:
+        """In words, as sentences and tables name it: ``"no filling"`` or ``"square kernel 2"``."""
+        return f"{self.shape} kernel {self.kernel}" if self.fills else "no filling"
+
     @classmethod
     def from_name(cls, name: str) -> "GapFilling":
         """The setting whose :attr:`name` is ``name`` (ValueError otherwise)."""

@@ -180,7 +180,7 @@ def pick_epoch(run: str, scores_by_stage: dict[int, Sequence[dict]], *, start_we
     gain = evaluation.paired_difference(start, best) if stage != choices.STARTING_STAGE else None
     return choices.EpochPick(stage, int(best["epoch"]), choices.weights_reference(run, best["weights"]),
                              float(best["J&F"]), float(best["J"]), float(best["F"]),
-                             *((gain.delta, gain.ci_low, gain.ci_high) if gain else (None, None, None)),
+                             *choices.gain_fields(gain),
                              starting_weights=choices.weights_reference(run, start_weights),
                              fine_tuned_weights=choices.weights_reference(run, tuned["weights"]),
                              fine_tuned_label=epoch_label(tuned_stage, tuned))
@@ -412,7 +412,7 @@ def pick_sigmoid(run: str, grid: np.ndarray, scales: Sequence[float], biases: Se
         other = best_other_pair(results, default=default)
     return choices.SigmoidPick(pair[0], pair[1], float(grid[i, j]), float(grid[d]),
                                choices.weights_reference(run, tuned_on),
-                               *((gain.delta, gain.ci_low, gain.ci_high) if gain else (None, None, None)),
+                               *choices.gain_fields(gain),
                                searched=tuple(float(v) for v in other) if other else ())
 
 
