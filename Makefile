@@ -36,13 +36,13 @@ git-filter:
 
 # The main job: the FVOS pipeline on the embedded default (synthetic mini-MOSE, CPU).
 demo: $(STAMP)
-	$(PY) -m fvos_utils.pipeline params/demo.yaml
+	$(VENV)/bin/fvos pipeline params/demo.yaml
 
 # The executed run as a static HTML book, outputs/$(RUN)/book/index.html (nothing is executed again):
 # make book after make demo, or make book RUN=name for another run.
 RUN ?= demo
 book: $(STAMP)
-	$(PY) -m fvos_utils.book --run $(RUN)
+	$(VENV)/bin/fvos book --run $(RUN)
 
 # All tests (unit, property, notebooks through papermill); .ci/run calls exactly this.
 test: $(STAMP)
@@ -54,11 +54,11 @@ test-fast: $(STAMP)
 # Maintainers: copy the demo run's FVOS steps table into README.md (the demo itself writes no tracked
 # file); run after `make demo`, then commit README.md.
 readme-results: $(STAMP)
-	$(PY) -m fvos_utils.report --run demo --update-readme
+	$(VENV)/bin/fvos report --run demo --update-readme
 
 # Rewrite tests/nbval/ (the executed copies whose checked outputs pin key numbers); commit the result.
 nbval-reference: $(STAMP)
-	$(PY) -c "from fvos_utils.testing import write_nbval_references; write_nbval_references()"
+	$(PY) -c "from fvos_utils.data.testing import write_nbval_references; write_nbval_references()"
 
 clean-outputs:
 	find outputs -mindepth 1 ! -name .gitkeep -delete

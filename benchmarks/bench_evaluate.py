@@ -1,10 +1,10 @@
-"""Speed and memory of fvos_utils.evaluate against vos-benchmark 0.1.0 on the same generated videos.
+"""Speed and memory of fvos_utils.metrics.evaluate against vos-benchmark 0.1.0 on the same generated videos.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_evaluate.py [--videos 12] [--frames 30]
         [--sizes 480p,1080p]
 
 For each size it writes ``--videos`` generated videos (2-5 moving, touching objects; noisy predictions;
-palette PNGs, see fvos_utils.testing) to a temporary folder, then runs, one after the other and each in
+palette PNGs, see fvos_utils.data.testing) to a temporary folder, then runs, one after the other and each in
 a fresh process with threads pinned to 1: vos-benchmark (its VideoEvaluator's loop, in-process, keeping
 the per-frame lists), our evaluator with 1 worker, and with 2 workers. It prints frames/s, the ratios,
 peak RSS, and the largest per-frame difference from vos-benchmark on the frames both score
@@ -62,7 +62,7 @@ def run_vos_benchmark(gt: Path, pred: Path) -> dict:
 
 
 def run_ours(gt: Path, pred: Path, workers: int) -> dict:
-    from fvos_utils.evaluate import evaluate
+    from fvos_utils.metrics.evaluate import evaluate
 
     result = evaluate(gt, pred, workers=workers, progress=False)
     series: dict = {}
@@ -108,7 +108,7 @@ def largest_difference(ours: dict, peer: dict) -> tuple[float, int]:
 
 
 def bench_size(label: str, n_videos: int, n_frames: int, workdir: Path) -> None:
-    from fvos_utils.testing import write_dataset
+    from fvos_utils.data.testing import write_dataset
 
     height, width = SIZES[label]
     gt, pred = write_dataset(workdir / label, n_videos=n_videos, height=height, width=width, n_frames=n_frames)

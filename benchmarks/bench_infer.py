@@ -47,9 +47,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fvos_utils import infer, io, models  # noqa: E402
-from fvos_utils.paths import shared_samples_dir  # noqa: E402
-from fvos_utils.testing import moving_objects  # noqa: E402
+from fvos_utils.base import io  # noqa: E402
+from fvos_utils.method import infer, models
+from fvos_utils.base.paths import shared_samples_dir  # noqa: E402
+from fvos_utils.data.testing import moving_objects  # noqa: E402
 
 THREADS = int(os.environ["OMP_NUM_THREADS"])
 torch.set_num_threads(THREADS)

@@ -39,8 +39,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fvos_utils import datasets, infer, io, models  # noqa: E402
-from fvos_utils.fusion import FVOS_SCALES  # noqa: E402
+from fvos_utils.base import io  # noqa: E402
+from fvos_utils.data import datasets
+from fvos_utils.method import infer, models
+from fvos_utils.method.fusion import FVOS_SCALES  # noqa: E402
 
 
 def jobs_for(root: Path, weights: str) -> list:

@@ -29,9 +29,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fvos_utils.fusion import soft_vote, vote  # noqa: E402
-from fvos_utils.io import read_mask, write_mask  # noqa: E402
-from fvos_utils.postprocess import fill_gaps, fill_gaps_reference  # noqa: E402
+from fvos_utils.method.fusion import soft_vote, vote  # noqa: E402
+from fvos_utils.base.io import read_mask, write_mask  # noqa: E402
+from fvos_utils.method.postprocess import fill_gaps, fill_gaps_reference  # noqa: E402
 
 cv2.setNumThreads(1)
 SIZES = {"480p": (480, 854), "1080p": (1080, 1920)}

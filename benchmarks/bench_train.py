@@ -8,7 +8,7 @@ Keep the machine otherwise idle: two busy processes on 2 cores slow torch traini
    batch 1), at 1 and 2 torch threads and at each of the small model's FVOS sizes (256..448): reading
    the clip (frames, masks, sampling), augmentation (the recipe's transforms), forward, loss, backward,
    optimizer step. Components are built from the composed recipe, as the trainer builds them.
-2. Clips trained per hour through the kit's real path (``python -m fvos_utils.train``, Meta's trainer
+2. Clips trained per hour through the kit's real path (``fvos train``, Meta's trainer
    and launcher; per-iteration times from its log, first iterations skipped), at the sizes the pretraining
    draws (256..448, one per batch): the reference is how the bundled weights were trained (one process,
    2 threads, one clip per iteration); against it, two data-parallel processes of one thread each
@@ -16,7 +16,7 @@ Keep the machine otherwise idle: two busy processes on 2 cores slow torch traini
    (``scratch.train_batch_size: 2``). The model, data, augmentation and loss are the recipe's in every
    run, and so are the sizes (the same draws, each shared by 4 consecutive clips); the clips per
    optimizer step are 1, 2 and 4. Goal: at least 2x the reference's clips per hour.
-3. Why the kit draws one size per step for all ranks (:class:`fvos_utils.train.RankAlignedRandomResize`):
+3. Why the kit draws one size per step for all ranks (:class:`fvos_utils.method.train.RankAlignedRandomResize`):
    the recipe's model under DDP on 2 gloo processes, the same clips and, per rank, the same sizes, drawn
    per rank (Meta's resize) or shared by both ranks at each step. Ranks step together, so a step lasts
    as long as its larger size.
@@ -52,7 +52,9 @@ import yaml  # noqa: E402
 
 KIT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(KIT))
-from fvos_utils import paths, synthetic, train  # noqa: E402
+from fvos_utils.base import paths  # noqa: E402
+from fvos_utils.data import synthetic
+from fvos_utils.method import train
 
 RECIPE = "fvos_tiny_pretrain"
 SIZES = (256, 320, 384, 448)  # the small model's FVOS scales 1..1.75, every other one
@@ -152,7 +154,7 @@ def trainer_clips_per_hour(data: Path, folder: Path, *, gpus: int, threads: int,
     params_file = folder / f"params_{gpus}x{threads}x{batch}.yaml"
     params_file.write_text(yaml.safe_dump(params))
     env = {**os.environ, paths.ROOT_ENV: str(folder)}
-    run = subprocess.run([sys.executable, "-m", "fvos_utils.train", "--params", str(params_file), "--stage", "1"],
+    run = subprocess.run([sys.executable, "-m", "fvos_utils", "train", "--params", str(params_file), "--stage", "1"],
                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=KIT)
     if run.returncode:  # its progress bar is not wanted here, its error is
         raise RuntimeError(f"training run {params['run']} failed:\n{run.stderr[-3000:]}")
@@ -193,7 +195,7 @@ def _rank_steps(rank: int, data: Path, port: int, schedules: list, result) -> No
     sizes ``schedules[rank]``; puts the mean seconds of the steps after the first two into ``result``."""
     import torch.distributed as dist
 
-    from fvos_utils import train as kit_train
+    from fvos_utils.method import train as kit_train
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     warnings.filterwarnings("ignore", message="Grad strides do not match")  # one 1x1 conv's gradient layout

@@ -8,7 +8,7 @@ Scores (J&F, video-bootstrap 95% interval of the change from zero motion):
 2. mini-MOSE test at scale 1 (goal: at least 0.25 above zero motion);
 3. the pretrain world's own held-out valid videos at scale 1, per hard-case tag beside mini-MOSE valid's
    (the domain gap fine-tuning has to close);
-4. clips of a generator of another design (:func:`fvos_utils.testing.write_foreign_clips`) at the three
+4. clips of a generator of another design (:func:`fvos_utils.data.testing.write_foreign_clips`) at the three
    scales (goal: J&F at least 0.50 and 0.20 above zero motion; the same scale goals), per scenario and
    background texture family (8 videos: each tag holds 2-4 of them, a description, not a finding).
 
@@ -27,7 +27,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from fvos_utils import baselines, datasets, evaluate, infer, io, models, scoring, selection, testing
+from fvos_utils.base import io
+from fvos_utils.data import datasets, testing
+from fvos_utils.metrics import baselines, evaluate, scoring
+from fvos_utils.method import infer, models
 
 SCALES = (1.0, 1.375, 1.75)
 #: goals of the embedded default (issue: a small SAM 2 that really tracks, at every FVOS scale)
@@ -39,7 +42,7 @@ def score_split(split: datasets.ValidationSplit, ckpt: str, scales, out: Path) -
     """``{"zero_motion": scores, "<scale>": scores}`` of ``split``, each with its ``per_tag`` J&F."""
     def scored(pred_dir: Path) -> dict:
         result = scoring.score_folder(split.gt_dir, pred_dir, videos=split.videos, tags=split.tags)
-        return {**selection.scores_of(result),
+        return {**scoring.scores_of(result),
                 "per_tag": {tag: float(v["J&F"]) for tag, v in result.get("per_tag", {}).items()}}
 
     zero = scored(baselines.zero_motion(split.root, out / "zero_motion", split=split.name))
@@ -72,7 +75,7 @@ def main(argv=None) -> int:
                                                   (1.0,)),
             "synthetic pretrain valid (held out, seed 0)": (
                 datasets.validation_split("data/synthetic-pretrain", preset="pretrain"), (1.0,)),
-            "foreign clips (fvos_utils.testing.write_foreign_clips, seed 0)": (foreign, SCALES),
+            "foreign clips (fvos_utils.data.testing.write_foreign_clips, seed 0)": (foreign, SCALES),
         }
         scores = {name: score_split(split, args.ckpt, scales, tmp / f"run{i}")
                   for i, (name, (split, scales)) in enumerate(plan.items())}
@@ -80,11 +83,11 @@ def main(argv=None) -> int:
         for entry in found.values():
             entry.pop("objects")  # kept for the intervals only
     checks = []
-    for name in ("synthetic mini-MOSE valid (seed 0)", "foreign clips (fvos_utils.testing.write_foreign_clips, seed 0)"):
+    for name in ("synthetic mini-MOSE valid (seed 0)", "foreign clips (fvos_utils.data.testing.write_foreign_clips, seed 0)"):
         for scale, tolerance in SCALE_TOLERANCE.items():
             drop = scores[name]["1"]["J&F"] - scores[name][f"{scale:g}"]["J&F"]
             checks.append((f"{name}: x{scale:g} within {tolerance} of x1 (drop {drop:+.4f})", drop <= tolerance))
-    foreign_scores = scores["foreign clips (fvos_utils.testing.write_foreign_clips, seed 0)"]
+    foreign_scores = scores["foreign clips (fvos_utils.data.testing.write_foreign_clips, seed 0)"]
     checks.append((f"foreign clips: J&F {foreign_scores['1']['J&F']:.4f} >= {FOREIGN_MIN}",
                    foreign_scores["1"]["J&F"] >= FOREIGN_MIN))
     above = foreign_scores["1"]["J&F"] - foreign_scores["zero_motion"]["J&F"]

@@ -32,9 +32,11 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fvos_utils import fusion, infer, io, models, provenance, synthetic, train  # noqa: E402
-from fvos_utils.paths import params_dir, shared_samples_dir  # noqa: E402
-from fvos_utils.testing import moving_objects  # noqa: E402
+from fvos_utils.base import io, provenance  # noqa: E402
+from fvos_utils.data import synthetic
+from fvos_utils.method import fusion, infer, models, train
+from fvos_utils.base.paths import params_dir, shared_samples_dir  # noqa: E402
+from fvos_utils.data.testing import moving_objects  # noqa: E402
 
 #: the trainer's log line of one logged iteration: its time and its peak memory
 _ITER_TIME = re.compile(r"Batch Time: ([0-9.]+)")

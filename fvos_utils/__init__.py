@@ -1,23 +1,38 @@
 """fvos_utils: the computing half of the FVOS research kit (notebooks narrate, this package computes).
 
-One module per step of the method:
+Subpackages by role; each imports only from those listed below it (checked by the import contract in
+``pyproject.toml``):
 
-- ``paths``: every path the kit uses (never the current directory)
-- ``io``: DAVIS / MOSE layouts, palette masks, atomic writes, splits
-- ``synthetic``: the embedded default dataset, a synthetic mini-MOSE
-- ``evaluate``: J&F (DAVIS 2017 semi-supervised and MOSEv2 modes)
-- ``baselines``: the zero-motion baseline
-- ``models``: SAM 2 / 2.1 registry, downloads, the kit's small config, overrides (scale, sigmoid)
-- ``transforms``: test-time flips and rotations with exact inverses
-- ``infer``: propagation (separate / joint), merge rules, resumable batch runs
-- ``probs``: per-object probability files
-- ``train``: two-stage fine-tuning on Meta's SAM 2 trainer
-- ``selection``: epoch selection, memory-sigmoid search, MOSE submission zips
-- ``postprocess``: the paper's gap filling between adjacent objects
-- ``fusion``: multi-scale / test-time voting and soft fusion
-- ``viewer``: an ipywidgets result browser
-- ``pipeline``: the chapters in order through papermill
-- ``figures``: one figure style; PNG + PDF
-- ``provenance``: versions, git commit, device for ``metrics.json``
+- ``studies``: experiments about the method, one module per chapter's study, and the paper's claims
+- ``method``: the paper's steps (models, inference, training, gap filling, fusion, the recipe)
+- ``run``: the notebook machinery (chapters, the pipeline, the book, figures)
+- ``data`` | ``metrics``: datasets and submissions | J&F and its scores (independent of each other)
+- ``base``: paths, files, locks, progress, provenance
+
+Where to start (each imported on first use, so ``import fvos_utils`` stays light):
+
+- :func:`build_predictor`: a SAM 2 video predictor (``method.models``)
+- :func:`run_recipe`: the whole FVOS recipe on a split, ending in the server zip (``method.recipe``)
+- :func:`run_pipeline`: every chapter in order from one params file (``run.pipeline``)
+- :func:`evaluate`: J&F of a prediction folder against ground truth (``metrics.evaluate``)
+
+The command line is ``fvos <step>`` (``python -m fvos_utils <step>``); ``fvos --help`` lists the steps.
 """
+import importlib
+
 __version__ = "0.1.0"
+
+#: the names a user starts from, and the module that owns each
+_PUBLIC = {
+    "build_predictor": "fvos_utils.method.models",
+    "run_recipe": "fvos_utils.method.recipe",
+    "run_pipeline": "fvos_utils.run.pipeline",
+    "evaluate": "fvos_utils.metrics.evaluate",
+}
+__all__ = [*_PUBLIC, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'fvos_utils' has no attribute {name!r}")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from fvos_utils import paths
+from fvos_utils.base import paths
 
 
 @pytest.fixture

@@ -1,12 +1,14 @@
-"""The recipe ablated step by step (fvos_utils.ablation): the ladder and leave-one-out settings of a recipe,
+"""The recipe ablated step by step (fvos_utils.studies.ablation): the ladder and leave-one-out settings of a recipe,
 rows whose numbers are the paired differences of the settings' scores, words that name what carries the gain,
 and every setting scored exactly as the recipe itself would run it."""
 import numpy as np
 import pytest
 
-from fvos_utils import ablation, choices, claims, evaluate, models, recipe
-from fvos_utils.postprocess import NO_FILLING, PAPER_FILLING
-from fvos_utils.testing import write_mose_layout
+from fvos_utils.data.testing import write_mose_layout
+from fvos_utils.method import choices, models, recipe
+from fvos_utils.method.postprocess import NO_FILLING, PAPER_FILLING
+from fvos_utils.metrics import evaluate
+from fvos_utils.studies import ablation, claims
 
 START = ablation.Setting("w0.pt", choices.STARTING_LABEL, (20.0, -10.0), NO_FILLING, (1.0,))
 TUNED = ("w2.pt", "stage 2, epoch 3")
@@ -146,7 +148,7 @@ def test_the_plan_follows_the_run_s_picks_and_keeps_the_paper_s_recipe_beside_th
 def test_each_setting_scores_what_the_recipe_itself_gives(kit_root, tmp_path):
     """score_settings shares passes between settings; each setting must still score exactly what the recipe
     (recipe.apply_recipe, its own passes) gives with the same weights, pair, filling and scales."""
-    from fvos_utils import datasets
+    from fvos_utils.data import datasets
 
     data = write_mose_layout(tmp_path / "mose", n_train=3, n_valid=1, n_frames=4)  # train: every mask given
     split = datasets.ValidationSplit(data, data / "train" / "Annotations", data / "meta.json",

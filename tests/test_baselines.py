@@ -1,7 +1,8 @@
 """The zero-motion baseline: first-frame mask copied to every frame, resumable."""
 import numpy as np
 
-from fvos_utils import baselines, io
+from fvos_utils.base import io
+from fvos_utils.metrics import baselines
 
 
 def test_zero_motion_copies_the_first_mask_and_resumes(tmp_path):

@@ -1,4 +1,4 @@
-"""The executed run as a book (fvos_utils.book): built from a tiny run of hand-made executed notebooks.
+"""The executed run as a book (fvos_utils.run.book): built from a tiny run of hand-made executed notebooks.
 
 The run has two chapters, each with a title, a parameters cell, a figure (a real PNG output), a progress
 bar's refreshes in a stream, an nbval-checked cell and a test-only cell, and chapter 07's scorecard. The
@@ -13,14 +13,14 @@ from pathlib import Path
 import matplotlib
 import nbformat
 import pytest
+from devtools_browser import DevTools, chromium_or_skip, start_chromium, stop, wait_for  # tests/
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from PIL import Image
 
-from fvos_utils import book, paths
-from fvos_utils.io import DataError
-from fvos_utils.testing import NBVAL_MARK
-
-from devtools_browser import DevTools, chromium_or_skip, start_chromium, stop, wait_for  # tests/
+from fvos_utils.base import paths
+from fvos_utils.base.io import DataError
+from fvos_utils.data.testing import NBVAL_MARK
+from fvos_utils.run import book
 
 matplotlib.use("Agg")
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fvos_utils import fusion, infer, io, postprocess
-from fvos_utils.probs import save_probs
-from fvos_utils.testing import command_error, write_mose_layout
+from fvos_utils.base import io
+from fvos_utils.data.testing import command_error, write_mose_layout
+from fvos_utils.method import fusion, infer, postprocess
+from fvos_utils.method.probs import save_probs
 
 
 def _probs_folders(root, count=2, *, ids=(1, 2)):
@@ -35,7 +36,7 @@ def test_a_damaged_probability_file_is_one_line_naming_it(tmp_path, main, argv, 
     npz = tmp_path / "p0" / "v.npz"
     npz.write_bytes(b"" if damage == "empty" else npz.read_bytes()[:len(npz.read_bytes()) // 2])
     error = command_error(main, argv(folders, tmp_path / "out"))
-    assert error.startswith(f"error: {npz}: not a probability file written by fvos_utils.probs, or truncated (")
+    assert error.startswith(f"error: {npz}: not a probability file written by fvos_utils.method.probs, or truncated (")
     assert not (tmp_path / "out").exists()
 
 
@@ -123,7 +124,7 @@ def test_a_rerun_removes_what_a_killed_postprocess_or_fusion_left_and_nothing_el
 @pytest.mark.parametrize("where", ["a folder", "under a file"])
 def test_a_recipe_zip_path_that_cannot_be_written_is_refused_before_any_pass(tmp_path, where):
     """``recipe --out runs`` (a folder) or ``--out afile/x.zip`` ran the whole recipe, then a traceback."""
-    from fvos_utils import choices, recipe
+    from fvos_utils.method import choices, recipe
 
     data = write_mose_layout(tmp_path / "data", n_train=1, n_valid=1, n_frames=2)
     (tmp_path / "runs").mkdir()
@@ -150,8 +151,8 @@ def test_a_kernel_larger_than_any_frame_needs_is_refused_before_the_work(tmp_pat
 
 def test_evaluate_tags_that_are_no_text_file_is_one_line_naming_it(tmp_path, capsys):
     """``evaluate --tags FILE.png``: a UTF-8 decode message without the file's name."""
-    from fvos_utils import evaluate
-    from fvos_utils.testing import write_dataset
+    from fvos_utils.data.testing import write_dataset
+    from fvos_utils.metrics import evaluate
 
     gt, pred = write_dataset(tmp_path, n_videos=1, height=8, width=10, n_frames=3)
     png = next(gt.rglob("*.png"))
@@ -161,8 +162,9 @@ def test_evaluate_tags_that_are_no_text_file_is_one_line_naming_it(tmp_path, cap
 
 def test_the_report_alone_on_an_empty_run_names_the_run(tmp_path, monkeypatch, capsys):
     """``pipeline --only 07_report`` on an empty run said "the table has no columns"."""
-    from fvos_utils import paths, pipeline
-    from fvos_utils.testing import write_stub_chapter
+    from fvos_utils.base import paths
+    from fvos_utils.data.testing import write_stub_chapter
+    from fvos_utils.run import pipeline
 
     monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))
     write_stub_chapter(tmp_path, "07_report")
@@ -176,8 +178,8 @@ def test_the_report_alone_on_an_empty_run_names_the_run(tmp_path, monkeypatch, c
 def test_the_recipe_on_a_second_data_root_does_not_resume_the_firsts_work(tmp_path, monkeypatch, capsys):
     """The work folder was keyed by run and split: a second root holding a subset of the first's videos
     failed (`video not in the val folder`), the first root's passes being resumed."""
-    from fvos_utils import choices, recipe
-    from fvos_utils.io import remove_dir
+    from fvos_utils.base.io import remove_dir
+    from fvos_utils.method import choices, recipe
 
     run = "pytest-recipe-two-roots"
     remove_dir(choices.run_dir(run))

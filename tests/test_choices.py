@@ -1,4 +1,4 @@
-"""The choices passed between chapters (fvos_utils.choices): typed records with run-relative paths, and
+"""The choices passed between chapters (fvos_utils.method.choices): typed records with run-relative paths, and
 the one fallback rule by which a step finds its weights, sigmoid, gap filling and scales."""
 import json
 import shutil
@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from fvos_utils import choices, fusion, models, paths
-from fvos_utils.io import DataError, read_json, write_json
-from fvos_utils.postprocess import GapFilling
+from fvos_utils.base import paths
+from fvos_utils.base.io import DataError, read_json, write_json
+from fvos_utils.method import choices, fusion, models
+from fvos_utils.method.postprocess import GapFilling
 
 
 @pytest.fixture()

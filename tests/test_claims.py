@@ -3,9 +3,12 @@ records, and picks where doing nothing wins, carried through to the recipe."""
 import numpy as np
 import pytest
 
-from fvos_utils import choices, claims, evaluate, fusion, models, paths, recipe
-from fvos_utils.postprocess import GapFilling
-from fvos_utils.testing import write_mose_layout
+from fvos_utils.base import paths
+from fvos_utils.data.testing import write_mose_layout
+from fvos_utils.method import choices, fusion, models, recipe
+from fvos_utils.method.postprocess import GapFilling
+from fvos_utils.metrics import evaluate
+from fvos_utils.studies import claims
 
 
 def _objects(values):

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from fvos_utils import datasets, io, paths, synthetic
-from fvos_utils.testing import write_mose_layout
+from fvos_utils.base import io, paths
+from fvos_utils.data import datasets, synthetic
+from fvos_utils.data.testing import write_mose_layout
 
 
 def _write_mose(root):
@@ -116,7 +117,7 @@ def test_a_holdout_view_has_no_test_split(project, tmp_path):
 def test_chapters_use_an_existing_synthetic_set_as_it_is_and_record_it(tmp_path):
     """A quick check on a tiny set (``--videos-*``, ``--frames``, ``--size``) was refused by every chapter as
     "another config": a chapter uses the set at its data_root as it is; only another seed is refused."""
-    from fvos_utils.chapter import Chapter
+    from fvos_utils.run.chapter import Chapter
 
     tiny = synthetic.SyntheticConfig(videos_train=1, videos_valid=1, frames=(3, 3), size=(64, 48), objects=(1, 2))
     root = synthetic.generate(tmp_path / "tiny", seed=0, config=tiny, progress=False)

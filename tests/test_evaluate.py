@@ -1,4 +1,4 @@
-"""Tests of fvos_utils.evaluate against hand computations, a literal reference and vos-benchmark.
+"""Tests of fvos_utils.metrics.evaluate against hand computations, a literal reference and vos-benchmark.
 
 The reference below is written straight from ../shared/reference/jf-spec.md: whole frames, numpy, a
 brute-force disk dilation (one shifted OR per disk offset) and the spec's float formula for the Decay
@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fvos_utils import evaluate as ev
-from fvos_utils import testing
-from fvos_utils.io import DataError, write_mask
-from fvos_utils.paths import project_root, shared_samples_dir
+from fvos_utils.base.io import DataError, write_mask
+from fvos_utils.base.paths import project_root, shared_samples_dir
+from fvos_utils.data import testing
+from fvos_utils.metrics import evaluate as ev
 
 TOL = 1e-6
 
@@ -619,7 +619,7 @@ def test_cli_errors_name_the_file(tmp_path):
     frame[2:5, 2:5] = 1
     write_video(tmp_path / "gt", "a", [frame] * 4)
     write_video(tmp_path / "pred", "a", [frame, frame, frame + 1, frame])
-    run = [sys.executable, "-m", "fvos_utils.evaluate", "--gt", str(tmp_path / "gt"),
+    run = [sys.executable, "-m", "fvos_utils", "evaluate", "--gt", str(tmp_path / "gt"),
            "--pred", str(tmp_path / "pred"), "--json", str(tmp_path / "m.json")]
     proc = subprocess.run(run, cwd=project_root(), capture_output=True, text=True)
     assert proc.returncode == 1 and "pred/a/00002.png" in proc.stderr and "predicted id 2" in proc.stderr
@@ -645,7 +645,7 @@ def test_cli_checks_its_output_paths_before_scoring(generated, tmp_path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 
 
-# ------------------------------------------------------------------------------ generated data (fvos_utils.testing)
+# ------------------------------------------------------------------------------ generated data (fvos_utils.data.testing)
 def test_generated_videos_are_deterministic_touching_and_vanish():
     frames = list(testing.moving_objects(90, 160, 12, 3, seed=4))
     again = list(testing.moving_objects(90, 160, 12, 3, seed=4))
@@ -681,7 +681,7 @@ def test_workers_do_not_hang_after_the_caller_used_cv2_threads(tmp_path):
         write_mask(tmp_path / "pred" / "w" / f"{t:05d}.png", labels)
     script = (
         "import cv2, numpy as np, sys\n"
-        "from fvos_utils.evaluate import evaluate\n"
+        "from fvos_utils.metrics.evaluate import evaluate\n"
         "cv2.setNumThreads(4)\n"
         "image = np.random.default_rng(0).random((2000, 2000)).astype(np.float32)\n"
         "for _ in range(5):\n"

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fvos_utils import figures
-from fvos_utils.io import davis_palette
+from fvos_utils.base.io import davis_palette
+from fvos_utils.run import figures
 
 
 def test_overlay_blends_object_pixels_and_outlines_them():

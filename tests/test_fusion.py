@@ -10,11 +10,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fvos_utils import fusion
-from fvos_utils.io import DataError, read_mask, write_mask
-from fvos_utils.probs import save_probs
-from fvos_utils.testing import command_error, tree_bytes
-from fvos_utils.transforms import TRANSFORM_NAMES
+from fvos_utils.base.io import DataError, read_mask, write_mask
+from fvos_utils.data.testing import command_error, tree_bytes
+from fvos_utils.method import fusion
+from fvos_utils.method.probs import save_probs
+from fvos_utils.method.transforms import TRANSFORM_NAMES
 
 PROPERTY = settings(max_examples=80, deadline=None)
 
@@ -288,7 +288,7 @@ def passes(tmp_path):
 
 @pytest.mark.parametrize("method", ["hard", "soft"])
 def test_command_line_fuses_as_the_library_does(passes, tmp_path, monkeypatch, capsys, method):
-    """``python -m fvos_utils.fusion``: the bytes vote_folders / soft_vote_folders write, relative paths from
+    """``fvos fusion``: the bytes vote_folders / soft_vote_folders write, relative paths from
     the current folder, the folder order kept (the first breaks ties)."""
     library = fusion.FOLDER_FUSIONS[method]([tmp_path / p for p in passes[::-1]], tmp_path / "library")
     monkeypatch.chdir(tmp_path)

@@ -1,4 +1,4 @@
-"""Chapter 06's study (fvos_utils.fusion_ablation): which passes each variant fuses, fills and scores,
+"""Chapter 06's study (fvos_utils.studies.fusion_ablation): which passes each variant fuses, fills and scores,
 checked against literal per-pixel voting; its tables; the notebook end to end (synthetic and MOSE layouts)."""
 import itertools
 import json
@@ -10,11 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fvos_utils import evaluate, fusion, fusion_ablation, infer, paths, postprocess, recipe, scoring
-from fvos_utils.io import read_json, read_mask, remove_dir, write_mask
-from fvos_utils.postprocess import GapFilling
-from fvos_utils.probs import load_probs, save_probs
-from fvos_utils.testing import checked_outputs, evaluator_result as result, execute_chapter, scene_probs, write_mose_layout
+from fvos_utils.base import paths
+from fvos_utils.base.io import read_json, read_mask, remove_dir, write_mask
+from fvos_utils.data.testing import checked_outputs, execute_chapter, scene_probs, write_mose_layout
+from fvos_utils.data.testing import evaluator_result as result
+from fvos_utils.method import fusion, infer, postprocess, recipe
+from fvos_utils.method.postprocess import GapFilling
+from fvos_utils.method.probs import load_probs, save_probs
+from fvos_utils.metrics import evaluate, scoring
+from fvos_utils.studies import fusion_ablation
 
 
 # ------------------------------------------------------------------------------ literal references
@@ -336,7 +340,7 @@ def test_chapter_06_on_a_mose_layout_chooses_on_a_holdout_and_zips_the_server_sp
 
 def test_full_settings_fit_the_notebooks():
     """params/ablations_full.yaml: every key is a parameter of its chapter (checked by the pipeline)."""
-    from fvos_utils import pipeline
+    from fvos_utils.run import pipeline
 
     params = pipeline.load_run_params(paths.params_dir() / "ablations_full.yaml")
     assert list(params["chapters"]) == ["05_morphology_ablation", "06_multiscale_fusion"]

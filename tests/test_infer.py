@@ -14,9 +14,10 @@ import pytest
 import torch
 from PIL import Image
 
-from fvos_utils import infer, io, models, transforms
-from fvos_utils.paths import project_root, shared_samples_dir
-from fvos_utils.probs import load_probs
+from fvos_utils.base import io
+from fvos_utils.base.paths import project_root, shared_samples_dir
+from fvos_utils.method import infer, models, transforms
+from fvos_utils.method.probs import load_probs
 
 torch.set_num_threads(1)
 SIZE = (48, 64)  # (H, W): not square, so quarter turns change the shape
@@ -559,7 +560,7 @@ def test_torchrun_ranks_split_the_videos_and_match_one_process(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(project_root()))
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-         str(infer.free_port()), "-m", "fvos_utils.infer", "--data-root", str(tmp_path / "data"), "--ckpt",
+         str(infer.free_port()), "-m", "fvos_utils", "infer", "--data-root", str(tmp_path / "data"), "--ckpt",
          "random", "--out", str(tmp_path / "multi"), "--mode", "joint", "--threads", "1", "--no-progress"],
         env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

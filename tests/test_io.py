@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fvos_utils import io
-from fvos_utils.paths import shared_samples_dir
+from fvos_utils.base import io
+from fvos_utils.base.paths import shared_samples_dir
 
 
 def _write_video(root: Path, name: str, n_frames: int = 3, size=(24, 32), annotate=(0,)):

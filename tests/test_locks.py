@@ -10,8 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from fvos_utils import fusion, infer, io, locks, postprocess, train
-from fvos_utils.testing import command_error, lock_holder, write_mose_layout
+from fvos_utils.base import io, locks
+from fvos_utils.data.testing import command_error, lock_holder, write_mose_layout
+from fvos_utils.method import fusion, infer, postprocess, train
 
 
 def test_a_second_writer_is_refused_naming_the_folder_and_the_holder(tmp_path):
@@ -113,8 +114,9 @@ def test_infer_into_a_folder_whose_parent_is_not_writable(tmp_path):
 
 
 def test_a_second_pipeline_of_one_run_is_refused(tmp_path, monkeypatch, capsys):
-    from fvos_utils import paths, pipeline
-    from fvos_utils.testing import write_stub_chapter
+    from fvos_utils.base import paths
+    from fvos_utils.data.testing import write_stub_chapter
+    from fvos_utils.run import pipeline
 
     monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))
     write_stub_chapter(tmp_path, "00_data_and_metrics")
@@ -127,7 +129,7 @@ def test_a_second_pipeline_of_one_run_is_refused(tmp_path, monkeypatch, capsys):
 
 
 def test_a_second_recipe_into_one_work_folder_is_refused_before_any_pass(tmp_path):
-    from fvos_utils import choices, recipe
+    from fvos_utils.method import choices, recipe
 
     data = write_mose_layout(tmp_path / "data", n_train=1, n_valid=1, n_frames=2)
     settings = recipe.RecipeSettings(choices.ModelChoice("fvos_tiny", "random", None, None, "test"),
@@ -142,7 +144,7 @@ def test_a_second_recipe_into_one_work_folder_is_refused_before_any_pass(tmp_pat
 # ----------------------------------------------------------------------------- the trainer's group
 def test_killing_the_parent_of_a_trainer_ends_the_trainer(tmp_path):
     """``kill -9`` of ``train`` left its trainer running (ppid 1), writing a stage no lock guarded."""
-    parent = ("import sys, time; from fvos_utils import train\n"
+    parent = ("import sys, time; from fvos_utils.method import train\n"
               "child = train.start_child_group([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
               "print(child.pid, flush=True); time.sleep(600)")
     env = {**os.environ, "PYTHONPATH": str(train.__file__).rsplit("/fvos_utils/", 1)[0]}

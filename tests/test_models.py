@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from fvos_utils import infer, models, paths
-from fvos_utils.io import DataError, read_json, read_mask
-from fvos_utils.testing import command_error, first_frames_clip
+from fvos_utils.base import paths
+from fvos_utils.base.io import DataError, read_json, read_mask
+from fvos_utils.data.testing import command_error, first_frames_clip
+from fvos_utils.method import infer, models
 
 torch.set_num_threads(1)
 
@@ -140,7 +141,7 @@ def test_scale_override_changes_the_feature_size_but_not_the_weights(tiny):
 
 def test_sigmoid_override_reaches_the_memory_encoder(tiny):
     """Set on the loaded predictor between runs: the memory encoder must get sigmoid(x) * s + b."""
-    from fvos_utils.infer import propagate
+    from fvos_utils.method.infer import propagate
 
     seen = []
     hook = tiny.memory_encoder.register_forward_pre_hook(lambda mod, args: seen.append(args[1].clone()))

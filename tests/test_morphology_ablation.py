@@ -1,4 +1,4 @@
-"""Chapter 05's study (fvos_utils.morphology_ablation): tables, contact gaps, crops, the real clip, and the
+"""Chapter 05's study (fvos_utils.studies.morphology_ablation): tables, contact gaps, crops, the real clip, and the
 notebook end to end, checked against literal per-pixel references and hand-computed numbers."""
 import itertools
 
@@ -8,9 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fvos_utils import choices, morphology_ablation, paths, postprocess, scoring
-from fvos_utils.io import VOID_LABEL, DataError, read_json, read_mask, write_mask
-from fvos_utils.testing import checked_outputs, evaluator_result as result, execute_chapter
+from fvos_utils.base import paths
+from fvos_utils.base.io import VOID_LABEL, DataError, read_json, read_mask, write_mask
+from fvos_utils.data.testing import checked_outputs, execute_chapter
+from fvos_utils.data.testing import evaluator_result as result
+from fvos_utils.method import choices, postprocess
+from fvos_utils.metrics import scoring
+from fvos_utils.studies import morphology_ablation
 
 
 def literal_contact(gt) -> np.ndarray:
@@ -66,7 +70,7 @@ def test_gap_filling_table_rows():
 
 
 def test_gap_filling_table_intervals_are_the_paired_video_bootstrap():
-    from fvos_utils import evaluate
+    from fvos_utils.metrics import evaluate
 
     base, k2 = postprocess.GapFilling(), postprocess.GapFilling("paper", "square", 2)
     rng = np.random.default_rng(0)
@@ -120,7 +124,7 @@ def test_most_changed_frame_and_zoomed_crops(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, size=(8, 10, 3), dtype=np.uint8)
     cells = morphology_ablation.zoomed_crops(rgb, [maps["00001"], changed["00001"]], [(slice(4, 8), slice(3, 9))], zoom=3)
     assert len(cells) == 1 and len(cells[0]) == 2 and cells[0][0].shape == (12, 18, 3)
-    from fvos_utils.figures import overlay
+    from fvos_utils.run.figures import overlay
     drawn = overlay(rgb, changed["00001"], alpha=0.55)[4:8, 3:9]
     assert np.array_equal(cells[0][1][::3, ::3], drawn) and np.array_equal(cells[0][1][2::3, 2::3], drawn)
 

@@ -3,6 +3,7 @@ with its defaults (the fast CPU setting), leaving its metrics and figures under 
 import ast
 import importlib
 import json
+import pkgutil
 import re
 from pathlib import Path
 
@@ -10,8 +11,11 @@ import nbformat
 import papermill
 import pytest
 
-from fvos_utils import chapter, claims, paths
-from fvos_utils.testing import NBVAL_CHAPTERS, NBVAL_MARK, checked_outputs
+import fvos_utils
+from fvos_utils.base import paths
+from fvos_utils.data.testing import NBVAL_CHAPTERS, NBVAL_MARK, checked_outputs
+from fvos_utils.run import chapter
+from fvos_utils.studies import claims
 
 NOTEBOOKS = sorted(paths.notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 RUN = "pytest-notebooks"
@@ -117,7 +121,7 @@ def test_every_declared_parameter_is_used(notebook):
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_no_notebook_writes_a_record_or_metrics_by_hand(notebook):
-    """Records belong to fvos_utils.choices, metrics.json to chapter.Chapter.write_metrics."""
+    """Records belong to fvos_utils.method.choices, metrics.json to chapter.Chapter.write_metrics."""
     code = "\n".join(c.source for c in _code_cells(notebook))
     for writer in ("write_json(", "json.dump(", ".write_text(", "open("):
         assert writer not in code, writer
@@ -136,13 +140,18 @@ def test_the_chapter_map_is_the_code_s():
     assert set(chapter.PAPER_SECTIONS) == {p.stem for p in NOTEBOOKS}
 
 
+def kit_module(name: str) -> str:
+    """The dotted path of the kit's module ``name`` (a chapter imports modules by their own names)."""
+    return next(m.name for m in pkgutil.walk_packages(fvos_utils.__path__, "fvos_utils.") if m.name.endswith(f".{name}"))
+
+
 def test_each_method_function_names_the_chapter_that_shows_it():
     missing = []
     for name in chapter.PAPER_SECTIONS:
         for call in chapter.calls(name):
             module, function = call.split(".")
             if module in chapter.METHOD_MODULES:
-                doc = getattr(importlib.import_module(f"fvos_utils.{module}"), function).__doc__ or ""
+                doc = getattr(importlib.import_module(kit_module(module)), function).__doc__ or ""
                 if not re.search(rf"Shown in chapters? [0-9, ]*\b{name[:2]}\b", doc):
                     missing.append(f"{call} (chapter {name[:2]})")
     assert missing == []

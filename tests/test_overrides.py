@@ -3,7 +3,8 @@ file's values, and ``--show`` (every chapter's resolved parameters, nothing run)
 import pytest
 import yaml
 
-from fvos_utils import paths, pipeline
+from fvos_utils.base import paths
+from fvos_utils.run import pipeline
 
 PAPER = "params/paper_mose_val.yaml"
 
@@ -39,8 +40,8 @@ def test_a_bad_override_is_one_line_naming_it(capsys, override, message):
 
 
 def test_train_show_applies_overrides_and_checks_them(tmp_path, capsys):
-    from fvos_utils import train
-    from fvos_utils.testing import command_error
+    from fvos_utils.data.testing import command_error
+    from fvos_utils.method import train
 
     source = paths.project_root() / "params" / "pretrain_fvos_tiny.yaml"
     assert train.main(["--params", str(source), "--show", "--set", "data.root=/scratch/me/pretrain",
@@ -63,7 +64,7 @@ def test_train_show_applies_overrides_and_checks_them(tmp_path, capsys):
     ({"SLURM_CPUS_PER_TASK": "128"}, 64),  # never more than the process may run on
 ])
 def test_threads_default_to_the_cpus_the_job_was_given(monkeypatch, environ, expected):
-    from fvos_utils import provenance
+    from fvos_utils.base import provenance
 
     for name in ("SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
@@ -77,8 +78,8 @@ def test_infer_without_threads_uses_the_jobs_cpus(tmp_path, monkeypatch):
     """Two ``infer`` runs on one node without ``--threads`` took 144 s and 152 s against 30 s alone."""
     import torch
 
-    from fvos_utils import infer
-    from fvos_utils.testing import write_mose_layout
+    from fvos_utils.data.testing import write_mose_layout
+    from fvos_utils.method import infer
 
     data = write_mose_layout(tmp_path / "data", n_train=1, n_valid=1, n_frames=2)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)

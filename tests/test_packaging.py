@@ -1,4 +1,4 @@
-"""Packaging: the console scripts pyproject.toml declares, and the git filter that keeps committed
+"""Packaging: the one command (`fvos`) pyproject.toml declares, and the git filter that keeps committed
 notebooks free of outputs (.gitattributes, set up by `make install`)."""
 import importlib
 import inspect
@@ -11,10 +11,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fvos_utils import paths
-
-#: the kit's command-line modules: each is the console script fvos-<module> as well as python -m fvos_utils.<module>
-COMMANDS = ("infer", "evaluate", "pipeline", "train", "synthetic", "recipe", "postprocess", "fusion")
+from fvos_utils import cli
+from fvos_utils.base import paths
 
 
 def _declared_scripts() -> dict[str, str]:
@@ -22,29 +20,58 @@ def _declared_scripts() -> dict[str, str]:
     return tomllib.loads((paths.project_root() / "pyproject.toml").read_text())["project"]["scripts"]
 
 
-def test_console_scripts_run_what_python_m_runs_and_return_an_exit_status():
-    scripts = _declared_scripts()
-    assert sorted(scripts) == sorted(f"fvos-{name}" for name in COMMANDS)
-    for script, target in scripts.items():
-        module_name, _, function_name = target.partition(":")
-        assert module_name == f"fvos_utils.{script.removeprefix('fvos-')}", script
+def test_one_console_script_fvos_runs_every_step_and_python_m_runs_the_same():
+    assert _declared_scripts() == {"fvos": "fvos_utils.cli:main"}
+    main_module = (paths.PACKAGE_DIR / "__main__.py").read_text()
+    assert re.search(r"from fvos_utils\.cli import main\s+sys\.exit\(main\(\)\)\s*$", main_module)
+    for step, (module_name, function_name, line) in cli.STEPS.items():
         module = importlib.import_module(module_name)
         function = getattr(module, function_name)
-        assert callable(function), target
         # a console script exits with the function's return value: it must be an exit status
-        assert inspect.signature(function).return_annotation in ("int", int), target
-        main_block = inspect.getsource(module).split('if __name__ == "__main__":')[-1]
-        assert re.fullmatch(rf"\s*sys\.exit\({function_name}\(\)\)\s*", main_block), \
-            f"{module_name}: python -m runs something other than {target}"
+        assert inspect.signature(function).return_annotation in ("int", int), step
+        assert line and "\n" not in line, step
+        assert 'if __name__ == "__main__"' not in inspect.getsource(module), \
+            f"{module_name}: a second way to run {step}; the command is fvos {step}"
 
 
-def test_installed_fvos_evaluate_script_runs():
-    script = Path(sys.prefix) / "bin" / "fvos-evaluate"
-    if not script.is_file():
-        pytest.skip(f"{script}: not installed here (make install installs the console scripts)")
-    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "--gt" in done.stdout and "--pred" in done.stdout
+def test_fvos_help_lists_every_step_with_its_line_and_each_step_names_itself(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--help"])
+    assert done.value.code == 0
+    listing = capsys.readouterr().out
+    for step, (_, _, line) in cli.STEPS.items():
+        assert re.search(rf"^  {step} +{re.escape(line)}$", listing, re.M), step
+        with pytest.raises(SystemExit) as done:
+            cli.main([step, "--help"])
+        assert done.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: fvos {step} "), step
+
+
+def _documented_commands() -> set[tuple[str, str]]:
+    """``(file, step)`` of every ``fvos <step>`` written as a command (``.venv/bin/fvos``, in backticks, or
+    opening a line) in the README, docs/, the Makefile, params/ and the notebooks."""
+    root = paths.project_root()
+    files = [root / "README.md", root / "CONTRIBUTING.md", root / "Makefile", *sorted((root / "docs").glob("*.md")),
+             *sorted((root / "params").glob("*.yaml")), *sorted((root / "notebooks").glob("*.ipynb"))]
+    found = set()
+    for path in files:
+        for step in re.findall(r"(?:^[ \t]*|`|bin/)fvos ([a-z][a-z_-]*)", path.read_text(), re.M):
+            found.add((path.relative_to(root).as_posix(), step))
+    return found
+
+
+def test_every_documented_fvos_command_exists_and_its_help_runs():
+    documented = _documented_commands()
+    assert {step for _, step in documented} == set(cli.STEPS), "a step is undocumented, or a documented one is missing"
+    script = Path(sys.prefix) / "bin" / "fvos"
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "fvos_utils"]
+    for step in sorted({step for _, step in documented}):
+        done = subprocess.run([*command, step, "--help"], capture_output=True, text=True, timeout=300,
+                              cwd=paths.project_root())
+        assert done.returncode == 0, (step, done.stderr)
+        assert done.stdout.startswith(f"usage: fvos {step} "), step
+    done = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and all(step in done.stdout for step in cli.STEPS), done.stderr
 
 
 # ------------------------------------------------------------------------------------ nbstripout

@@ -11,8 +11,8 @@ import subprocess
 import nbformat
 import pytest
 
-from fvos_utils import pipeline
-from fvos_utils.io import remove_dir
+from fvos_utils.base.io import remove_dir
+from fvos_utils.run import pipeline
 
 pytestmark = pytest.mark.notebook
 
@@ -26,7 +26,7 @@ def _notebook(params_src: str, body_src: str):
     return nb
 
 
-# what every chapter writes last (fvos_utils.chapter.Chapter.write_metrics): outputs/<run>/<chapter>/metrics.json
+# what every chapter writes last (fvos_utils.run.chapter.Chapter.write_metrics): outputs/<run>/<chapter>/metrics.json
 METRICS = """
 (out / "{chapter}").mkdir(parents=True, exist_ok=True)
 (out / "{chapter}" / "metrics.json").write_text("{{}}")
@@ -290,7 +290,8 @@ def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
     """The README's main job on a run of its own: every chapter with its demo settings (about 25 min)."""
     import yaml
 
-    from fvos_utils import io, models
+    from fvos_utils.base import io
+    from fvos_utils.method import models
 
     monkeypatch.delenv("FVOS_ROOT", raising=False)
     params = yaml.safe_load((pipeline.paths.params_dir() / "demo.yaml").read_text())

@@ -9,12 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fvos_utils import infer
-from fvos_utils import postprocess as pp
-from fvos_utils.io import DataError, read_mask, write_mask
-from fvos_utils.paths import shared_samples_dir
-from fvos_utils.probs import load_probs, save_probs
-from fvos_utils.testing import command_error, scene_probs, tree_bytes
+from fvos_utils.base.io import DataError, read_mask, write_mask
+from fvos_utils.base.paths import shared_samples_dir
+from fvos_utils.data.testing import command_error, scene_probs, tree_bytes
+from fvos_utils.method import infer
+from fvos_utils.method import postprocess as pp
+from fvos_utils.method.probs import load_probs, save_probs
 
 PROPERTY = settings(max_examples=60, deadline=None)
 
@@ -478,7 +478,7 @@ def test_fill_variants_remove_the_folders_of_settings_no_longer_compared(run_out
 
 # ---------------------------------------------------------------------------- command line
 def test_command_line_fills_a_pass_as_the_recipe_does(run_output, tmp_path, monkeypatch, capsys):
-    """``python -m fvos_utils.postprocess`` on a pass's probabilities writes the bytes the recipe's
+    """``fvos postprocess`` on a pass's probabilities writes the bytes the recipe's
     fill_variants writes; on label maps those of fill_gaps_folder. Relative paths from the current folder."""
     setting = pp.GapFilling("paper", "circle", 3)
     library = pp.fill_variants(run_output, tmp_path / "library", [setting], from_probs=True, progress=False)[setting]

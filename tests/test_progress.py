@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import tqdm.notebook
 
-from fvos_utils import evaluate, progress
-from fvos_utils.io import write_mask
+from fvos_utils.base import progress
+from fvos_utils.base.io import write_mask
+from fvos_utils.metrics import evaluate
 
 
 @pytest.mark.parametrize("value, silenced", [(None, False), ("", False), ("0", False), ("false", False),

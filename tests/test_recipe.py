@@ -1,4 +1,4 @@
-"""The FVOS recipe (fvos_utils.recipe): passes at every scale, gap filling per pass, hard voting, the
+"""The FVOS recipe (fvos_utils.method.recipe): passes at every scale, gap filling per pass, hard voting, the
 checked zip; the same steps written out from the saved probabilities; the 7 scales with a released
 architecture on a real clip, and the steps as separate commands."""
 import dataclasses
@@ -9,10 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from fvos_utils import choices, fusion, infer, models, morphology_ablation, paths, postprocess, recipe
-from fvos_utils.io import read_json, read_mask, write_frame, write_mask
-from fvos_utils.probs import load_probs
-from fvos_utils.testing import first_frames_clip, moving_objects, tree_bytes, write_mose_layout
+from fvos_utils.base import paths
+from fvos_utils.base.io import read_json, read_mask, write_frame, write_mask
+from fvos_utils.data.testing import first_frames_clip, moving_objects, tree_bytes, write_mose_layout
+from fvos_utils.method import choices, fusion, infer, models, postprocess, recipe
+from fvos_utils.method.probs import load_probs
+from fvos_utils.studies import morphology_ablation
 
 
 # -------------------------------------------------------------------------------- with a real model
@@ -145,7 +147,7 @@ def test_settings_for_run_follow_the_run_s_picks(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_the_command_line_runs_the_recipe_from_a_params_file(tmp_path, monkeypatch, capsys):
-    """``python -m fvos_utils.recipe --params``: the params file's run and chapter 06's values, the zip
+    """``fvos recipe --params``: the params file's run and chapter 06's values, the zip
     of the server split, relative paths from the current directory."""
     mose = write_mose_layout(tmp_path / "mose", n_train=3, n_valid=2)
     params = tmp_path / "recipe.yaml"

@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from fvos_utils import evaluate, scoring
-from fvos_utils.io import read_json, write_mask
-from fvos_utils.testing import evaluator_result as result, moving_objects
+from fvos_utils.base.io import read_json, write_mask
+from fvos_utils.data.testing import evaluator_result as result
+from fvos_utils.data.testing import moving_objects
+from fvos_utils.metrics import evaluate, scoring
 
 
 # ---------------------------------------------------------------------------------------- scores

@@ -18,8 +18,9 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from fvos_utils import io, paths, synthetic
-from fvos_utils.synthetic import PRESETS, TAGS, SyntheticConfig, compute_tags, generate
+from fvos_utils.base import io, paths
+from fvos_utils.data import synthetic
+from fvos_utils.data.synthetic import PRESETS, TAGS, SyntheticConfig, compute_tags, generate
 
 # small and quick, with every hard case likely
 #: the look knobs at 0 and no test split: procedural textures, rigid objects, a camera that only pans (the
@@ -404,7 +405,7 @@ def test_cli(tmp_path, capsys):
             "--frames", "4", "5",
             "--size", "64", "48", "--p-touching", "1"]
     env = dict(os.environ, OMP_NUM_THREADS="1", TQDM_DISABLE="1")
-    done = subprocess.run([sys.executable, "-m", "fvos_utils.synthetic", *args], cwd=paths.project_root(), env=env,
+    done = subprocess.run([sys.executable, "-m", "fvos_utils", "synthetic", *args], cwd=paths.project_root(), env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     meta = io.read_json(out / "meta.json")

@@ -2,7 +2,9 @@
 import cv2
 import numpy as np
 
-from fvos_utils import evaluate, io, testing
+from fvos_utils.base import io
+from fvos_utils.data import testing
+from fvos_utils.metrics import evaluate
 
 
 def test_foreign_clips_hold_each_scenario_in_the_held_out_layout(tmp_path):

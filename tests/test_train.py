@@ -18,8 +18,10 @@ import torch
 import yaml
 from omegaconf import OmegaConf
 
-from fvos_utils import io, locks, models, paths, synthetic, train
-from fvos_utils.testing import command_error, lock_holder
+from fvos_utils.base import io, locks, paths
+from fvos_utils.data import synthetic
+from fvos_utils.data.testing import command_error, lock_holder
+from fvos_utils.method import models, train
 
 TINY_DATA = synthetic.SyntheticConfig(videos_train=2, videos_valid=1, frames=(4, 5), size=(96, 64), objects=(1, 2))
 
@@ -53,10 +55,10 @@ def write_params(folder: Path, **changes) -> Path:
 
 # ------------------------------------------------------------------------------ real training on CPU
 def _kill_during_epoch_2(params: Path, folder: Path) -> None:
-    """``python -m fvos_utils.train`` killed (``kill -9``, the parent alone: a hard interruption) once epoch 1
+    """``fvos train`` killed (``kill -9``, the parent alone: a hard interruption) once epoch 1
     is saved; returns once its trainer has ended too (the stage's lock is free)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "fvos_utils.train", "--params", str(params), "--stage", "1"],
+    proc = subprocess.Popen([sys.executable, "-m", "fvos_utils", "train", "--params", str(params), "--stage", "1"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (folder / "checkpoints" / "checkpoint.pt").is_file():  # appears complete (written, then renamed)
@@ -172,7 +174,7 @@ def test_a_cluster_stage_is_a_real_submitit_job_submitted_once_then_scored(kit_r
     and its weights score as chapter 02 scores them."""
     import submitit
 
-    from fvos_utils import selection
+    from fvos_utils.studies import epoch_selection
 
     assert submitit.AutoExecutor.which() == "local"  # no sbatch here: the job runs as a local process
     params = write_params(kit_root, cluster={"timeout_hour": 1})
@@ -193,7 +195,7 @@ def test_a_cluster_stage_is_a_real_submitit_job_submitted_once_then_scored(kit_r
     assert train.train_stage(params, 1, progress=False) == folder  # finished: nothing submitted, on to scoring
     assert len(list((folder / "submitit_logs").glob("*_submitted.pkl"))) == 1
     data = kit_root / "data" / "tiny"
-    scores = selection.score_epochs(folder, data_root=data, gt_dir=data / "valid_gt" / "Annotations",
+    scores = epoch_selection.score_epochs(folder, data_root=data, gt_dir=data / "valid_gt" / "Annotations",
                                     out_dir=kit_root / "scored", progress=False)
     assert [s["epoch"] for s in scores] == [1, 2] and all(0.0 <= s["J&F"] <= 1.0 for s in scores)
 
@@ -207,7 +209,7 @@ def test_the_sam21_tiny_recipe_trains_on_two_gloo_processes_as_on_one(kit_root, 
     count averaged over the ranks (1 on both), so their first loss is the same number; the step averages
     both ranks' gradients (rank 1 augments differently), so the weights differ from the single process's.
     The epoch's weights then run through ``infer``'s command line (~40 s in all)."""
-    from fvos_utils import infer
+    from fvos_utils.method import infer
 
     one_clip = {"preset": "mini-mose", "seed": 5, "videos_train": 1, "videos_valid": 1, "frames": [8, 8],
                 "size": [128, 96], "objects": [1, 1], "videos_test": 0}
@@ -285,7 +287,7 @@ def test_base_plus_recipe_is_metas_mose_recipe_except_documented_changes():
     mine = _plain(train.compose_recipe("sam2.1_hiera_b+"))
     meta = _plain(_meta_mose_recipe())
     assert _differences(mine, meta) == {
-        "trainer._target_": ("fvos_utils.train.KitTrainer", "training.trainer.Trainer"),
+        "trainer._target_": ("fvos_utils.method.train.KitTrainer", "training.trainer.Trainer"),
         "dataset.file_list_txt": (None, "training/assets/MOSE_sample_train_list.txt"),
         "trainer.data.train.datasets.0.dataset.datasets.0.video_dataset.file_list_txt":
             (None, "training/assets/MOSE_sample_train_list.txt"),
@@ -297,15 +299,15 @@ def test_base_plus_recipe_is_metas_mose_recipe_except_documented_changes():
         "scratch.affine_shear": (20, "<absent>"),
         "trainer.model.compile_image_encoder": (False, "<absent>"),  # in sam2's inference config, False
         # each batch at its own size: the resize step draws from a list (Meta's: the one resolution)
-        "trainer.model._target_": ("fvos_utils.train.MultiResolutionSAM2Train", "training.model.sam2.SAM2Train"),
+        "trainer.model._target_": ("fvos_utils.method.train.MultiResolutionSAM2Train", "training.model.sam2.SAM2Train"),
         "scratch.resolutions.0": (1024, "<absent>"),
         # a batch of clips drawn at several sizes is brought to one size first (Meta's collate otherwise)
-        "trainer.data.train.collate_fn._target_": ("fvos_utils.train.collate_one_size",
+        "trainer.data.train.collate_fn._target_": ("fvos_utils.method.train.collate_one_size",
                                                    "training.utils.data_utils.collate_fn"),
         **{f"{transforms}.2.sizes": ("<absent>", 1024) for transforms in RESIZE_PATHS},
         **{f"{transforms}.2.sizes.0": (1024, "<absent>") for transforms in RESIZE_PATHS},
         # the resize draws one size per batch, the same on every rank (Meta's class with one size)
-        **{f"{transforms}.2._target_": ("fvos_utils.train.RankAlignedRandomResize",
+        **{f"{transforms}.2._target_": ("fvos_utils.method.train.RankAlignedRandomResize",
                                         "training.dataset.transforms.RandomResizeAPI") for transforms in RESIZE_PATHS},
         **{f"{transforms}.2.seed": (123, "<absent>") for transforms in RESIZE_PATHS},
         **{f"{transforms}.2.clips_per_draw": (1, "<absent>") for transforms in RESIZE_PATHS},
@@ -340,7 +342,7 @@ def test_small_model_recipe_composes_the_kits_model_config():
     for key in ("memory_encoder", "num_maskmem", "sigmoid_scale_for_mem_enc", "sigmoid_bias_for_mem_enc"):
         assert trained[key] == kit_model[key]
     assert trained["image_encoder"]["trunk"]["embed_dim"] == kit_model["image_encoder"]["trunk"]["embed_dim"]
-    assert trained["_target_"] == "fvos_utils.train.MultiResolutionSAM2Train"
+    assert trained["_target_"] == "fvos_utils.method.train.MultiResolutionSAM2Train"
     assert trained["prob_to_use_pt_input_for_train"] == 0.0
     assert cfg["scratch"]["resolution"] == 256 and cfg["scratch"]["feat_size"] == 16
 

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fvos_utils import figures, paths, viewer
-from fvos_utils.io import DataError, davis_palette, read_frame, read_mask, write_frame, write_json, write_mask
-from fvos_utils.postprocess import fill_gaps_labels
+from fvos_utils.base import paths
+from fvos_utils.base.io import DataError, davis_palette, read_frame, read_mask, write_frame, write_json, write_mask
+from fvos_utils.method.postprocess import fill_gaps_labels
+from fvos_utils.run import figures
+from fvos_utils.studies import viewer
 
 PALETTE = davis_palette()
 GREY = 100

@@ -3,7 +3,7 @@
 Headless Chromium opens JupyterLab (served from the kit's venv on 127.0.0.1), runs every cell of
 notebooks/08_viewer.ipynb from the Run menu, presses the right arrow key on the frame slider, then
 the play button, and screenshots the viewer at each step (saved to ``outputs/test_viewer_browser/``).
-The pixels must be exactly the viewer's :func:`fvos_utils.viewer.compose` for the frame the slider
+The pixels must be exactly the viewer's :func:`fvos_utils.studies.viewer.compose` for the frame the slider
 shows, with objects 1 and 2 drawn in their DAVIS colours, and must change when the slider moves;
 playback must reach the last frame (the play button drives the slider in the browser).
 
@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from devtools_browser import DevTools, chromium_or_skip, free_port, start_chromium, stop, wait_for  # tests/
 from PIL import Image
 
-from fvos_utils import paths, viewer
-from fvos_utils.io import VOSDataset, davis_palette
-
-from devtools_browser import DevTools, chromium_or_skip, free_port, start_chromium, stop, wait_for  # tests/
+from fvos_utils.base import paths
+from fvos_utils.base.io import VOSDataset, davis_palette
+from fvos_utils.studies import viewer
 
 pytestmark = pytest.mark.slow
 

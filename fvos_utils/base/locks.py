@@ -1,0 +1,128 @@
+"""One writer per output: an exclusive lock on each output a kit command writes.
+
+Jobs sharing a cluster can point two runs at one folder (an inference folder, a training stage, a
+pipeline run, a post-process or fusion output, the recipe's work folder). Without a lock the last one
+silently wins, or one deletes what the other is writing. :func:`exclusive` takes an ``fcntl.flock`` lock on
+a hidden file beside the output (``.<name>.lock``: beside, not inside, because several outputs are
+replaced whole, and a lock file inside would go with them), or inside a folder that is never replaced
+whole and whose parent may not be writable (``infer --out $SCRATCH``: ``OUT/.fvos.lock``); the kernel drops
+the lock when its holder
+exits, even on ``kill -9``, so no stale lock needs clearing by hand. A second writer is refused at once
+with :class:`OutputInUse`, one line naming the output and the holder (pid, host, command), which the
+holder writes into the lock file.
+
+The ranks of one ``torchrun`` job share their outputs by design: rank 0 holds the lock, the other
+ranks (``RANK``, else ``LOCAL_RANK``, > 0) take none. Within one process the lock is re-entrant (a
+function holding it may call another that takes it again).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+from fvos_utils.base.io import DataError, file_in_the_way
+
+#: the name of a lock file inside the folder it locks (:func:`lock_path`)
+INSIDE_NAME = ".fvos.lock"
+#: ``{lock file: how many times this process holds it}`` (the re-entrancy above)
+_HELD: dict[Path, int] = {}
+#: ``{lock file: the open descriptor holding its lock}``, for the lock files this process locked itself
+_DESCRIPTORS: dict[Path, int] = {}
+
+
+class OutputInUse(DataError):
+    """Another process is writing this output (a DataError: command lines print it as one line, exit 2)."""
+
+
+def lock_path(output: str | os.PathLike, *, inside: bool = False) -> Path:
+    """The lock file of ``output``: ``.<name>.lock`` in the folder above it, or with ``inside``
+    ``.fvos.lock`` in the folder ``output`` itself."""
+    output = Path(output).absolute()
+    return output / INSIDE_NAME if inside else output.parent / f".{output.name}.lock"
+
+
+def held_descriptor(output: str | os.PathLike) -> int | None:
+    """The descriptor holding ``output``'s lock in this process (None when it holds none). A child process
+    that inherits it (``subprocess.Popen(pass_fds=...)``) keeps the lock held until it ends too: the lock
+    belongs to the open file, not to the process that opened it."""
+    return _DESCRIPTORS.get(lock_path(output))
+
+
+def job_rank() -> int:
+    """This process's rank in a torchrun job (0 outside one): ranks above 0 share rank 0's outputs."""
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)
+
+
+def _holder_words(path: Path) -> str:
+    """Who holds the lock file ``path``, in words, from what the holder wrote into it."""
+    try:
+        holder = json.loads(path.read_text())
+        return f"pid {holder['pid']} on {holder['host']} since {holder['started']} ({holder['command']})"
+    except (OSError, ValueError, KeyError, TypeError):  # the holder has not written it yet
+        return "another process"
+
+
+def _acquire(path: Path, output: Path) -> int:
+    """An open descriptor of ``path`` holding its exclusive lock; OutputInUse when another process holds it.
+
+    The file is removed on release; a process that opened it just before may then lock a removed file,
+    so the lock counts only when the locked file is still the one at ``path`` (else it tries again).
+    """
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputInUse(output, f"in use by another writer: {_holder_words(path)}; wait until it has "
+                                      "finished or choose another output") from None
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        if current is not None and os.path.samestat(current, os.fstat(fd)):
+            return fd
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def exclusive(output: str | os.PathLike, *, inside: bool = False) -> Iterator[None]:
+    """Hold the lock of ``output`` (a folder or file, which need not exist yet; with ``inside``, an existing
+    folder holding its lock file) for the block.
+
+    Raises OutputInUse naming ``output`` and its holder when another process writes it, and a DataError
+    naming the file that stands where a folder above ``output`` must be. Ranks above 0 of a torchrun job
+    take no lock (their rank 0 holds it).
+    """
+    output = Path(output).absolute()
+    path = lock_path(output, inside=inside)
+    if job_rank() > 0 or _HELD.get(path):
+        _HELD[path] = _HELD.get(path, 0) + 1
+        try:
+            yield
+        finally:
+            _HELD[path] -= 1
+        return
+    blocking = file_in_the_way(path)
+    if blocking is not None:
+        raise DataError(blocking, f"a file, not a folder: {output} cannot be an output folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = _acquire(path, output)
+    _HELD[path], _DESCRIPTORS[path] = 1, fd
+    try:
+        holder = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv) or sys.executable}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+        yield
+    finally:
+        del _HELD[path], _DESCRIPTORS[path]
+        path.unlink(missing_ok=True)  # while still locked: a waiting opener then sees another file, and retries
+        os.close(fd)
