@@ -58,8 +58,8 @@ def test_infer_into_the_datasets_own_folders_is_refused_before_creating_anything
     out = data / "valid" / inside / "pred"
     error = command_error(infer.main, ["--data-root", str(data), "--split", "valid", "--ckpt", "random",
                                        "--out", str(out), "--threads", "1", "--no-progress"])
-    assert error == (f"error: {out}: inside the dataset's folder {data / 'valid' / inside}, where it would read "
-                     "as a video; choose an output folder outside it")
+    assert error == (f"error: {out}: inside the dataset's folder {data / 'valid' / inside}: an output must be outside "
+                     "the data it is made from; choose another output folder")
     assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
 
 

@@ -41,7 +41,8 @@ def test_a_killed_holder_leaves_no_stuck_lock(tmp_path):
 def test_torchrun_ranks_above_0_share_their_rank_0s_lock(tmp_path, monkeypatch):
     out = tmp_path / "pred"
     with lock_holder(out):
-        monkeypatch.setenv("RANK", "1")
+        for name, value in {"RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1"}.items():
+            monkeypatch.setenv(name, value)  # what torchrun sets for its second process
         with locks.exclusive(out):
             pass
 

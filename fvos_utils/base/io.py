@@ -26,7 +26,10 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
+import yaml
 from PIL import Image
+
+from fvos_utils.base.paths import is_plain_name
 
 FRAME_EXTS = (".jpg", ".jpeg", ".png")
 VOID_LABEL = 255
@@ -139,10 +142,13 @@ def remove_leftovers(path: str | os.PathLike) -> None:
     leftover = re.compile(re.escape(_temporary_prefix(path.name)) + r"[a-z0-9_]{8}\.(tmp(\.[^.]+)?|removing)")
     for entry in path.parent.iterdir():
         if leftover.fullmatch(entry.name):
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+            try:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            except PermissionError:  # another user's, in a shared folder: not ours to delete; its name never collides
+                continue
 
 
 def remove_dir(path: str | os.PathLike) -> None:
@@ -154,6 +160,45 @@ def remove_dir(path: str | os.PathLike) -> None:
     aside = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path.name), suffix=".removing", dir=path.parent))
     os.replace(path, aside)  # onto the new empty folder: an atomic rename on POSIX
     shutil.rmtree(aside)
+
+
+class _ParamsLoader(yaml.SafeLoader):
+    """YAML as a params file may hold it: no aliases (``*name``: a few lines of them expand to gigabytes, and a
+    params file has no need of them) and no key given twice in one mapping (the last would win silently)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"an alias (*{event.anchor}): params files may not repeat "
+                                              "values by reference; write the value out", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice in one mapping",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str):
+    """``text`` read as YAML the way params files are (:class:`_ParamsLoader`); yaml.YAMLError otherwise."""
+    return yaml.load(text, Loader=_ParamsLoader)  # noqa: S506 (a SafeLoader)
+
+
+def read_yaml(path: str | os.PathLike):
+    """A params file's YAML (:func:`load_yaml`); a DataError naming ``path`` when it is not UTF-8 text or not
+    such YAML."""
+    path = Path(path)
+    try:
+        return load_yaml(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise DataError(path, f"not UTF-8 text (byte {err.start}: {err.reason})") from None
+    except yaml.YAMLError as err:
+        raise DataError(path, f"not valid YAML ({' '.join(str(err).split())})") from None
 
 
 def write_json(path: str | os.PathLike, obj, *, indent: int = 2) -> None:
@@ -295,6 +340,9 @@ def frame_files(folder: Path, exts: Sequence[str] = (".png",)) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in exts and not p.name.startswith("."))
     by_name: dict[str, Path] = {}
     for path in files:
+        if not path.is_file():  # a device, FIFO or socket (or a link to one): reading it never ends, or hangs
+            raise DataError(path, "not a regular file (a device, FIFO, socket or folder, or a link to one); a frame "
+                                  "or mask must be an image file")
         if path.stem in by_name:
             raise DataError(path, f"two files for frame {path.stem} ({by_name[path.stem].name} and {path.name}); "
                                   "keep one")
@@ -432,6 +480,9 @@ def read_list_file(path: str | os.PathLike) -> list[str]:
     names = [n for n in names if n]
     if not names:
         raise DataError(path, "list file names no videos")
+    bad = next((n for n in names if not is_plain_name(n)), None)
+    if bad is not None:
+        raise DataError(path, f"video name {bad!r} is not a plain folder name (no slash, backslash, '.' or '..')")
     return names
 
 

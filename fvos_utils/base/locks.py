@@ -18,10 +18,12 @@ function holding it may call another that takes it again).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 import sys
 import time
 from pathlib import Path
@@ -55,9 +57,36 @@ def held_descriptor(output: str | os.PathLike) -> int | None:
     return _DESCRIPTORS.get(lock_path(output))
 
 
+def distributed_launch() -> tuple[int, int]:
+    """``(rank, world size)`` of this process in a distributed launch (torchrun, Meta's trainer, a SLURM job
+    through submitit), ``(0, 1)`` outside one. A launch sets ``WORLD_SIZE`` and ``MASTER_ADDR`` beside the
+    rank (``RANK``, else ``LOCAL_RANK``); a rank without them is not a launch but a stray variable, and is
+    refused (ValueError) rather than trusted: a rank above 0 skips the output's lock and writes only its share
+    of the videos."""
+    names = [name for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE") if os.environ.get(name, "") != ""]
+    if not names:
+        return 0, 1
+    values = {}
+    for name in names:
+        try:
+            values[name] = int(os.environ[name])
+        except ValueError:
+            raise ValueError(f"{name}={os.environ[name]!r} is not a number (a distributed launch sets it)") from None
+    world = values.get("WORLD_SIZE")
+    rank = values.get("RANK", values.get("LOCAL_RANK", 0))
+    if world is None or not os.environ.get("MASTER_ADDR"):
+        set_here = " and ".join(f"{name}={os.environ[name]}" for name in names)
+        raise ValueError(f"{set_here} set, but no distributed launch (WORLD_SIZE and MASTER_ADDR, which torchrun "
+                         "and SLURM jobs set): unset it, or start the command with torchrun")
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} is outside the launch's {world} processes (WORLD_SIZE={world})")
+    return rank, world
+
+
 def job_rank() -> int:
-    """This process's rank in a torchrun job (0 outside one): ranks above 0 share rank 0's outputs."""
-    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)
+    """This process's rank in a distributed launch (0 outside one: :func:`distributed_launch`): ranks above 0
+    share rank 0's outputs."""
+    return distributed_launch()[0]
 
 
 def _holder_words(path: Path) -> str:
@@ -69,6 +98,18 @@ def _holder_words(path: Path) -> str:
         return "another process"
 
 
+def _open_lock_file(path: Path) -> int:
+    """An open descriptor of the lock file ``path`` (created when missing, never through a link). Another
+    user's lock file, which a run killed in a shared folder leaves behind and which this user can neither
+    write nor remove, is opened for reading: ``flock`` locks it all the same, only the holder's words go
+    unwritten."""
+    flags = os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        return os.open(path, os.O_RDWR | flags, 0o666)
+    except PermissionError:
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+
+
 def _acquire(path: Path, output: Path) -> int:
     """An open descriptor of ``path`` holding its exclusive lock; OutputInUse when another process holds it.
 
@@ -76,7 +117,16 @@ def _acquire(path: Path, output: Path) -> int:
     so the lock counts only when the locked file is still the one at ``path`` (else it tries again).
     """
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:  # never through a link: the holder's line would be written into whatever it points at
+            fd = _open_lock_file(path)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise DataError(path, f"a symbolic link stands where {output}'s lock file goes; remove it (the "
+                                      "kit never writes through it)") from None
+            raise DataError(path, f"cannot open {output}'s lock file ({err.strerror})") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise DataError(path, f"not a regular file, where {output}'s lock file goes; remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -119,10 +169,12 @@ def exclusive(output: str | os.PathLike, *, inside: bool = False) -> Iterator[No
     try:
         holder = {"pid": os.getpid(), "host": socket.gethostname(),
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv) or sys.executable}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+        if os.access(path, os.W_OK) and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDWR:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
         yield
     finally:
         del _HELD[path], _DESCRIPTORS[path]
-        path.unlink(missing_ok=True)  # while still locked: a waiting opener then sees another file, and retries
+        with contextlib.suppress(PermissionError):  # another user's file in a shared (sticky) folder stays
+            path.unlink(missing_ok=True)  # while still locked: a waiting opener then sees another file, and retries
         os.close(fd)

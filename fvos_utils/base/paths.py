@@ -23,11 +23,38 @@ def project_root() -> Path:
     return KIT_DIR
 
 
+def is_plain_name(name) -> bool:
+    """Whether ``name`` names one entry of a folder: a non-empty string, not ``.`` or ``..``, without a slash,
+    backslash or NUL. A run, video or frame name read from a params file, a list file or a data file must be
+    one before it is joined to a folder, so that what is written lands inside that folder."""
+    return isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
+
+
+def check_run_name(run) -> str:
+    """``run`` where it is a plain name (:func:`is_plain_name`), else a ValueError: a run's files live in
+    ``outputs/<run>/`` and nowhere else."""
+    if not is_plain_name(run):
+        raise ValueError(f"run name {run!r}: must be a plain folder name under outputs/ (not '.' or '..', no slash "
+                         f"or backslash)")
+    return run
+
+
+def run_dir(run: str) -> Path:
+    """``outputs/<run>/`` (not created), for a checked run name (:func:`check_run_name`)."""
+    return project_root() / "outputs" / check_run_name(run)
+
+
 def outputs_dir(run: str | None = None) -> Path:
-    """``outputs/`` (or ``outputs/<run>/``, created) where executed notebooks, figures and metrics go."""
+    """``outputs/`` (or ``outputs/<run>/<sub>...``, created) where executed notebooks, figures and metrics go.
+    ``run`` may name folders below the run (``"demo/train/stage1"``); the run's own name is checked
+    (:func:`check_run_name`) and every part must be plain."""
     out = project_root() / "outputs"
     if run:
-        out = out / run
+        parts = run.split("/")
+        check_run_name(parts[0])
+        if not all(is_plain_name(part) for part in parts[1:]):
+            raise ValueError(f"{run!r}: not a folder inside outputs/{parts[0]}/")
+        out = out.joinpath(*parts)
         out.mkdir(parents=True, exist_ok=True)
     return out
 

@@ -52,6 +52,17 @@ def allotted_cpus() -> int:
     return min(counts)
 
 
+def checked_threads(threads: int | None) -> int:
+    """``threads`` torch CPU threads where it is 1 to :func:`allotted_cpus` (more only slows every thread down:
+    1000 on 2 cores ran 100x slower), :func:`allotted_cpus` where None; else a ValueError saying the range."""
+    allowed = allotted_cpus()
+    if threads is None:
+        return allowed
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= allowed:
+        raise ValueError(f"threads must be 1 to {allowed} (the CPUs this process may use), got {threads!r}")
+    return threads
+
+
 def environment() -> dict:
     """Python, platform, versions and commit: the block every ``metrics.json`` carries."""
     return {

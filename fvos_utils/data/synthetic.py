@@ -57,7 +57,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from fvos_utils.base import io, paths
+from fvos_utils.base import io, locks, paths
 from fvos_utils.base.progress import progress_bar
 
 #: ``generator`` value of a synthetic set's meta.json: the set's identity, kept as sets made before the package
@@ -885,6 +885,12 @@ def generate(out_dir: str | os.PathLike, *, seed: int = 0, config: SyntheticConf
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     out = paths.resolve(out_dir)
+    with locks.exclusive(out):  # one writer: a second generator into the same folder is refused, not merged
+        return _generate(out, seed=int(seed), config=config, overwrite=overwrite, progress=progress)
+
+
+def _generate(out: Path, *, seed: int, config: SyntheticConfig, overwrite: bool, progress: bool) -> Path:
+    """:func:`generate`'s work, holding the lock of ``out``."""
     if out.exists():
         if not overwrite:
             raise FileExistsError(f"{out}: already exists (pass overwrite=True / --overwrite to replace it)")
@@ -894,13 +900,13 @@ def generate(out_dir: str | os.PathLike, *, seed: int = 0, config: SyntheticConf
     videos = {}
     with io.atomic_dir(out, overwrite=overwrite) as tmp:
         for split, index in progress_bar(jobs, desc="synthetic videos", unit="video", show=progress):
-            video = render_video(config, seed=int(seed), split=split, index=index)
+            video = render_video(config, seed=seed, split=split, index=index)
             videos[video.name] = _write_video(tmp, video, split, config)
         for split, count in zip(SPLITS, counts):
             if count:  # no test/ files at all for a set without a test split
                 io.write_list_file(tmp / f"{split}.txt", [name for name, v in videos.items() if v["split"] == split])
         io.write_json(tmp / "meta.json", {"generator": GENERATOR, "format_version": FORMAT_VERSION,
-                                          "seed": int(seed), "config": asdict(config), "tags": list(TAGS),
+                                          "seed": seed, "config": asdict(config), "tags": list(TAGS),
                                           "videos": videos})
     return out
 

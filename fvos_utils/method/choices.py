@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from fvos_utils.base.io import DataError, read_json, write_json
-from fvos_utils.base.paths import outputs_dir, resolve
+from fvos_utils.base import paths
+from fvos_utils.base.paths import resolve
 from fvos_utils.method import models
 from fvos_utils.method.postprocess import PAPER_FILLING, GapFilling
 
@@ -55,7 +56,7 @@ def gain_fields(change) -> tuple[float | None, float | None, float | None]:
 
 def run_dir(run: str) -> Path:
     """``outputs/<run>/``: the folder that record paths are relative to."""
-    return outputs_dir() / run
+    return paths.run_dir(run)
 
 
 def weights_reference(run: str, checkpoint: str | os.PathLike) -> str:

@@ -459,8 +459,7 @@ def resize_experiment(frames: Frames, prompts: Prompts, *, model: str = "fvos_ti
 @contextlib.contextmanager
 def _process_group() -> Iterator[tuple[int, int]]:
     """``(rank, world_size)`` under torchrun (starting the process group if needed), else ``(0, 1)``."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
+    rank, world = locks.distributed_launch()
     started = False
     if world > 1 and torch.distributed.is_available() and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -495,7 +494,7 @@ def _frames_fingerprint(frames: Sequence[Path]) -> str:
         with open(path, "rb") as handle:
             head = handle.read(_FINGERPRINT_BYTES)
             handle.seek(max(size - _FINGERPRINT_BYTES, 0))
-            digest.update(f"{path.name}\0{size}\0".encode() + head + handle.read())
+            digest.update(f"{path.name}\0{size}\0".encode() + head + handle.read(_FINGERPRINT_BYTES))
     return digest.hexdigest()
 
 
@@ -590,13 +589,22 @@ def _remove_leftovers(folder: Path) -> None:
                 entry.unlink()
 
 
-def _outside_the_data(path: Path, dataset: VOSDataset) -> None:
-    """Refuse an output folder inside the dataset's frame or annotation folders, before it is created: a
-    folder there reads as a video (or its annotations) and breaks every later run on that dataset."""
-    for data_folder in (dataset.image_dir, dataset.annotation_dir):
-        if path.absolute().is_relative_to(data_folder.absolute()):
-            raise DataError(path, f"inside the dataset's folder {data_folder}, where it would read as a video; "
-                                  "choose an output folder outside it")
+def _outside_the_data(path: Path, dataset: VOSDataset, data_root: Path) -> None:
+    """Refuse, before it is created, an output folder that is part of the dataset or holds it: inside its frame
+    or annotation folders (a folder there reads as a video), inside a root that holds split folders (MOSE's
+    layout: its splits and ground-truth folders, where predictions would replace the truth and score 100),
+    or above the split or that root (its videos would be replaced)."""
+    out = path.resolve()
+    root, split_root = data_root.resolve(), dataset.root.resolve()
+    inside = [dataset.image_dir.resolve(), dataset.annotation_dir.resolve()] + ([root] if root != split_root else [])
+    for data_folder in inside:
+        if out.is_relative_to(data_folder):
+            raise DataError(path, f"inside the dataset's folder {data_folder}: an output must be outside the data it "
+                                  "is made from; choose another output folder")
+    for data_folder in dict.fromkeys((root, split_root)):
+        if data_folder.is_relative_to(out):
+            raise DataError(path, f"holds the dataset's folder {data_folder}: an output must be outside the data it "
+                                  "is made from; choose another output folder")
 
 
 def _output_folder(path: Path) -> Path:
@@ -619,6 +627,24 @@ def rank_device(device: str | torch.device | None = None) -> str | torch.device 
     if device is None and int(os.environ.get("WORLD_SIZE", "1")) > 1 and torch.cuda.is_available():
         return f"cuda:{int(os.environ.get('LOCAL_RANK', os.environ.get('RANK', '0')))}"
     return device
+
+
+#: the file naming the prediction folder whose probabilities a separate probabilities folder holds
+PROBS_OWNER_FILE = ".fvos_probs_of.json"
+
+
+def _claim_probs_folder(probs_folder: Path, out_dir: Path) -> None:
+    """A probabilities folder apart from its labels (``--probs-dir``) belongs to one prediction folder, whose
+    records say which settings its probabilities have: another run's probabilities there would be replaced
+    under the first run's records, which would then call them done. So the first run to write it is
+    recorded (:data:`PROBS_OWNER_FILE`) and another prediction folder is refused, before anything is written."""
+    owner_file = probs_folder / PROBS_OWNER_FILE
+    owner = read_json(owner_file) if owner_file.is_file() else None
+    if owner is not None and (not isinstance(owner, dict) or owner.get("labels") != str(out_dir)):
+        raise DataError(probs_folder, f"holds the probabilities of {owner.get('labels')}; a probabilities folder "
+                                      f"belongs to one prediction folder: choose another --probs-dir for {out_dir}")
+    if owner is None:
+        write_json(owner_file, {"labels": str(out_dir)})
 
 
 def _is_done(record: dict | None, settings: dict, data: dict, labels_dir: Path, probs_file: Path | None) -> bool:
@@ -676,10 +702,12 @@ def run_dataset(predictor, data_root: str | os.PathLike, out_dir: str | os.PathL
         if value not in allowed:
             raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(allowed)}")
     dataset = VOSDataset(resolve(data_root), split, videos=videos)
+    if not dataset.video_names():  # before any folder is made: an empty run would look like a finished one
+        raise DataError(dataset.image_dir, "no videos here to predict")
     out_dir = resolve(out_dir)
     probs_folder = resolve(probs_dir) if probs_dir is not None else out_dir
     for folder in (out_dir, probs_folder) if save_probs else (out_dir,):
-        _outside_the_data(folder, dataset)
+        _outside_the_data(folder, dataset, resolve(data_root))
     settings = _settings(model, weights, predictor, mode, merge, transform, save_probs)
     with _process_group() as (rank, world), contextlib.ExitStack() as held:
         _output_folder(out_dir)
@@ -696,6 +724,8 @@ def run_dataset(predictor, data_root: str | os.PathLike, out_dir: str | os.PathL
         _check_record_names(out_dir, dataset, all_names)
         if not overwrite:
             _check_folder(out_dir, settings, dataset, set(all_names))
+        if save_probs and probs_folder != out_dir and rank == 0:
+            _claim_probs_folder(probs_folder, out_dir)
         if world > 1 and torch.distributed.is_initialized():
             # no rank writes before rank 0 has cleaned up and every rank has read the records as they were
             torch.distributed.all_reduce(torch.zeros(1, device=_collective_device(predictor)))
@@ -906,9 +936,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     """The command line; returns :func:`run_dataset`'s summary (for callers in Python)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads or provenance.allotted_cpus())
     ckpt = args.ckpt if args.ckpt in (models.REGISTRY, models.RANDOM) else str(from_here(args.ckpt))
     try:
+        torch.set_num_threads(provenance.checked_threads(args.threads))
         videos = read_list_file(from_here(args.video_list)) if args.video_list else None
         predictor = models.build_predictor(args.model, ckpt, scale=args.scale, device=rank_device(args.device),
                                            seed=args.seed, sigmoid_scale=args.sigmoid_scale,
@@ -919,9 +949,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
             mode=args.mode, merge=args.merge, transform=args.tta, save_probs=args.save_probs,
             probs_dir=from_here(args.probs_dir), offload_video=args.offload_video,
             offload_state=args.offload_state, overwrite=args.overwrite, progress=not args.no_progress)
-    except (DataError, ValueError, models.DownloadError) as err:
+    except (ValueError, OSError, models.DownloadError) as err:  # a DataError; a folder it cannot write; a full disk
         parser.exit(2, f"error: {err}\n")
-    if int(os.environ.get("RANK", "0")) == 0:
+    if locks.job_rank() == 0:
         print(json.dumps(summary["total"]), file=sys.stdout)
     return summary
 

@@ -46,6 +46,9 @@ CONFIG_DIR = PACKAGE_DIR / "configs"
 ASSET_DIR = PACKAGE_DIR / "assets"
 #: SAM 2's image size must be a multiple of this (Hiera's strides; 144 fails, 160 works).
 IMAGE_SIZE_MULTIPLE = 32
+#: The largest image size the kit runs: SAM 2's memory attention grows with the 4th power of it (a scale of
+#: 64 on the small model asked for 22 GB before failing); 4096 px is 2.3x the paper's largest, 1792.
+MAX_IMAGE_SIZE = 4096
 
 _SAM2_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/072824"
 _SAM21_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824"
@@ -121,6 +124,9 @@ def image_size_for(spec: ModelSpec, scale: float) -> int:
     size = spec.base_image_size * float(scale)
     if not (math.isfinite(size) and size > 0):
         raise ValueError(f"scale must be a positive number, got {scale!r}")
+    if size > MAX_IMAGE_SIZE:
+        raise ValueError(f"scale {scale:g} gives image size {size:g} px for {spec.name}, above the largest the kit "
+                         f"runs ({MAX_IMAGE_SIZE} px; the paper's largest is 1.75 x 1024 = 1792)")
     whole = round(size)
     # a scale near 0 rounds to size 0, a multiple of 32 that SAM 2 cannot run (and would be recorded)
     if abs(size - whole) > 1e-6 or whole % IMAGE_SIZE_MULTIPLE or whole < IMAGE_SIZE_MULTIPLE:
@@ -402,6 +408,8 @@ def set_memory_sigmoid(predictor, *, scale: float | None = None, bias: float | N
 
 
 def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike) -> None:
-    """Write ``{"model": state_dict}`` (the layout SAM 2 loads) atomically."""
-    with atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict()}, tmp)
+    """Write ``{"model": state_dict}`` (the layout SAM 2 loads) atomically. Saved through an open file, so
+    the zip's entries carry torch's fixed name (``archive/``), not the temporary file's random one: the same
+    weights give the same bytes."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save({"model": model.state_dict()}, fh)

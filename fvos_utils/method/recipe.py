@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -98,12 +99,13 @@ def run_passes(choice: ModelChoice, data_root: str | os.PathLike, work_dir: str 
     return out
 
 
-def fuse_folders(sources: Sequence[str | os.PathLike], out: str | os.PathLike, fusion_method: str) -> Path:
+def fuse_folders(sources: Sequence[str | os.PathLike], out: str | os.PathLike, fusion_method: str, *,
+                 progress: bool = True) -> Path:
     """Step 4: ``"hard"`` voting over label folders or ``"soft"`` voting over probability folders
     (:data:`fvos_utils.method.fusion.FOLDER_FUSIONS`, also ``fvos fusion``). Shown in chapter 06."""
     if fusion_method not in fusion.FOLDER_FUSIONS:
         raise ValueError(f"fusion must be 'hard' or 'soft', got {fusion_method!r}")
-    return fusion.FOLDER_FUSIONS[fusion_method](sources, out, overwrite=True)
+    return fusion.FOLDER_FUSIONS[fusion_method](sources, out, overwrite=True, progress=progress)
 
 
 @dataclass(frozen=True)
@@ -157,13 +159,13 @@ def apply_recipe(settings: RecipeSettings, data_root: str | os.PathLike, work_di
                     for p in passes]
         else:
             maps = [runs[p]["folder"] for p in passes]
-        return voted(maps, work_dir / "fused")
+        return voted(maps, work_dir / "fused", progress=progress)
 
 
-def voted(label_dirs: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
+def voted(label_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, *, progress: bool = True) -> Path:
     """Step 4 on the (filled) passes' label folders: one folder is used as it is (one scale, no vote),
     several are hard-voted into ``out`` (the first breaks ties). Returns the recipe's label folder."""
-    return resolve(label_dirs[0]) if len(label_dirs) == 1 else fuse_folders(label_dirs, out, "hard")
+    return resolve(label_dirs[0]) if len(label_dirs) == 1 else fuse_folders(label_dirs, out, "hard", progress=progress)
 
 
 def run_recipe(settings: RecipeSettings, server_root: str | os.PathLike, work_dir: str | os.PathLike,
@@ -173,22 +175,34 @@ def run_recipe(settings: RecipeSettings, server_root: str | os.PathLike, work_di
     """Steps 2-5 on a split with hidden ground truth (MOSE valid or test): the zip for the server
     (:func:`apply_recipe`, then the checked zip, under the work folder's lock). A zip path that cannot be
     written is refused before any pass. Shown in chapter 06. Returns ``zip_path``."""
-    _check_zip_path(resolve(zip_path))
+    _check_zip_path(resolve(zip_path), inputs=(resolve(server_root),))
     with locks.exclusive(resolve(work_dir)):
         labels = apply_recipe(settings, server_root, work_dir, split=split, seed=seed, device=device,
                               processes=processes, overwrite=overwrite, progress=progress)
         return submissions.write_submission(labels, server_root, zip_path, split=split)
 
 
-def _check_zip_path(zip_path: Path) -> None:
-    """Refuse, before hours of passes, a zip path the zip cannot be written to: a folder, or a path under a
-    file."""
+def _check_zip_path(zip_path: Path, *, inputs: Sequence[Path] = ()) -> None:
+    """Refuse, before hours of passes, a zip path the zip cannot be written to (a folder, or a path under a
+    file) or must not be: inside one of ``inputs`` (the dataset, whose annotations it would replace) or one
+    of them itself (the params file)."""
+    for given in inputs:
+        given = given.resolve()
+        if zip_path.resolve() == given or zip_path.resolve().is_relative_to(given):
+            raise DataError(zip_path, f"{'is' if zip_path.resolve() == given else 'inside'} {given}, an input of "
+                                      "the recipe: write the zip elsewhere")
     if zip_path.is_dir():
         raise DataError(zip_path, "a folder, not a file: name the zip to write (e.g. "
                                   f"{zip_path / 'fvos_valid.zip'})")
     blocking = file_in_the_way(zip_path)
     if blocking is not None:
         raise DataError(blocking, f"a file, not a folder: {zip_path} cannot be written")
+    nearest = next(p for p in zip_path.parents if p.exists())
+    try:  # a file made and removed where the zip will go: a read-only folder or /proc fails here, not after the passes
+        with tempfile.TemporaryFile(dir=nearest):
+            pass
+    except OSError as err:
+        raise DataError(zip_path, f"cannot be written ({err.strerror or err} in {nearest})") from None
 
 
 # ------------------------------------------------------------------------------------ command line
@@ -215,8 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads or provenance.allotted_cpus())  # the job's CPUs, not the machine's
     try:
+        torch.set_num_threads(provenance.checked_threads(args.threads))  # the job's CPUs, not the machine's
         params = pipeline.load_run_params(Path(args.params).resolve())  # command-line paths: from the current folder
         values = pipeline.parameter_values(params, "06_multiscale_fusion")
         data_root = Path(args.data_root).resolve() if args.data_root else values["server_root"]
@@ -230,12 +244,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{what}: {source}")
         chapter_dir = choices.run_dir(run) / "06_multiscale_fusion"
         zip_path = Path(args.out).resolve() if args.out else chapter_dir / f"fvos_{split}.zip"
+        _check_zip_path(zip_path, inputs=(Path(args.params).resolve(), Path(data_root).resolve()))
         # the work folder is tied to the data it resumes on: another root (a subset, a copy on scratch) gets its own
         data_key = hashlib.sha256(str(resolve(data_root).resolve()).encode()).hexdigest()[:10]
         written = run_recipe(settings, data_root, chapter_dir / f"server_{split}-{data_key}", zip_path, split=split,
                              seed=values["seed"], device=args.device, overwrite=args.overwrite,
                              progress=not args.no_progress)
-    except (DataError, ValueError, pipeline.PipelineError, models.DownloadError) as err:
+    except (ValueError, OSError, pipeline.PipelineError, models.DownloadError) as err:  # OSError: unwritable, disk full
         parser.exit(2, f"error: {err}\n")
     print(f"wrote {written}")
     return 0

@@ -48,6 +48,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from collections import deque
 from pathlib import Path
 from typing import Any, Sequence
@@ -313,6 +314,15 @@ DATA_SCHEMA = {"root": (str, type(None)), "split": (str,), "videos": (str, type(
 STAGE_SCHEMA = {"init": (str, int, type(None)), "epochs": (int,), "scratch": (dict,), "overrides": (list,),
                 "export": (str, type(None))}
 REQUIRED_KEYS = ("run", "model", "recipe", "data", "stage1")
+#: the scratch values the trainer needs in a range (it fails late, with a long traceback, on others):
+#: ``(what they must be, the check)``
+SCRATCH_CHECKS = {
+    **{key: ("a whole number of at least 1", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1)
+       for key in ("num_frames", "max_num_objects", "train_batch_size")},
+    "resolution": ("a whole number of at least 1", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+    **{key: ("a positive number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0)
+       for key in ("base_lr", "vision_lr")},
+}
 
 
 def _check_section(path: Path, where: str, values: dict, schema: dict) -> None:
@@ -328,6 +338,13 @@ def _check_section(path: Path, where: str, values: dict, schema: dict) -> None:
         if isinstance(value, bool) and bool not in types or not isinstance(value, types):
             expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             raise io.DataError(path, f"{name} must be {expected}, got {value!r}")
+
+
+def _check_scratch(path: Path, where: str, scratch: dict) -> None:
+    """The values of :data:`SCRATCH_CHECKS` in one ``scratch`` mapping: a DataError naming ``path`` and the key."""
+    for key, (words, fits) in SCRATCH_CHECKS.items():
+        if key in scratch and not fits(scratch[key]):
+            raise io.DataError(path, f"{where}{key} must be {words}, got {scratch[key]!r}")
 
 
 def _apply_overrides(path: Path, params: dict, overrides: Sequence[str]) -> None:
@@ -354,10 +371,7 @@ def load_training_params(path: str | os.PathLike, overrides: Sequence[str] = ())
     path = paths.resolve(path)
     if not path.is_file():
         raise io.DataError(path, "params file not found")
-    try:
-        params = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise io.DataError(path, f"not valid YAML ({' '.join(str(err).split())})") from None
+    params = io.read_yaml(path)
     if not isinstance(params, dict):
         raise io.DataError(path, "params file must hold a mapping")
     _apply_overrides(path, params, overrides)
@@ -366,10 +380,15 @@ def load_training_params(path: str | os.PathLike, overrides: Sequence[str] = ())
             raise io.DataError(path, f"missing key {key!r}")
     _check_section(path, "", params, PARAMS_SCHEMA)
     _check_section(path, "data.", params["data"], DATA_SCHEMA)
+    _check_scratch(path, "scratch.", params.get("scratch", {}))
     for stage in STAGES:
         _check_section(path, f"stage{stage}.", params.get(f"stage{stage}", {}), STAGE_SCHEMA)
+        _check_scratch(path, f"stage{stage}.scratch.", params.get(f"stage{stage}", {}).get("scratch", {}))
         if params.get(f"stage{stage}", {}).get("epochs", 1) < 1:  # 0 printed "stage 1 done" with no weights
             raise io.DataError(path, f"stage{stage}.epochs must be at least 1, got {params[f'stage{stage}']['epochs']}")
+    if not paths.is_plain_name(params["run"]):  # a stage's folder is outputs/<run>/train/stage<k>, never elsewhere
+        raise io.DataError(path, f"run must be a plain folder name under outputs/ (not '.' or '..', no slash or "
+                                 f"backslash), got {params['run']!r}")
     if params.get("device", "auto") not in ("auto", "cpu", "cuda"):
         raise io.DataError(path, f"device must be auto, cpu or cuda, got {params['device']!r}")
     for key in ("gpus", "nodes"):
@@ -457,7 +476,7 @@ def _stage_init(params: dict, stage: int) -> Path | None:
     spec = get_spec(params["model"])
     init = params.get(f"stage{stage}", {}).get("init", RANDOM if stage == 1 else "best")
     if stage == 1:
-        return resolve_checkpoint(spec, init)
+        return _loadable(resolve_checkpoint(spec, init))
     if init == "best":
         record = best_epoch_file(params["run"], 1)
         if not record.is_file():
@@ -470,7 +489,15 @@ def _stage_init(params: dict, stage: int) -> Path | None:
             have = sorted(epoch_weights(stage_dir(params["run"], 1)))
             raise io.DataError(path, f"stage-1 epoch {init} has no weights (epochs present: {have or 'none'})")
         return path
-    return resolve_checkpoint(spec, init)
+    return _loadable(resolve_checkpoint(spec, init))
+
+
+def _loadable(checkpoint: Path | None) -> Path | None:
+    """A stage's starting checkpoint, refused here when it is no PyTorch file (every ``torch.save`` since 1.6
+    writes a zip): Meta's trainer would fail on it only after the stage's folder is made."""
+    if checkpoint is not None and not zipfile.is_zipfile(checkpoint):
+        raise io.DataError(checkpoint, "not a readable PyTorch checkpoint (torch.save's zip format)")
+    return checkpoint
 
 
 def _overrides(params: dict, stage: int, *, folder: Path, init: Path | None, image_dir: Path, gt_dir: Path,
@@ -791,8 +818,8 @@ def export_weights(weights: str | os.PathLike, out: str | os.PathLike, *, dtype:
     weights, out = Path(weights), Path(out)
     state = torch.load(weights, map_location="cpu", weights_only=True)["model"]
     out.parent.mkdir(parents=True, exist_ok=True)
-    with io.atomic_path(out) as tmp:
-        torch.save({"model": {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}}, tmp)
+    with io.atomic_path(out) as tmp, open(tmp, "wb") as fh:  # through a file: no random name in the zip
+        torch.save({"model": {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}}, fh)
     return out
 
 

@@ -704,7 +704,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _check_output_path(output)
         results = evaluate(args.gt, args.pred, mode=args.mode, workers=args.workers, tags=args.tags,
                            missing_as_empty=args.missing_as_empty, progress=not args.quiet)
-    except (DataError, ValueError) as err:
+    except (ValueError, OSError) as err:  # a DataError; a --json or --csv it cannot write
         print(f"error: {err}", file=sys.stderr)
         return 1
     if args.json:

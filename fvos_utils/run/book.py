@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fvos_utils.base import io, paths
+from fvos_utils.base import io, locks, paths
 from fvos_utils.data.testing import NBVAL_MARK
 from fvos_utils.run.pipeline import CHAPTERS
 
@@ -74,7 +74,7 @@ html_show_sourcelink = False
 
 def run_dir(run: str) -> Path:
     """``outputs/<run>/``, not created (a book of a missing run is an error, not an empty folder)."""
-    return paths.outputs_dir() / run
+    return paths.run_dir(run)
 
 
 def chapter_notebooks(run: str) -> list[Path]:
@@ -239,7 +239,7 @@ def build_book(run: str) -> Path:
     folder = run_dir(run)
     chapter_notebooks(run)  # a missing run fails here, before any folder is made
     book = folder / BOOK_DIR
-    with tempfile.TemporaryDirectory(prefix=f".{BOOK_DIR}.", suffix=".tmp", dir=folder) as work:
+    with locks.exclusive(book), tempfile.TemporaryDirectory(prefix=f".{BOOK_DIR}.", suffix=".tmp", dir=folder) as work:
         work = Path(work)
         write_source(run, work / "source")
         html = work / "html"
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         index = build_book(args.run)
-    except (io.DataError, OSError) as err:
+    except (ValueError, OSError) as err:  # a DataError, a run name that leaves outputs/, a file in the way
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {index} ({time.perf_counter() - started:.1f} s)")

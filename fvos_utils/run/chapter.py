@@ -161,7 +161,7 @@ def _parameters_cell(notebook: dict, chapter: str) -> str:
 def read_metrics(run: str, chapter: str) -> dict:
     """The ``metrics.json`` an earlier chapter of ``run`` wrote (DataError naming it when that chapter
     has not run)."""
-    path = paths.outputs_dir() / run / chapter / METRICS_FILE
+    path = paths.run_dir(run) / chapter / METRICS_FILE
     if not path.is_file():
         raise io.DataError(path, f"not found: run chapter {chapter} of run {run!r} first")
     return io.read_json(path)

@@ -137,10 +137,6 @@ def _mapping(path: Path, raw: dict, key: str, what: str) -> dict:
     return value
 
 
-def _is_plain_folder_name(name) -> bool:
-    return isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
-
-
 def parse_override(item: str) -> tuple[list[str], object]:
     """``KEY.SUB=VALUE`` (a ``--set`` argument) -> ``(["KEY", "SUB"], VALUE)``, VALUE read as YAML (``2``
     an int, ``[1.0, 1.5]`` a list, ``data/MOSE`` a string), as the params file would hold it."""
@@ -149,7 +145,7 @@ def parse_override(item: str) -> tuple[list[str], object]:
     if not sep or not all(names):
         raise ValueError(f"--set {item}: expected KEY.SUB=VALUE (e.g. common.data_root=/scratch/MOSE)")
     try:
-        return names, yaml.safe_load(text)
+        return names, io.load_yaml(text)
     except yaml.YAMLError as err:
         raise ValueError(f"--set {item}: the value is not valid YAML ({' '.join(str(err).split())})") from None
 
@@ -181,9 +177,9 @@ def load_run_params(path: str | os.PathLike, overrides: Sequence[str] = ()) -> d
     if not path.is_file():
         raise PipelineError(f"{path}: params file not found")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise PipelineError(f"{path}: not valid YAML ({err})") from None
+        raw = io.read_yaml(path) or {}
+    except io.DataError as err:
+        raise PipelineError(str(err)) from None
     if not isinstance(raw, dict):
         raise PipelineError(f"{path}: expected a mapping at the top level")
     _apply_overrides(path, raw, overrides)
@@ -196,7 +192,7 @@ def load_run_params(path: str | os.PathLike, overrides: Sequence[str] = ()) -> d
         if key not in TOP_LEVEL_KEYS:
             raise _unknown_key_error(str(path), key, TOP_LEVEL_KEYS)
     run = raw.get("run")
-    if not _is_plain_folder_name(run):
+    if not paths.is_plain_name(run):
         raise PipelineError(f"{path}: 'run' must be a plain folder name under outputs/ (not '.' or '..', no "
                             f"slash or backslash), got {run!r}")
     chapters = _mapping(path, raw, "chapters", "chapter name: its parameters")

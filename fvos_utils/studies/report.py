@@ -64,7 +64,7 @@ def load_metrics(run: str) -> dict[str, dict]:
     """``{chapter: metrics}`` for every chapter of ``run`` that wrote a ``metrics.json``."""
     from fvos_utils.run.pipeline import CHAPTERS
 
-    run_dir = paths.outputs_dir() / run
+    run_dir = paths.run_dir(run)
     return {chapter: io.read_json(run_dir / chapter / "metrics.json") for chapter in CHAPTERS
             if (run_dir / chapter / "metrics.json").is_file()}
 
@@ -92,7 +92,7 @@ def figure_index(run: str) -> list[tuple[Path, str]]:
     """``[(png path, caption)]`` for every figure of ``run``, in chapter order."""
     from fvos_utils.run.pipeline import CHAPTERS
 
-    run_dir = paths.outputs_dir() / run
+    run_dir = paths.run_dir(run)
     figures = []
     for chapter in CHAPTERS:
         for png in sorted((run_dir / chapter).glob("*.png")):
@@ -153,7 +153,7 @@ def finished_metrics(run: str) -> dict[str, dict]:
     """:func:`load_metrics`, where a run with no chapter metrics is an error naming its folder."""
     metrics = load_metrics(run)
     if not metrics:
-        raise io.DataError(paths.outputs_dir() / run, "no chapter of this run has written a metrics.json "
+        raise io.DataError(paths.run_dir(run), "no chapter of this run has written a metrics.json "
                                                       "(run the pipeline first, e.g. make demo)")
     return metrics
 
@@ -207,7 +207,7 @@ def update_readme_results(run: str, *, readme: str | os.PathLike | None = None) 
 
 
 def _scorecard_png(run: str) -> Path:
-    return paths.outputs_dir() / run / "07_report" / "claims_scorecard.png"
+    return paths.run_dir(run) / "07_report" / "claims_scorecard.png"
 
 
 #: the ablation tables the chapters save, in report order: (title, chapter, table file stem)
@@ -224,7 +224,7 @@ ABLATION_TABLES = (
 
 def ablation_tables(run: str) -> list[tuple[str, pd.DataFrame]]:
     """``[(title, table)]`` for each of :data:`ABLATION_TABLES` that the run's chapters wrote (CSV)."""
-    run_dir = paths.outputs_dir() / run
+    run_dir = paths.run_dir(run)
     return [(title, pd.read_csv(run_dir / chapter / f"{stem}.csv"))
             for title, chapter, stem in ABLATION_TABLES if (run_dir / chapter / f"{stem}.csv").is_file()]
 
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         print(readme_results(args.run))
         if args.update_readme:
             print(f"wrote {update_readme_results(args.run)}")
-    except io.DataError as err:
+    except ValueError as err:  # a DataError, or a run name that leaves outputs/
         print(f"error: {err.args[0]}", file=sys.stderr)
         return 1
     return 0

@@ -328,7 +328,7 @@ class RunPredictions:
 
 def _finished_metrics(run: str, chapter: str) -> dict | None:
     """The ``metrics.json`` of ``run``'s ``chapter``, or None where the chapter has not finished."""
-    path = paths.outputs_dir() / run / chapter / METRICS_FILE
+    path = paths.run_dir(run) / chapter / METRICS_FILE
     return read_json(path) if path.is_file() else None
 
 
@@ -340,7 +340,7 @@ def run_prediction_folders(run: str) -> dict[str, Path]:
     * ``filled <setting>``: chapter 05's pick of the paper's gap filling (``best_paper``), or
       :data:`fvos_utils.method.postprocess.PAPER_FILLING` where no filling scored best (a panel the same as the unfilled one says nothing).
     """
-    run_dir = paths.outputs_dir() / run
+    run_dir = paths.run_dir(run)
     metrics = {chapter: _finished_metrics(run, chapter) for chapter in (FUSION_CHAPTER, MORPHOLOGY_CHAPTER)}
     found = {}
     single = [run_dir / chapter / folder for chapter, folder in SINGLE_SCALE_DIRS
@@ -375,7 +375,7 @@ def _predicted_on(run: str) -> Path:
     ``metrics.json`` records it), or the hold-out view the chapters made of a real dataset."""
     recorded = _finished_metrics(run, FUSION_CHAPTER) or _finished_metrics(run, MORPHOLOGY_CHAPTER)
     if recorded is None:
-        raise DataError(paths.outputs_dir() / run, f"no metrics.json of chapter {FUSION_CHAPTER} or "
+        raise DataError(paths.run_dir(run), f"no metrics.json of chapter {FUSION_CHAPTER} or "
                                                   f"{MORPHOLOGY_CHAPTER}: which dataset it predicted on is unknown")
     parameters = recorded["parameters"]
     data_root = parameters["data_root"]
@@ -394,11 +394,11 @@ def run_predictions(run: str = "") -> RunPredictions | None:
             return None
     folders = run_prediction_folders(run)
     if not folders:
-        raise DataError(paths.outputs_dir() / run, f"no predictions of a finished chapter {MORPHOLOGY_CHAPTER} or "
+        raise DataError(paths.run_dir(run), f"no predictions of a finished chapter {MORPHOLOGY_CHAPTER} or "
                                                   f"{FUSION_CHAPTER} (run them first)")
     videos = sorted(set.intersection(*(set(video_folders(folder)) for folder in folders.values())))
     if not videos:
-        raise DataError(paths.outputs_dir() / run, f"no video is in every one of {', '.join(map(str, folders.values()))}")
+        raise DataError(paths.run_dir(run), f"no video is in every one of {', '.join(map(str, folders.values()))}")
     return RunPredictions(run, _predicted_on(run), folders, videos)
 
 
