@@ -24,14 +24,16 @@ import argparse
 import hashlib
 import os
 import re
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from fvos_utils.base import locks, provenance
+from fvos_utils.base import io, jobs, locks, provenance
 from fvos_utils.base.io import DataError, file_in_the_way
 from fvos_utils.base.paths import resolve
 from fvos_utils.data import submissions
@@ -205,6 +207,111 @@ def _check_zip_path(zip_path: Path, *, inputs: Sequence[Path] = ()) -> None:
         raise DataError(zip_path, f"cannot be written ({err.strerror or err} in {nearest})") from None
 
 
+# ------------------------------------------------------------------------------- as cluster jobs
+#: the record of the last submission, in the work folder's ``jobs/`` (submitit's logs are there too):
+#: ``{"passes": {pass name: job id}, "final": job id, "log": folder}``
+SUBMISSION_FILE = "jobs.json"
+
+
+class SubmissionRunning(RuntimeError):
+    """The recipe's last submission still runs: nothing was submitted again (the message names the jobs)."""
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """What each job asks SLURM for."""
+
+    partition: str | None = None
+    cpus_per_task: int = 1    # the job's torch threads
+    gpus_per_task: int = 0    # 1 on a GPU partition: each pass on its own GPU
+    timeout_min: int = 60     # each job's time limit
+    account: str | None = None
+
+    def executor_parameters(self) -> dict:
+        extra = {"account": self.account} if self.account else {}
+        return {"slurm_partition": self.partition, "cpus_per_task": self.cpus_per_task,
+                "timeout_min": self.timeout_min, "slurm_additional_parameters": extra,
+                **({"gpus_per_node": self.gpus_per_task} if self.gpus_per_task else {})}
+
+
+def job_threads() -> int:
+    """Torch threads of a job: the CPUs SLURM gave its task (``SLURM_CPUS_PER_TASK``), else 1."""
+    return provenance.checked_threads(int(os.environ.get("SLURM_CPUS_PER_TASK", 1)))
+
+
+def run_pass_job(settings: RecipeSettings, data_root: str, work_dir: str, pass_name: str, split: str | None,
+                 seed: int, device: str | None) -> dict:
+    """Inside an array task: one pass (resumed video by video), then its record (threads, job, seconds)."""
+    threads = job_threads()
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    run_passes(settings.choice, data_root, Path(work_dir) / "passes", [Pass.from_name(pass_name)], split=split,
+               seed=seed, device=device, resume=True, progress=False, workers=1)
+    record = {"pass": pass_name, "job_id": os.environ.get("SLURM_ARRAY_JOB_ID", os.environ.get("SLURM_JOB_ID")),
+              "array_task": os.environ.get("SLURM_ARRAY_TASK_ID"), "torch_threads": torch.get_num_threads(),
+              "slurm_cpus_per_task": os.environ.get("SLURM_CPUS_PER_TASK"),
+              "seconds": round(time.perf_counter() - start, 2), "environment": provenance.environment()}
+    io.write_json(_pass_record(Path(work_dir), pass_name), record)
+    return record
+
+
+def run_final_job(settings: RecipeSettings, data_root: str, work_dir: str, zip_path: str, split: str | None,
+                  seed: int, device: str | None) -> str:
+    """Inside the last job: gap filling, the vote and the checked zip, from the passes the array wrote."""
+    torch.set_num_threads(job_threads())
+    return str(run_recipe(settings, data_root, work_dir, zip_path, split=split, seed=seed, device=device,
+                          progress=False))
+
+
+def _pass_record(work_dir: Path, pass_name: str) -> Path:
+    return work_dir / "jobs" / f"{pass_name}.json"
+
+
+def _alive(job_id: str | None) -> bool:
+    return job_id is not None and jobs.slurm_state(job_id) in jobs.ALIVE_STATES
+
+
+def submit_recipe(settings: RecipeSettings, data_root: str | os.PathLike, work_dir: str | os.PathLike,
+                  zip_path: str | os.PathLike, cluster: ClusterSettings, *, split: str | None = "valid",
+                  seed: int = 0, device: str | None = None) -> dict:
+    """Steps 2-5 as SLURM jobs: one per pass without a record (an array), then the final job after them.
+    Returns the submission (:data:`SUBMISSION_FILE`). Raises :class:`SubmissionRunning` while a pass job of
+    the last submission is pending or running, or its final job waits on passes that can still succeed;
+    a final job waiting on a pass that was cancelled or failed (it would never start) is cancelled."""
+    import submitit
+
+    work_dir, data_root, zip_path = resolve(work_dir), resolve(data_root), resolve(zip_path)
+    log = work_dir / "jobs"
+    log.mkdir(parents=True, exist_ok=True)
+    record = log / SUBMISSION_FILE
+    if record.is_file():
+        last = io.read_json(record)
+        running = [job for job in last["passes"].values() if _alive(job)]
+        if running or (_alive(last["final"]) and all(_pass_record(work_dir, name).is_file() for name in last["passes"])):
+            raise SubmissionRunning(f"the recipe's last submission is still running (pass jobs {', '.join(running) or 'done'}, "
+                               f"final job {last['final']}; logs in {log}): nothing was submitted again")
+        if _alive(last["final"]):  # waiting on a pass that was cancelled or failed: it would never start
+            jobs.cancel(last["final"])
+    missing = [one.name for one in passes_for(settings.scales) if not _pass_record(work_dir, one.name).is_file()]
+    executor = submitit.AutoExecutor(folder=log)
+    executor.update_parameters(name="fvos-pass", **cluster.executor_parameters())
+    count = len(missing)
+    array = executor.map_array(run_pass_job, [settings] * count, [str(data_root)] * count, [str(work_dir)] * count,
+                               missing, [split] * count, [seed] * count, [device] * count) if missing else []
+    final_parameters = cluster.executor_parameters()
+    if array:
+        final_parameters["slurm_additional_parameters"] = {
+            **final_parameters["slurm_additional_parameters"],
+            "dependency": "afterok:" + ":".join(job.job_id for job in array)}
+    executor.update_parameters(name="fvos-vote", **final_parameters)
+    final = executor.submit(run_final_job, settings, str(data_root), str(work_dir), str(zip_path), split, seed,
+                            device)
+    submitted = {"passes": {name: job.job_id for name, job in zip(missing, array)}, "final": final.job_id,
+                 "log": str(log)}
+    io.write_json(record, submitted)
+    return submitted
+
+
 # ------------------------------------------------------------------------------------ command line
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fvos recipe", description=__doc__.split("\n\n")[0],
@@ -221,6 +328,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="redo the passes from the start (default: resume them; a pass whose videos were "
                              "predicted from other data, such as edited annotations, is refused)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (batch logs)")
+    cluster = parser.add_argument_group("as SLURM jobs (one per scale, then fill, vote and zip after them)")
+    cluster.add_argument("--submit", action="store_true",
+                         help="submit the steps as jobs through submitit instead of running them here")
+    cluster.add_argument("--partition", help="the jobs' partition (default: the cluster's default)")
+    cluster.add_argument("--account", help="the jobs' account")
+    cluster.add_argument("--cpus-per-task", type=int, default=ClusterSettings.cpus_per_task,
+                         help="CPUs of each job, its torch threads (default: %(default)s)")
+    cluster.add_argument("--gpus-per-task", type=int, default=ClusterSettings.gpus_per_task,
+                         help="GPUs of each job (default: %(default)s)")
+    cluster.add_argument("--time-min", type=int, default=ClusterSettings.timeout_min,
+                         help="each job's time limit in minutes (default: %(default)s)")
     return parser
 
 
@@ -247,10 +365,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check_zip_path(zip_path, inputs=(Path(args.params).resolve(), Path(data_root).resolve()))
         # the work folder is tied to the data it resumes on: another root (a subset, a copy on scratch) gets its own
         data_key = hashlib.sha256(str(resolve(data_root).resolve()).encode()).hexdigest()[:10]
-        written = run_recipe(settings, data_root, chapter_dir / f"server_{split}-{data_key}", zip_path, split=split,
+        work_dir = chapter_dir / f"server_{split}-{data_key}"
+        if args.submit:
+            if shutil.which("sbatch") is None:
+                raise ValueError("--submit: no SLURM here (sbatch is not on the PATH); run it on the cluster's "
+                                 "login node, or drop --submit to run the steps on this machine")
+            cluster = ClusterSettings(partition=args.partition, cpus_per_task=args.cpus_per_task,
+                                      gpus_per_task=args.gpus_per_task, timeout_min=args.time_min,
+                                      account=args.account)
+            submitted = submit_recipe(settings, data_root, work_dir, zip_path, cluster, split=split,
+                                      seed=values["seed"], device=args.device)
+            passes = ", ".join(submitted["passes"]) or "none (all done)"
+            print(f"submitted: the passes {passes} as slurm jobs {', '.join(submitted['passes'].values()) or '-'}; "
+                  f"gap filling, the vote and {zip_path} as slurm job {submitted['final']} after them. Follow: "
+                  f"squeue -u $USER; logs in {submitted['log']}")
+            return 0
+        written = run_recipe(settings, data_root, work_dir, zip_path, split=split,
                              seed=values["seed"], device=args.device, overwrite=args.overwrite,
                              progress=not args.no_progress)
     except (ValueError, OSError, pipeline.PipelineError, models.DownloadError) as err:  # OSError: unwritable, disk full
         parser.exit(2, f"error: {err}\n")
+    except SubmissionRunning as running:
+        parser.exit(1, f"error: {running}\n")
     print(f"wrote {written}")
     return 0

@@ -60,7 +60,7 @@ from training.model.sam2 import SAM2Train
 from training.trainer import Trainer
 from training.utils.train_utils import register_omegaconf_resolvers
 
-from fvos_utils.base import io, locks, paths
+from fvos_utils.base import io, jobs, locks, paths
 from fvos_utils.base.progress import progress_bar
 from fvos_utils.method.models import CONFIG_DIR, RANDOM, DownloadError, get_spec, resolve_checkpoint, save_checkpoint
 
@@ -81,11 +81,27 @@ JOB_FILE = "job.json"
 #: environment variable naming the file the launch subprocess writes to when it submits a job (the job's
 #: controller outlives it and must not hold the parent's pipe open)
 _SUBMIT_LOG_ENV = "FVOS_SUBMIT_LOG"
+#: environment variable telling the trainer which job ended before this one (and how): for resumes.json
+_PREVIOUS_JOB_ENV = "FVOS_PREVIOUS_JOB"
 
 
 class StageRunning(RuntimeError):
-    """A stage trains as a cluster job (submitted now, or earlier and still running): nothing to score yet.
-    The message names the job and how to follow it."""
+    """A stage trains as a cluster job (submitted now, or earlier and still pending or running): nothing to
+    score yet. The message names the job, its state and how to follow it."""
+
+
+class JobFailed(RuntimeError):
+    """The stage's last cluster job failed inside (its own error, not a cancel, time limit or requeue): the
+    message shows the end of its log. Nothing is submitted again until the run is retried
+    (``fvos train ... --retry``), once the cause is fixed."""
+
+
+#: SLURM states of a job ended by its own error: resubmitting the same job would fail the same way
+_FAILED_STATES = ("FAILED", "OUT_OF_MEMORY")
+#: what each way a job can end from outside means, in the words a rerun prints
+_ENDED_WORDS = {"ENDED": "ended", "CANCELLED": "was cancelled", "TIMEOUT": "timed out (it reached its time limit)",
+                "PREEMPTED": "was preempted", "NODE_FAIL": "ended with its node failing",
+                "BOOT_FAIL": "did not start (its node failed to boot)", "DEADLINE": "missed its deadline"}
 
 
 # ------------------------------------------------------------------------------------- the trainer
@@ -122,6 +138,21 @@ class KitTrainer(Trainer):
         # only rank 0 saves: its state is its own (other ranks keep their seeding; one process is then exact)
         if state is not None and self.distributed_rank == 0:
             _restore_random_state(state, getattr(self.model, "module", self.model))
+        if self.distributed_rank == 0:  # here, not in the launching process: a requeued job resumes by itself
+            _record_resume(Path(self.checkpoint_conf.save_dir).parent, after_epoch=int(self.epoch))
+
+
+def _record_resume(stage_folder: Path, *, after_epoch: int) -> None:
+    """One entry of ``resumes.json``: after which epoch, when, and in which SLURM job (its restart count
+    above 0 when SLURM requeued it; the job that ended before, when the kit resubmitted after it)."""
+    entry: dict[str, Any] = {"after_epoch": after_epoch, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if os.environ.get("SLURM_JOB_ID"):
+        entry["job"] = {"job_id": os.environ["SLURM_JOB_ID"],
+                        "restart_count": int(os.environ.get("SLURM_RESTART_COUNT", 0))}
+    if os.environ.get(_PREVIOUS_JOB_ENV) and not entry.get("job", {}).get("restart_count"):
+        entry["previous_job"] = json.loads(os.environ[_PREVIOUS_JOB_ENV])
+    path = stage_folder / RESUMES_FILE
+    io.write_json(path, [*(io.read_json(path) if path.is_file() else []), entry])
 
 
 #: the key of :class:`KitTrainer`'s full checkpoint that holds the random state
@@ -397,9 +428,6 @@ def load_training_params(path: str | os.PathLike, overrides: Sequence[str] = ())
     if params.get("nodes", 1) > 1 and not params.get("cluster"):
         raise io.DataError(path, f"nodes: {params['nodes']} needs a cluster (submitit/SLURM settings): one machine "
                                  "is one node")
-    if params.get("device") == "cpu" and params.get("cluster") and params.get("gpus", 1) > 1:
-        raise io.DataError(path, "device cpu with a cluster and gpus > 1: a SLURM job asks for GPUs; use device "
-                                 "cuda (or auto) there, or gpus: 1")
     params["_path"] = str(path)
     return params
 
@@ -633,7 +661,7 @@ def _write_plan(plan: StagePlan) -> None:
 
 # ------------------------------------------------------------------------------------------- launch
 def train_stage(params: dict | str | os.PathLike, stage: int, *, threads: int | None = None,
-                restart: bool = False, progress: bool = True) -> Path:
+                restart: bool = False, retry: bool = False, progress: bool = True) -> Path:
     """Run (or resume, or find finished) one stage; returns its folder. Shown in chapter 02.
 
     Args:
@@ -641,22 +669,31 @@ def train_stage(params: dict | str | os.PathLike, stage: int, *, threads: int | 
         threads: torch threads of the training process on CPU (default: the params' ``threads``, else 2).
         restart: delete what this stage (and, for stage 1, stage 2, which starts from it) trained before,
             then train from the start: for a stage that finished, or trained with another configuration.
+        retry: submit again after the stage's cluster job failed inside (:class:`JobFailed`), once the
+            cause is fixed; without it a failed job is shown, not resubmitted.
 
     A stage with ``export: PATH`` also writes its last epoch's weights there in fp16 (:func:`export_weights`).
-    With ``cluster:`` set, this returns once the SLURM job is submitted; running it again later resumes
-    or finds the stage finished. One process trains a stage at a time: a second one (or a restart from
-    another shell) is refused, naming the first (:mod:`fvos_utils.base.locks`).
+    With ``cluster:`` set, this raises :class:`StageRunning` once the SLURM job is submitted; running it
+    again while the job is pending or running says so and submits nothing; once the job has ended it finds
+    the stage finished, or says how the job ended (cancelled, timed out, preempted) and submits a job that
+    resumes from the last finished epoch, or shows a failed job's error (:class:`JobFailed`). A job that
+    SLURM requeues (preemption, ``scontrol requeue``, submitit's own requeue before a time limit) resumes
+    by itself from the last finished epoch; every resume is recorded in ``resumes.json``. One process
+    trains a stage at a time: a second one (or a restart from another shell) is refused, naming the first
+    (:mod:`fvos_utils.base.locks`).
     """
     params = load_training_params(params) if not isinstance(params, dict) else params
+    if not (retry or restart):  # before the input checks: the job's own error says more than theirs
+        _refuse_after_failed_job(paths.run_dir(params["run"]) / "train" / f"stage{stage}", params, stage)
     plan = plan_stage(params, stage)
     # one writer per stage (:mod:`fvos_utils.base.locks`); a restart also deletes the later stages: those too
     with contextlib.ExitStack() as held:
         for written in STAGES[STAGES.index(stage):] if restart else (stage,):
             held.enter_context(locks.exclusive(stage_dir(params["run"], written)))
-        return _train_locked_stage(params, plan, threads=threads, restart=restart, progress=progress)
+        return _train_locked_stage(params, plan, threads=threads, restart=restart, retry=retry, progress=progress)
 
 
-def _train_locked_stage(params: dict, plan: StagePlan, *, threads: int | None, restart: bool,
+def _train_locked_stage(params: dict, plan: StagePlan, *, threads: int | None, restart: bool, retry: bool,
                         progress: bool) -> Path:
     """:func:`train_stage` once it holds the stage's lock."""
     stage = plan.stage
@@ -665,59 +702,77 @@ def _train_locked_stage(params: dict, plan: StagePlan, *, threads: int | None, r
             io.remove_dir(stage_dir(params["run"], later))
         plan.folder.mkdir(parents=True)
     _write_plan(plan)  # refuses a configuration other than the one this stage already trained with
-    job = running_job(plan.folder)
-    if job is not None:
-        raise StageRunning(f"stage {stage} of run {plan.run!r} is still running as {_job_words(job)}; nothing "
-                           "was submitted again. Run this again once it has finished")
     done = completed_epochs(plan.folder)
-    if 0 < done < plan.epochs:  # the record of where this stage was resumed, one entry a resume
-        resumes = plan.folder / RESUMES_FILE
-        earlier = io.read_json(resumes) if resumes.is_file() else []
-        io.write_json(resumes, [*earlier, {"after_epoch": done, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}])
+    previous = _last_job(plan.folder)
+    if previous is not None and previous["state"] in jobs.ALIVE_STATES:
+        raise StageRunning(f"stage {stage} of run {plan.run!r} is {previous['state'].lower()} as "
+                           f"{jobs.describe(previous)}; nothing was submitted again. Run this again once it has "
+                           "ended")
+    if previous is not None and done < plan.epochs:
+        print(f"stage {stage} of run {plan.run!r}: {previous['executor']} job {previous['job_id']} "
+              f"{_ENDED_WORDS.get(previous['state'], 'ended ' + previous['state'])} after epoch {done} of "
+              f"{plan.epochs}; submitting a job that goes on from there")
     if done < plan.epochs:
-        job = _run_trainer(plan, threads=int(threads or params.get("threads", 2)), done=done, progress=progress)
+        job = _run_trainer(plan, threads=int(threads or params.get("threads", 2)), done=done, progress=progress,
+                           previous=previous)
         if job is not None:
-            raise StageRunning(f"stage {stage} of run {plan.run!r} was submitted as {_job_words(job)}. Run this "
-                               "again once it has finished: it goes on from the epochs the job completed")
+            raise StageRunning(f"stage {stage} of run {plan.run!r} was submitted as {jobs.describe(job)}. Run this "
+                               "again once it has ended: it goes on from the epochs the job completed")
     export = params[f"stage{stage}"].get("export")
     if export and completed_epochs(plan.folder) >= plan.epochs:  # a SLURM job may still be running
         export_weights(weights_path(plan.folder, plan.epochs), paths.resolve(export))
     return plan.folder
 
 
+def _refuse_after_failed_job(folder: Path, params: dict, stage: int) -> None:
+    """:class:`JobFailed` when the stage's last cluster job failed inside and left the stage unfinished."""
+    job = _last_job(folder)
+    epochs = params.get(f"stage{stage}", {}).get("epochs")
+    done = completed_epochs(folder)
+    if job is None or job["state"] not in _FAILED_STATES or (epochs is not None and done >= epochs):
+        return
+    raise JobFailed(f"stage {stage} of run {params['run']!r}: {job['executor']} job {job['job_id']} "
+                    f"{job['state']} after epoch {done} of {epochs}; nothing was submitted again. The end of its "
+                    f"log ({_error_log(job)}):\n{_log_tail(_error_log(job))}\n"
+                    "Fix the cause, then run again with --retry (train_stage(..., retry=True))")
+
+
 def running_job(stage_folder: str | os.PathLike) -> dict | None:
-    """The stage's submitted job (:data:`JOB_FILE`: ``{"job_id", "executor", "log"}``) while it is pending or
-    running; None when none was submitted or it has ended (finished, failed or cancelled)."""
-    path = Path(stage_folder) / JOB_FILE
+    """The stage's submitted job (:data:`JOB_FILE`: ``{"job_id", "executor", "folder", "log"}`` and its
+    ``state``) while it is pending or running; None when none was submitted or it has ended."""
+    job = _last_job(Path(stage_folder))
+    return job if job is not None and job["state"] in jobs.ALIVE_STATES else None
+
+
+def _last_job(stage_folder: Path) -> dict | None:
+    """The stage's last submitted job with its ``state`` now (:func:`fvos_utils.base.jobs.state`: PENDING,
+    RUNNING, COMPLETED, CANCELLED, TIMEOUT, FAILED ...; a local job RUNNING or ENDED). None when no job was
+    submitted."""
+    path = stage_folder / JOB_FILE
     if not path.is_file():
         return None
     job = io.read_json(path)
-    return job if _job_alive(job) else None
+    return {**job, "state": jobs.state(job)}
 
 
-def _job_alive(job: dict) -> bool:
-    """Whether a submitted job is pending or running: a SLURM job by its state (squeue / sacct through
-    submitit), a job of submitit's local executor by its controller process (the job id is its pid)."""
-    import submitit
-
-    if job["executor"] == "local":
-        try:
-            os.kill(int(job["job_id"]), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # alive, another user's
-            return True
-        with open(f"/proc/{job['job_id']}/stat") as stat:  # a zombie has ended
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    state = submitit.SlurmJob(folder=job["folder"], job_id=job["job_id"]).state
-    return state in ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING")
+def _error_log(job: dict) -> str:
+    """The job's error output (submitit's ``<id>_0_log.err`` beside its log), where a failure's traceback is;
+    its log when there is none."""
+    err = re.sub(r"\.out$", ".err", job["log"])
+    return err if os.path.isfile(err) and os.path.getsize(err) else job["log"]
 
 
-def _job_words(job: dict) -> str:
-    return f"{job['executor']} job {job['job_id']} (follow it: tail -f {job['log']})"
+def _log_tail(log: str, lines: int = 15) -> str:
+    """The last lines of a job's log, or why there are none."""
+    try:
+        with open(log, errors="replace") as handle:
+            return "".join(deque(handle, maxlen=lines)).rstrip("\n")
+    except OSError as err:
+        return f"(no log to show: {err.strerror})"
 
 
-def _run_trainer(plan: StagePlan, *, threads: int, done: int, progress: bool) -> dict | None:
+def _run_trainer(plan: StagePlan, *, threads: int, done: int, progress: bool,
+                 previous: dict | None = None) -> dict | None:
     """Meta's trainer in a subprocess, its output into ``train.log`` and a progress bar. Returns the job
     (also written to :data:`JOB_FILE`) when the launcher submitted one (``cluster:``), else None."""
     import submitit
@@ -726,6 +781,8 @@ def _run_trainer(plan: StagePlan, *, threads: int, done: int, progress: bool) ->
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
+    if previous is not None:  # for the resume record the trainer writes (a job inherits this environment)
+        env[_PREVIOUS_JOB_ENV] = json.dumps({"job_id": previous["job_id"], "state": previous["state"]})
     submits = bool(plan.config.submitit.use_cluster)
     submit_log = plan.folder / "submit.log"
     if submits:
@@ -840,9 +897,31 @@ def _launch(folder: Path) -> None:
         _end_group_on_sigterm()
     register_omegaconf_resolvers()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(folder.resolve()), version_base="1.2"):
+    on_cpu = yaml.safe_load((folder / f"{_CONFIG_NAME}.yaml").read_text())["trainer"]["accelerator"] == "cpu"
+    with initialize_config_dir(config_dir=str(folder.resolve()), version_base="1.2"), \
+            _jobs_without_gpus() if on_cpu else contextlib.nullcontext():
         main(argparse.Namespace(config=_CONFIG_NAME, use_cluster=None, partition=None, account=None, qos=None,
                                 num_gpus=None, num_nodes=None))
+
+
+@contextlib.contextmanager
+def _jobs_without_gpus():
+    """Meta's launcher asks SLURM for one GPU per process (``gpus_per_node`` = ``tasks_per_node``); a CPU
+    stage (``device: cpu``) keeps its processes and asks for no GPU, which a CPU partition would refuse
+    ("Invalid generic resource (gres) specification")."""
+    import submitit
+
+    update = submitit.AutoExecutor.update_parameters
+
+    def without_gpus(self, **kwargs):
+        kwargs.pop("gpus_per_node", None)
+        return update(self, **kwargs)
+
+    submitit.AutoExecutor.update_parameters = without_gpus
+    try:
+        yield
+    finally:
+        submitit.AutoExecutor.update_parameters = update
 
 
 # ---------------------------------------------------------------------------------------- results
@@ -890,6 +969,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch threads on CPU (default: the params' threads, else 2)")
     parser.add_argument("--restart", action="store_true",
                         help="delete what this stage (and stage 2, for stage 1) trained before and start over")
+    parser.add_argument("--retry", action="store_true",
+                        help="submit again after the stage's cluster job failed inside, once the cause is fixed")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.SUB=VALUE",
                         help="override one value of the params file (data.root=/scratch/MOSE, stage1.epochs=2; "
                              "VALUE in YAML, checked as the file's; repeatable)")
@@ -908,9 +989,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.show:
             print(yaml.safe_dump({k: v for k, v in params.items() if k != "_path"}, sort_keys=False), end="")
             return 0
-        folder = train_stage(params, args.stage, threads=args.threads, restart=args.restart)
+        folder = train_stage(params, args.stage, threads=args.threads, restart=args.restart, retry=args.retry)
     except (io.DataError, ValueError, DownloadError) as err:  # bad input: one line, no traceback
         parser.exit(2, f"error: {err}\n")
+    except JobFailed as failed:  # the job's own error, shown; nothing submitted
+        parser.exit(1, f"error: {failed}\n")
     except StageRunning as submitted:  # a cluster job: submitted, or still running
         print(submitted)
         return 0

@@ -31,6 +31,11 @@ attempt. A failure stops the chain with a message naming that notebook, the cell
 first line) and the error; the chapter and every later one then count as not current (state and
 ``manifest.json``), earlier chapters' outputs stay as they are. One pipeline runs a run at a time: a second
 one of the same run is refused, naming the first (:mod:`fvos_utils.base.locks`).
+
+A chapter that submits a cluster job (chapter 02 with ``cluster:`` in its training params) stops there:
+the chain ends with :class:`ChapterWaiting`, one line naming the job, and ``fvos pipeline`` exits with
+:data:`WAITING_EXIT`. Run it again once the job has ended, or with ``--wait``: the pipeline then keeps the
+run locked, asks the scheduler every ``--poll`` seconds, and goes on when the job has ended.
 """
 from __future__ import annotations
 
@@ -49,7 +54,7 @@ from typing import Sequence
 
 import yaml
 
-from fvos_utils.base import io, locks, paths, provenance
+from fvos_utils.base import io, jobs, locks, paths, provenance
 from fvos_utils.run.chapter import METRICS_FILE
 
 #: The kit's chapters in the order they run (notebooks/<name>.ipynb).
@@ -96,6 +101,21 @@ _TYPE_CHECKS = {
 
 class PipelineError(RuntimeError):
     """A params file that does not fit the notebooks, or a chapter that failed."""
+
+
+class ChapterWaiting(PipelineError):
+    """A chapter stopped for a cluster job it submitted, or found still pending or running (``job``:
+    ``{"executor", "job_id"}``). Nothing failed: the chain goes on when the job has ended."""
+
+    def __init__(self, message: str, job: dict):
+        super().__init__(message)
+        self.job = job
+
+
+#: the exception a chapter raises when it has submitted a cluster job (:class:`fvos_utils.method.train.StageRunning`)
+WAITING_ERROR = "StageRunning"
+#: ``fvos pipeline``'s exit status while a chapter waits for a cluster job (1: an error)
+WAITING_EXIT = 3
 
 
 # ------------------------------------------------------------------------------------------- params
@@ -375,9 +395,12 @@ def show_parameters(params: dict) -> str:
 
 
 def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: list[str] | None = None,
-                 kernel_name: str = "python3", overrides: Sequence[str] = ()) -> dict:
+                 kernel_name: str = "python3", overrides: Sequence[str] = (), wait: bool = False,
+                 poll_seconds: float = 60.0) -> dict:
     """Run the chapters of ``params_file`` (with ``overrides``, :func:`load_run_params`); returns the
-    manifest (also written to the run folder; it records the overrides)."""
+    manifest (also written to the run folder; it records the overrides). A chapter that submits a cluster
+    job raises :class:`ChapterWaiting`; with ``wait``, the run stays locked instead, the job's state is asked
+    every ``poll_seconds``, and the chain goes on (from that chapter) once the job has ended."""
     params = load_run_params(params_file, overrides)
     chapters = list(params["chapters"])
     if only:
@@ -387,7 +410,16 @@ def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: l
         chapters = [c for c in chapters if c in only]
     run_dir = paths.outputs_dir(params["run"])
     with locks.exclusive(run_dir):  # one pipeline per run: a second is refused, naming this one
-        return _run_chapters(params, chapters, run_dir, force=force, kernel_name=kernel_name)
+        while True:
+            try:
+                return _run_chapters(params, chapters, run_dir, force=force, kernel_name=kernel_name)
+            except ChapterWaiting as waiting:
+                if not wait:
+                    raise
+                print(f"{waiting}\n  waiting for it (its state asked every {poll_seconds:g} s)", flush=True)
+                while jobs.state(waiting.job) in jobs.ALIVE_STATES:
+                    time.sleep(poll_seconds)
+                force = False  # what ran before the wait is kept: a forced run is not forced twice
 
 
 def _execute(chapter: str, parameters: dict, run_dir: Path, manifest: dict, *, kernel_name: str) -> tuple[Path, float]:
@@ -415,6 +447,11 @@ def _execute(chapter: str, parameters: dict, run_dir: Path, manifest: dict, *, k
         io.write_json(run_dir / MANIFEST_FILE, manifest)
         if not isinstance(err, papermill.PapermillExecutionError):
             raise
+        job = jobs.named_in(err.evalue) if err.ename == WAITING_ERROR else None
+        if job is not None:
+            manifest["chapters"][chapter].update(status="waiting", job=job)
+            io.write_json(run_dir / MANIFEST_FILE, manifest)
+            raise ChapterWaiting(f"chapter {chapter} waits for a cluster job: {err.evalue}", job) from None
         cell = _failed_cell(failed)
         where = f"cell {cell[0]}, line {cell[1]} (`{cell[2]}`)" if cell else "a cell"
         kept = f"\n  its last successful notebook is unchanged at {executed}" if executed.is_file() else ""
@@ -487,13 +524,23 @@ def main(argv: list[str] | None = None) -> int:
                              "in YAML, type-checked as the file's (repeatable; recorded in the manifest)")
     parser.add_argument("--show", action="store_true",
                         help="print every chapter's resolved parameters (YAML) and run nothing")
+    parser.add_argument("--wait", action="store_true",
+                        help="when a chapter submits a cluster job, wait for it to end and go on (default: stop, "
+                             f"exit status {WAITING_EXIT})")
+    parser.add_argument("--poll", type=float, default=60.0, metavar="SECONDS",
+                        help="with --wait: how often the job's state is asked (default: 60)")
     args = parser.parse_args(argv)
+    if not args.poll > 0:
+        parser.error(f"--poll must be a positive number of seconds, got {args.poll:g}")
     try:
         if args.show:
             print(show_parameters(load_run_params(args.params, args.overrides)), end="")
             return 0
         manifest = run_pipeline(args.params, force=args.force, only=args.only, kernel_name=args.kernel,
-                                overrides=args.overrides)
+                                overrides=args.overrides, wait=args.wait, poll_seconds=args.poll)
+    except ChapterWaiting as waiting:
+        print(f"{waiting}\n  go on: run this command again once the job has ended, or add --wait to wait for it")
+        return WAITING_EXIT
     except (PipelineError, ValueError) as err:  # a ValueError: a bad --set; a DataError: the run in use (locks)
         print(f"error: {err}", file=sys.stderr)
         return 1
