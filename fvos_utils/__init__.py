@@ -13,7 +13,8 @@ Where to start (each imported on first use, so ``import fvos_utils`` stays light
 
 - :func:`build_predictor`: a SAM 2 video predictor (``method.models``)
 - :func:`run_recipe`: the whole FVOS recipe on a split, ending in the server zip (``method.recipe``)
-- :func:`run_pipeline`: every chapter in order from one params file (``run.pipeline``)
+- :func:`run_pipeline`: every chapter in order from one params file (``run.pipeline``, the chapters' values
+  checked first)
 - :func:`evaluate`: J&F of a prediction folder against ground truth (``metrics.evaluate``)
 
 The command line is ``fvos <step>`` (``python -m fvos_utils <step>``); ``fvos --help`` lists the steps.
@@ -26,7 +27,7 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "build_predictor": "fvos_utils.method.models",
     "run_recipe": "fvos_utils.method.recipe",
-    "run_pipeline": "fvos_utils.run.pipeline",
+    "run_pipeline": "fvos_utils.cli",  # the pipeline with the kit's checks of chapter values
     "evaluate": "fvos_utils.metrics.evaluate",
 }
 __all__ = [*_PUBLIC, "__version__"]

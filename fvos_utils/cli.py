@@ -20,10 +20,29 @@ STEPS = {
     "postprocess": ("fvos_utils.method.postprocess", "main", "fill the gaps between adjacent objects of a prediction folder"),
     "fusion": ("fvos_utils.method.fusion", "main", "vote several prediction folders of one split into one"),
     "recipe": ("fvos_utils.method.recipe", "main", "the whole FVOS recipe on a split, ending in the server zip"),
-    "pipeline": ("fvos_utils.run.pipeline", "main", "every chapter notebook in order from one params file"),
+    "pipeline": ("fvos_utils.cli", "pipeline_main", "every chapter notebook in order from one params file"),
     "report": ("fvos_utils.studies.report", "main", "a run's report: the paper's tables beside the run's"),
     "book": ("fvos_utils.run.book", "main", "an executed run as a static HTML book"),
 }
+
+
+def pipeline_main(argv: Sequence[str] | None = None) -> int:
+    """``fvos pipeline`` (:func:`fvos_utils.run.pipeline.main`) with every chapter's values checked before any
+    chapter runs (:func:`fvos_utils.studies.chapter_values.check`: the rules live with the steps, above the
+    pipeline)."""
+    from fvos_utils.run import pipeline
+    from fvos_utils.studies import chapter_values
+
+    return pipeline.main(None if argv is None else list(argv), value_check=chapter_values.check)
+
+
+def run_pipeline(params_file, **options) -> dict:
+    """:func:`fvos_utils.run.pipeline.run_pipeline` with every chapter's values checked before any chapter
+    runs (as ``fvos pipeline`` does); returns the run's manifest."""
+    from fvos_utils.run import pipeline
+    from fvos_utils.studies import chapter_values
+
+    return pipeline.run_pipeline(params_file, value_check=chapter_values.check, **options)
 
 
 def prog(step: str) -> str:

@@ -462,3 +462,52 @@ def test_case19_a_folder_where_the_lock_file_goes_is_one_clear_line(tmp_path, ca
     assert done.value.code == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and ".fvos.lock: " in error
+
+
+@pytest.mark.parametrize("override, words", [
+    ("06_multiscale_fusion.scales=[a, b]", "chapters.06_multiscale_fusion.scales: 'a' is not a finite number"),
+    ("06_multiscale_fusion.scales=[]", "chapters.06_multiscale_fusion.scales: the list is empty"),
+    ("06_multiscale_fusion.scales=[.nan]", "chapters.06_multiscale_fusion.scales: nan is not a finite number"),
+    ("06_multiscale_fusion.scales=[1.0, -1.0]", "-1.0 is not above 0"),
+    ("06_multiscale_fusion.fill_kernel=100000000", "fill_kernel: kernel_size must be at most 4097"),
+    ("06_multiscale_fusion.fill_shape=hexagon", "fill_shape: unknown value 'hexagon'; choose from square, circle"),
+    ("06_multiscale_fusion.transforms=[explode]", "transforms: unknown value 'explode'"),
+    ("06_multiscale_fusion.transforms=[hflip, identity]", "transforms: must start with identity"),
+    ("common.threads=-3", "common.threads (for chapter 01_sam2_inference): threads must be 1 to"),
+    ("06_multiscale_fusion.n_videos=-5", "chapters.06_multiscale_fusion.n_videos: must be at least 0, got -5"),
+    ("common.data_root=README.md", "README.md is a file, not a dataset folder"),
+    ("04_sigmoid_search.sigmoid_biases=[.inf]", "sigmoid_biases: inf is not a finite number"),
+    ("05_morphology_ablation.kernel_sizes=[2, -1]", "kernel_sizes: kernel_size must be a non-negative integer"),
+    ("05_morphology_ablation.methods=[paper, magic]", "methods: unknown value 'magic'"),
+    ("06_multiscale_fusion.model=nope", "model: unknown model 'nope'")])
+def test_case12_pipeline_values_a_chapter_cannot_use_are_refused_before_any_chapter(override, words, capsys):
+    """``--show`` and a run check every chapter's values before the first chapter: one line naming the
+    origin (the file or --set), chapter and key. Before, --show accepted them and the run failed inside the
+    chapter that read them, after the chapters before it."""
+    from fvos_utils import cli
+
+    assert cli.main(["pipeline", str(paths.KIT_DIR / "params" / "demo.yaml"), "--set", override, "--show"]) == 1
+    shown = capsys.readouterr()
+    assert shown.out == "" and shown.err.startswith("error: --set: ") and words in shown.err
+    assert len(shown.err.splitlines()) == 1
+
+
+def test_case12_the_python_entry_point_checks_the_values_too(kit_root):
+    from fvos_utils import run_pipeline
+    from fvos_utils.run import pipeline
+
+    params = kit_root / "run.yaml"
+    params.write_text(yaml.safe_dump({"run": "r", "chapters": {"06_multiscale_fusion": {"fill_shape": "hexagon"}}}))
+    (kit_root / "notebooks").symlink_to(paths.KIT_DIR / "notebooks")
+    with pytest.raises(pipeline.PipelineError, match=rf"{params}: chapters.06_multiscale_fusion.fill_shape: unknown"):
+        run_pipeline(params)
+    assert not (kit_root / "outputs").exists()  # refused before the run's folder was made
+
+
+@pytest.mark.parametrize("command", [["postprocess", "--in", "missing", "--out", "new/deeper/out"],
+                                     ["fusion", "--out", "new/deeper/out", "missing", "missing"]])
+def test_case24_a_refused_command_leaves_no_empty_folder_behind(tmp_path, command):
+    """The folders made for the output's lock were left empty when the command was then refused."""
+    refused = _fvos(*command, cwd=tmp_path)
+    assert refused.returncode == 2 and "missing: prediction folder not found" in refused.stderr
+    assert sorted(tmp_path.iterdir()) == []

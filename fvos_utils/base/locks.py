@@ -163,6 +163,7 @@ def exclusive(output: str | os.PathLike, *, inside: bool = False) -> Iterator[No
     blocking = file_in_the_way(path)
     if blocking is not None:
         raise DataError(blocking, f"a file, not a folder: {output} cannot be an output folder")
+    made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = _acquire(path, output)
     _HELD[path], _DESCRIPTORS[path] = 1, fd
@@ -178,3 +179,6 @@ def exclusive(output: str | os.PathLike, *, inside: bool = False) -> Iterator[No
         with contextlib.suppress(PermissionError):  # another user's file in a shared (sticky) folder stays
             path.unlink(missing_ok=True)  # while still locked: a waiting opener then sees another file, and retries
         os.close(fd)
+        for folder in made:  # made for the lock alone (a refused command wrote nothing): not left behind
+            with contextlib.suppress(OSError):  # not empty (the output is in it), or made again meanwhile
+                folder.rmdir()

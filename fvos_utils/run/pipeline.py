@@ -50,7 +50,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import yaml
 
@@ -188,11 +188,19 @@ def _apply_overrides(path: Path, raw: dict, overrides: Sequence[str]) -> None:
             raise PipelineError(f"--set {item}: {section!r} is not 'common' nor a chapter {path} runs ({chapters})")
 
 
-def load_run_params(path: str | os.PathLike, overrides: Sequence[str] = ()) -> dict:
+#: a check of a chapter's values, ``check(chapter, {key: value}) -> [(key, what is wrong), ...]``: the rules
+#: on values belong to the steps above this module (:func:`fvos_utils.studies.chapter_values.check`, which
+#: ``fvos pipeline`` and :func:`fvos_utils.run_pipeline` pass in)
+ValueCheck = Callable[[str, dict], list]
+
+
+def load_run_params(path: str | os.PathLike, overrides: Sequence[str] = (),
+                    value_check: ValueCheck | None = None) -> dict:
     """Read and check a params file; returns ``{"run", "common", "chapters": {chapter: params}, "overrides"}``.
 
     ``overrides``: ``CHAPTER.KEY=VALUE`` or ``common.KEY=VALUE`` (the command line's ``--set``), applied
-    to the file's values before they are checked (:func:`_apply_overrides`)."""
+    to the file's values before they are checked (:func:`_apply_overrides`). ``value_check``: run on the
+    values the file and the overrides give each chapter; its first problem is the error."""
     path = paths.resolve(path)
     if not path.is_file():
         raise PipelineError(f"{path}: params file not found")
@@ -242,9 +250,17 @@ def load_run_params(path: str | os.PathLike, overrides: Sequence[str] = ()) -> d
             if key in declared[name]:
                 _check_type(f"{origin('common', key)}: common.{key} (for chapter {name})", declared[name][key]["type"],
                             value)
-    return {"run": run, "common": common, "chapters": {n: dict(chapters[n] or {}) for n in CHAPTERS
-                                                       if n in chapters}, "declared": declared, "path": path,
-            "overrides": list(overrides)}
+    params = {"run": run, "common": common, "chapters": {n: dict(chapters[n] or {}) for n in CHAPTERS
+                                                         if n in chapters}, "declared": declared, "path": path,
+              "overrides": list(overrides)}
+    for name in params["chapters"] if value_check else ():
+        given = {k: v for k, v in chapter_parameters(params, name).items() if k not in RUNNER_KEYS}
+        for key, problem in value_check(name, given):
+            where = (f"chapters.{name}.{key}" if key in params["chapters"][name] else
+                     f"common.{key} (for chapter {name})")
+            raise PipelineError(f"{origin(name if key in params['chapters'][name] else 'common', key)}: {where}: "
+                                f"{problem}")
+    return params
 
 
 def chapter_parameters(params: dict, chapter: str, *, force: bool = False) -> dict:
@@ -396,12 +412,13 @@ def show_parameters(params: dict) -> str:
 
 def run_pipeline(params_file: str | os.PathLike, *, force: bool = False, only: list[str] | None = None,
                  kernel_name: str = "python3", overrides: Sequence[str] = (), wait: bool = False,
-                 poll_seconds: float = 60.0) -> dict:
+                 poll_seconds: float = 60.0, value_check: ValueCheck | None = None) -> dict:
     """Run the chapters of ``params_file`` (with ``overrides``, :func:`load_run_params`); returns the
     manifest (also written to the run folder; it records the overrides). A chapter that submits a cluster
     job raises :class:`ChapterWaiting`; with ``wait``, the run stays locked instead, the job's state is asked
-    every ``poll_seconds``, and the chain goes on (from that chapter) once the job has ended."""
-    params = load_run_params(params_file, overrides)
+    every ``poll_seconds``, and the chain goes on (from that chapter) once the job has ended.
+    ``value_check``: see :func:`load_run_params`."""
+    params = load_run_params(params_file, overrides, value_check)
     chapters = list(params["chapters"])
     if only:
         for name in only:
@@ -510,7 +527,8 @@ def _run_chapters(params: dict, chapters: list[str], run_dir: Path, *, force: bo
     return manifest
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, value_check: ValueCheck | None = None) -> int:
+    """``fvos pipeline``; ``value_check``: see :func:`load_run_params` (the ``fvos`` command passes the kit's)."""
     parser = argparse.ArgumentParser(prog="fvos pipeline", description=__doc__.split("\n")[0])
     parser.add_argument("params", help="params YAML file (e.g. params/demo.yaml)")
     parser.add_argument("--force", action="store_true",
@@ -534,10 +552,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--poll must be a positive number of seconds, got {args.poll:g}")
     try:
         if args.show:
-            print(show_parameters(load_run_params(args.params, args.overrides)), end="")
+            print(show_parameters(load_run_params(args.params, args.overrides, value_check)), end="")
             return 0
         manifest = run_pipeline(args.params, force=args.force, only=args.only, kernel_name=args.kernel,
-                                overrides=args.overrides, wait=args.wait, poll_seconds=args.poll)
+                                overrides=args.overrides, wait=args.wait, poll_seconds=args.poll,
+                                value_check=value_check)
     except ChapterWaiting as waiting:
         print(f"{waiting}\n  go on: run this command again once the job has ended, or add --wait to wait for it")
         return WAITING_EXIT
