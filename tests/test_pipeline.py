@@ -338,6 +338,35 @@ def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
         texts = [o["text"] if o.output_type == "stream" else o.get("data", {}).get("text/plain", "") for o in outputs]
         bars = [line for text in texts for line in text.replace("\r", "\n").splitlines() if re.search(r"\d+%\|", line)]
         assert len(bars) <= 3, (executed.name, bars[:5])
+    # under its parameters, each chapter says which values this run changed and why (the params file's words)
+    shown = [o.get("data", {}).get("text/markdown", "") for c in nbformat.read(out / "02_finetune.ipynb", as_version=4).cells
+             if c.cell_type == "code" for o in c.outputs]
+    assert any("- `stage1_epochs` = `2` instead of `3`: " in text and "paper: 10" in text for text in shown)
+
+
+def test_a_chapter_says_which_values_this_run_changed_and_why(monkeypatch):
+    """Papermill's injected cell lists values without a word on which ran: chapter.start names those that
+    differ from the parameters cell, with the --set or the params file's comment that gave them."""
+    from fvos_utils.run import chapter
+
+    demo = pipeline.paths.params_dir() / "demo.yaml"
+    monkeypatch.setenv(chapter.RUN_VALUES_ENV, json.dumps({"params_file": str(demo),
+                                                           "overrides": ["04_sigmoid_search.threads=1"]}))
+    params = pipeline.load_run_params(demo, ["04_sigmoid_search.threads=1"])
+    values = pipeline.parameter_values(params, "04_sigmoid_search")
+    rows = {row["name"]: row for row in chapter.values_used("04_sigmoid_search", values)}
+    assert sorted(rows) == ["sigmoid_biases", "sigmoid_scales"]  # threads=1 is the cell's own default
+    assert rows["sigmoid_scales"]["why"] == ("`params/demo.yaml`: 2 x 2 pairs, each scoring all 24 valid videos; "
+                                             "SAM 2's default is 20 / -10")
+    values["threads"] = 2
+    rows = {row["name"]: row for row in chapter.values_used("04_sigmoid_search", values)}
+    assert rows["threads"]["why"] == "`--set 04_sigmoid_search.threads=1`"
+    note = chapter.values_note(chapter.values_used("02_finetune", pipeline.parameter_values(params, "02_finetune")))
+    assert "- `stage2_epochs` = `1` instead of `2`: `params/demo.yaml`: paper: 40" in note
+    assert "- `threads` = `2` instead of `1`: `params/demo.yaml`: torch threads of every chapter" in note
+    monkeypatch.delenv(chapter.RUN_VALUES_ENV)
+    assert chapter.values_note(chapter.values_used("04_sigmoid_search", {"sigmoid_scales": [1.0]})).endswith(
+        "- `sigmoid_scales` = `[1.0]` instead of `[10.0, 20.0, 30.0]`: given by the caller")
 
 
 def test_chapter_kernels_start_without_progress_bars(monkeypatch):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -84,8 +86,82 @@ def declared_parameters(chapter: str) -> list[str]:
             if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)]
 
 
+#: environment variable the pipeline sets for a chapter's kernel: ``{"params_file", "overrides"}`` (JSON), where
+#: the run's values came from
+RUN_VALUES_ENV = "FVOS_RUN_VALUES"
+
+
+def parameter_defaults(chapter: str) -> dict:
+    """The values the chapter's ``parameters`` cell declares (its defaults), by name."""
+    cell = _parameters_cell(_notebook(chapter), chapter)
+    return {node.target.id: ast.literal_eval(node.value) for node in ast.parse(cell).body
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None}
+
+
+def values_used(chapter: str, parameters: Mapping) -> list[dict]:
+    """The parameters whose value in this run differs from the chapter's default, in order:
+    ``{"name", "value", "default", "why"}``. ``why``: the ``--set`` that gave it, else the params file and
+    the comment on the value's line there (:data:`RUN_VALUES_ENV`), else "given by the caller"."""
+    origin = json.loads(os.environ.get(RUN_VALUES_ENV) or "{}")
+    defaults = parameter_defaults(chapter)
+    rows = []
+    for name, value in parameters.items():
+        if name in defaults and value != defaults[name]:
+            rows.append({"name": name, "value": value, "default": defaults[name],
+                         "why": _why(chapter, name, origin)})
+    return rows
+
+
+def _why(chapter: str, name: str, origin: dict) -> str:
+    for override in origin.get("overrides", []):
+        if override.split("=", 1)[0].strip() in (f"{chapter}.{name}", f"common.{name}"):
+            return f"`--set {override}`"
+    params_file = origin.get("params_file")
+    if not params_file:
+        return "given by the caller"
+    root = paths.project_root()
+    shown = Path(params_file).relative_to(root) if Path(params_file).is_relative_to(root) else params_file
+    comment = _params_comment(Path(params_file), chapter, name)
+    return f"`{shown}`" + (f": {comment}" if comment else "")
+
+
+def _params_comment(params_file: Path, chapter: str, name: str) -> str | None:
+    """The comment on ``name``'s line in the params file: under ``chapter``'s section, else under ``common``
+    (what a params file says of a value's reason)."""
+    try:
+        lines = params_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for section in (chapter, "common"):
+        inside = None
+        for line in lines:
+            header = re.match(r"^(\s*)([\w.-]+):\s*(#.*)?$", line)
+            if header and header[2] == section:
+                inside = len(header[1])
+                continue
+            if inside is None or not line.strip() or line.lstrip().startswith("#"):
+                continue
+            if len(line) - len(line.lstrip()) <= inside:
+                inside = None
+                continue
+            found = re.match(rf"^\s+{re.escape(name)}:[^#]*#\s*(.+)$", line)
+            if found:
+                return found[1].strip()
+    return None
+
+
+def values_note(rows: list[dict]) -> str:
+    """What :func:`start` shows under the parameters: the values this run changed, and why."""
+    if not rows:
+        return "This run uses the defaults of the parameters cell above."
+    items = "\n".join(f"- `{row['name']}` = `{row['value']!r}` instead of `{row['default']!r}`: {row['why']}"
+                      for row in rows)
+    return f"**The values this run used** where they differ from the defaults of the parameters cell:\n\n{items}"
+
+
 def start(chapter: str, namespace: Mapping) -> Chapter:
-    """Begin ``chapter`` (its notebook passes ``globals()``): its folder, threads, figure style, parameters."""
+    """Begin ``chapter`` (its notebook passes ``globals()``): its folder, threads, figure style, parameters;
+    in a notebook it shows which values differ from the defaults and why (:func:`values_note`)."""
     from fvos_utils.run import figures
 
     names = declared_parameters(chapter)
@@ -93,6 +169,7 @@ def start(chapter: str, namespace: Mapping) -> Chapter:
     if missing:
         raise NameError(f"{chapter}: parameters {missing} are declared but not defined (run the parameters cell)")
     parameters = {name: namespace[name] for name in names}
+    _show_markdown(values_note(values_used(chapter, parameters)))
     if "threads" in parameters:
         import torch
 
@@ -101,6 +178,17 @@ def start(chapter: str, namespace: Mapping) -> Chapter:
     run = parameters.get("run", "")
     out_dir = paths.outputs_dir(f"{run}/{chapter}") if run else paths.outputs_dir(chapter)
     return Chapter(chapter, run, out_dir, parameters)
+
+
+def _show_markdown(text: str) -> None:
+    """Displayed in a notebook (a kernel); nothing elsewhere (a script, a test)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(Markdown(text))
 
 
 def calls(chapter: str) -> list[str]:

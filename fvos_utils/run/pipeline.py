@@ -55,7 +55,7 @@ from typing import Callable, Sequence
 import yaml
 
 from fvos_utils.base import io, jobs, locks, paths, provenance
-from fvos_utils.run.chapter import METRICS_FILE
+from fvos_utils.run.chapter import METRICS_FILE, RUN_VALUES_ENV
 
 #: The kit's chapters in the order they run (notebooks/<name>.ipynb).
 #: Arguments of every chapter's kernel: its own log at errors only. Its one warning was "Kernel is running
@@ -387,11 +387,13 @@ KERNEL_ENVIRONMENT = {"TQDM_DISABLE": "1"}
 
 
 @contextmanager
-def kernel_environment():
-    """:data:`KERNEL_ENVIRONMENT` set while a chapter's kernel starts (it inherits this process's
-    environment), the previous values restored afterwards."""
-    saved = {key: os.environ.get(key) for key in KERNEL_ENVIRONMENT}
-    os.environ.update(KERNEL_ENVIRONMENT)
+def kernel_environment(run_values: dict[str, str] | None = None):
+    """:data:`KERNEL_ENVIRONMENT` (and ``run_values``: where the run's values came from,
+    :data:`fvos_utils.run.chapter.RUN_VALUES_ENV`) set while a chapter's kernel starts (it inherits this
+    process's environment), the previous values restored afterwards."""
+    values = {**KERNEL_ENVIRONMENT, **(run_values or {})}
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -451,7 +453,8 @@ def _execute(chapter: str, parameters: dict, run_dir: Path, manifest: dict, *, k
     io.write_json(run_dir / MANIFEST_FILE, manifest)
     start = time.perf_counter()
     try:
-        with kernel_environment():
+        origin = {"params_file": manifest["params_file"], "overrides": manifest["overrides"]}
+        with kernel_environment({RUN_VALUES_ENV: json.dumps(origin)}):
             papermill.execute_notebook(str(notebook_path(chapter)), str(attempt), parameters=parameters,
                                        kernel_name=kernel_name, cwd=str(paths.project_root()),
                                        progress_bar=False, extra_arguments=list(KERNEL_ARGUMENTS))
