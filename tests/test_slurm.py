@@ -174,21 +174,23 @@ def test_a_cancelled_job_is_resumed_by_the_next_job_from_its_last_epoch(slurm, k
 
 
 #: the time-limit case: a stage lasting well over the scheduler's 30 s between two time-limit checks
-LONG = {"epochs": 8, "multiplier": MULTIPLIER}
+LONG = {"epochs": 12, "multiplier": MULTIPLIER}
 
 
 def test_a_job_at_its_time_limit_is_requeued_and_goes_on_from_its_last_epoch(slurm, kit_root, tmp_path_factory,
                                                                              monkeypatch):
-    """The job's end is moved to now after its first epoch. The scheduler signals the job (USR2, as it does
-    90 s before a time limit) and ends it; submitit, reading the signal as preemption, requeues the job (the
-    trainer's launcher submits a checkpointable runner), which resumes from its last finished epoch."""
+    """After its first epoch the job's end is moved to 80 s from now: within the 90 s before a time limit in
+    which the scheduler warns a job (SIGUSR2). Submitit, reading the early signal as preemption, requeues
+    the job (the trainer's launcher submits a checkpointable runner) before the limit ends it, and the job
+    resumes from its last finished epoch. (An end moved to now sends the warning and the end together: the
+    requeue then races the job's end and can lose.)"""
     here = _train_here(tmp_path_factory.mktemp("long") / "kit", monkeypatch, **LONG)
     monkeypatch.setenv(paths.ROOT_ENV, str(kit_root))
     params = job_params(kit_root, slurm.partition, **LONG)
     folder = train.stage_dir("t", 1)
     job = submit(params)
     wait_for_epoch(folder, 1)
-    slurm.run("scontrol", "update", f"JobId={job}", "EndTime=now")  # which makes its time limit 1 minute
+    slurm.run("scontrol", "update", f"JobId={job}", "EndTime=now+80")  # which makes its time limit 2 minutes
     start_requeued(slurm, job, time_limit="60")
     slurm_cluster._wait_for("the requeued job's end", lambda: slurm.state(job) == "COMPLETED", 300)
     resumes = io.read_json(folder / train.RESUMES_FILE)
