@@ -65,8 +65,14 @@ def write_params(root: Path, *, cluster: dict | None, epochs: int = EPOCHS, gpus
     return path
 
 
+#: the range Meta's launcher draws each job's rendezvous port from, kept below the ephemeral ports (32768 up):
+#: its default, 10000-65000, once drew a port that a client connection held (EADDRINUSE in a two-process job)
+PORT_RANGE = [10000, 32000]
+
+
 def job_params(root: Path, partition: str, **kw) -> Path:
-    return write_params(root, cluster={"partition": partition, "cpus_per_task": 1, "timeout_hour": 1}, **kw)
+    return write_params(root, cluster={"partition": partition, "cpus_per_task": 1, "timeout_hour": 1,
+                                       "port_range": PORT_RANGE}, **kw)
 
 
 def weights(folder: Path, epochs: int = EPOCHS) -> list[dict]:
@@ -272,7 +278,7 @@ def test_the_pipeline_stops_at_chapter_02s_job_and_with_wait_goes_on_to_the_end(
     synthetic.generate(kit_root / "data" / "small", seed=0, progress=False, config=synthetic.SyntheticConfig(
         videos_train=2, videos_valid=2, videos_test=0, frames=(4, 5), size=(96, 64), objects=(1, 2)))
     demo = yaml.safe_load((paths.KIT_DIR / "params" / "finetune_fvos_tiny_demo.yaml").read_text())
-    demo.update(cluster={"partition": slurm.partition, "cpus_per_task": 1, "timeout_hour": 1},
+    demo.update(cluster={"partition": slurm.partition, "cpus_per_task": 1, "timeout_hour": 1, "port_range": PORT_RANGE},
                 scratch={**demo["scratch"], "resolution": 64, "num_frames": 3, "max_num_objects": 2})
     (kit_root / "params").mkdir()
     (kit_root / "params" / "train.yaml").write_text(yaml.safe_dump(demo))
