@@ -727,9 +727,11 @@ def _train_locked_stage(params: dict, plan: StagePlan, *, threads: int | None, r
 def _refuse_after_failed_job(folder: Path, params: dict, stage: int) -> None:
     """:class:`JobFailed` when the stage's last cluster job failed inside and left the stage unfinished."""
     job = _last_job(folder)
+    if job is None or job["state"] not in _FAILED_STATES:
+        return
     epochs = params.get(f"stage{stage}", {}).get("epochs")
-    done = completed_epochs(folder)
-    if job is None or job["state"] not in _FAILED_STATES or (epochs is not None and done >= epochs):
+    done = completed_epochs(folder)  # read only for a failed job: most calls have no job at all
+    if epochs is not None and done >= epochs:
         return
     raise JobFailed(f"stage {stage} of run {params['run']!r}: {job['executor']} job {job['job_id']} "
                     f"{job['state']} after epoch {done} of {epochs}; nothing was submitted again. The end of its "
