@@ -294,10 +294,12 @@ def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
     from fvos_utils.method import models
 
     monkeypatch.delenv("FVOS_ROOT", raising=False)
-    params = yaml.safe_load((pipeline.paths.params_dir() / "demo.yaml").read_text())
-    params["run"] = "pytest-demo"  # everything else exactly as the demo runs
+    # everything but the run's name exactly as the demo runs, the file's comments (the values' reasons) included
+    text = (pipeline.paths.params_dir() / "demo.yaml").read_text()
+    text, renamed = re.subn(r"(?m)^run: demo\b", "run: pytest-demo", text)
+    assert renamed == 1 and yaml.safe_load(text)["run"] == "pytest-demo"
     path = tmp_path / "demo.yaml"
-    path.write_text(yaml.safe_dump(params))
+    path.write_text(text)
     clean_before = _tracked_changes() == ""
     manifest = pipeline.run_pipeline(path, force=True)
     if clean_before:  # the demo writes no tracked file (README.md included: make readme-results does)
