@@ -5,7 +5,7 @@ Subpackages by role; each imports only from those listed below it (checked by th
 
 - ``studies``: experiments about the method, one module per chapter's study, and the paper's claims
 - ``method``: the paper's steps (models, inference, training, gap filling, fusion, the recipe)
-- ``run``: the notebook machinery (chapters, the pipeline, the book, figures)
+- ``run``: the notebook machinery (chapters, the pipeline, the book, figures, tables)
 - ``data`` | ``metrics``: datasets and submissions | J&F and its scores (independent of each other)
 - ``base``: paths, files, locks, progress, provenance
 

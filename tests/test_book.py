@@ -27,9 +27,24 @@ matplotlib.use("Agg")
 RUN = "tiny"
 TITLES = {"00_data_and_metrics": "Chapter 0 — Tiny data", "07_report": "Chapter 7 — Tiny report"}
 CLAIM = "fine-tuning beats zero-shot SAM 2"
-SCORECARD = f"""| claim | paper section | baseline | dJ&F | CI low | CI high | split | videos | verdict |
-|---|---|---|---|---|---|---|---|---|
-| {CLAIM} | 3.2 | zero-shot | 0.0500 | 0.0100 | 0.0900 | valid | 4 | supported |
+# as wide as a run's: 13 columns, long text in four
+SCORECARD = f"""| claim | paper section | treatment | baseline | J&F | baseline J&F | dJ&F | CI low | CI high | split | videos | verdict | resolvable |
+|---|---|---|---|---:|---:|---:|---:|---:|---|---:|---|---:|
+| {CLAIM} | 3.2, Figure 2 | the best fine-tuned epoch (stage 1, epoch 2) | the best single scale on valid, 1.75 | 65.99 | 64.72 | 5.00 | 1.00 | 9.00 | valid (chosen here) | 4 | supported | 4.00 |
+"""
+VERDICT = "**In words.** Of the paper's 8 claims, this run supports 1; the recipe gains 5.00 points of J&F."
+REPORT_TEXT = f"""# FVOS kit report: run `tiny`
+
+{VERDICT}
+
+## The paper's claims, tested on this run
+
+{SCORECARD}
+## Figures
+
+![00_data_and_metrics: the figure](../00_data_and_metrics/figure.png)
+
+*00_data_and_metrics: the figure*
 """
 PINNED = "pinned J&F for nbval: 0.1234"
 TEST_ONLY = "only the tests read this line"
@@ -112,7 +127,10 @@ def _tiny_run(root: Path, *, scorecard: bool = True) -> Path:
         nbformat.write(_chapter(chapter, colour, separator), run_dir / f"{chapter}.ipynb")
     if scorecard:
         (run_dir / book.SCORECARD).write_text(SCORECARD)
-        (run_dir / book.REPORT).write_text("# FVOS kit report: run `tiny`\n")
+        (run_dir / book.SCORECARD_FIGURE).write_bytes(_figure_png("tab:green"))
+        (run_dir / book.REPORT).write_text(REPORT_TEXT)
+        (run_dir / "00_data_and_metrics").mkdir()
+        (run_dir / "00_data_and_metrics" / "figure.png").write_bytes(_figure_png("tab:orange"))
     return run_dir
 
 
@@ -142,7 +160,14 @@ def test_the_book_shows_the_scorecard_first_then_each_chapter_with_its_figure(bu
     table = re.search(r"<table.*?</table>", main, re.S)
     assert table and CLAIM in table.group(0) and "supported" in table.group(0), "the scorecard table"
     assert main.index("Claims scorecard") < main.index(CLAIM)
-    assert 'href="../07_report/report.md"' in index
+    # the verdict in words opens the page, then the scorecard's figure; the report is a page of the book
+    article = main[main.index("<article"):]  # the page's text, after its table of contents
+    assert article.index("In words.") < article.index(
+        "Claims scorecard") < article.index('src="_images/claims_scorecard.png"') < article.index(CLAIM)
+    assert 'href="report.html"' in main and 'href="../07_report/report.md"' not in main
+    report = _html(pages / "report.html")
+    assert CLAIM in report and re.search(r'<img[^>]*src="_images/00_data_and_metrics_figure.png"', report)
+    assert 'href="_static/fvos.css' in index and "overflow-x: auto" in (pages / "_static" / "fvos.css").read_text()
     nothing_fetched = re.compile(r'<(?:script|link|img)[^>]*(?:src|href)="(?:https?:)?//')
     assert not nothing_fetched.search(index), "the book loads nothing from the network"
     for chapter, title in TITLES.items():
@@ -166,7 +191,7 @@ def test_the_book_shows_the_scorecard_first_then_each_chapter_with_its_figure(bu
         assert "hidden frames" not in page and "widget-view" not in page and "first state" not in page
     assert {path.name: path.read_bytes() for path in run_dir.glob("*.ipynb")} == before, \
         "the executed notebooks themselves are not changed"
-    assert sorted(p.name for p in run_dir.iterdir()) == ["00_data_and_metrics.ipynb", "07_report",
+    assert sorted(p.name for p in run_dir.iterdir()) == ["00_data_and_metrics", "00_data_and_metrics.ipynb", "07_report",
                                                          "07_report.ipynb", "book"], "no work folder left"
 
 
@@ -222,6 +247,25 @@ FIGURES_SHOWN = """[...document.querySelectorAll('#main-content img')].filter(
     img => img.complete && img.naturalWidth > 0).length"""
 
 
+FIRST_PARAGRAPH = "document.querySelector('#main-content p').textContent"
+#: each table of the page: its box's and the article's right edges, whether its content is wider than its box
+#: (then it scrolls), and its cells' left padding
+TABLE_BOXES = """[...document.querySelectorAll('#main-content table')].map(t => ({
+    right: t.getBoundingClientRect().right, article: t.closest('article').getBoundingClientRect().right,
+    scrolls: t.scrollWidth > t.clientWidth, overflow: getComputedStyle(t).overflowX,
+    padding: Math.min(...[...t.querySelectorAll('td')].map(td => parseFloat(getComputedStyle(td).paddingLeft)))}))"""
+
+
+def _assert_tables_fit_the_page(devtools, page: str) -> None:
+    """Every table stays inside the article (a wider one scrolls in its own box) and its cells are padded."""
+    boxes = devtools.js(TABLE_BOXES)
+    assert boxes, f"{page}: a table"
+    for box in boxes:
+        assert box["right"] <= box["article"] + 1, (page, box)
+        assert box["overflow"] == "auto" and box["padding"] >= 6, (page, box)
+    assert any(box["scrolls"] for box in boxes), f"{page}: the wide scorecard scrolls inside its box"
+
+
 @pytest.mark.slow
 def test_the_book_opens_in_a_browser_with_its_scorecard_navigation_and_figures(built, tmp_path):
     chromium = chromium_or_skip()
@@ -241,9 +285,19 @@ def test_the_book_opens_in_a_browser_with_its_scorecard_navigation_and_figures(b
             assert devtools.js(SCORECARD_SHOWN), "the scorecard's table on the first page"
             navigation = devtools.js(NAVIGATION)
             assert all(title in navigation for title in TITLES.values()), navigation
+            assert "In words." in devtools.js(FIRST_PARAGRAPH)
+            assert wait_for("the scorecard's figure", lambda: devtools.js(FIGURES_SHOWN), timeout=10) == 1
+            _assert_tables_fit_the_page(devtools, "index.html")
+            shot = devtools.screenshot()
+            (tmp_path / "landing_page.png").write_bytes(shot)  # looked at by hand when the layout changes
+            with Image.open(stdio.BytesIO(shot)) as png:
+                assert png.size[0] == 1200 and png.size[1] > 600
             for chapter in TITLES:
                 visit(pages / f"{chapter}.html")
                 assert wait_for(f"{chapter}'s figure", lambda: devtools.js(FIGURES_SHOWN), timeout=10) == 1
+            visit(pages / "report.html")
+            assert wait_for("the report's figure", lambda: devtools.js(FIGURES_SHOWN), timeout=10) == 1
+            _assert_tables_fit_the_page(devtools, "report.html")
         finally:
             if devtools:
                 devtools.close()

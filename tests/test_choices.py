@@ -128,7 +128,7 @@ def test_filling_and_scales_fall_back_to_the_parameters(project):
     assert choices.chosen_filling("r", fill_kernel=3)[0] == GapFilling("paper", "square", 5)
     assert choices.chosen_scales("r", scales=[1.0, 1.5])[0] == (1.0, 1.5)
     choices.ScaleSetPick("wide3", fusion.SCALE_SETS["wide3"], 0.3).record("r")
-    assert choices.chosen_scales("r", scales=[1.0, 1.5]) == (fusion.SCALE_SETS["wide3"], "chapter 06's pick (wide3, J&F 0.3000)")
+    assert choices.chosen_scales("r", scales=[1.0, 1.5]) == (fusion.SCALE_SETS["wide3"], "chapter 06's pick (wide3, J&F 30.00)")
 
 
 def test_model_choice_builds_with_its_sigmoid():

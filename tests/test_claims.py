@@ -11,6 +11,12 @@ from fvos_utils.metrics import evaluate
 from fvos_utils.studies import claims
 
 
+def _points(change: float) -> str:
+    """A change of J&F in points of percent, as a reader sees it: signed, no sign where it rounds to 0."""
+    text = f"{100 * change:+.2f}"
+    return text[1:] if float(text) == 0 else text
+
+
 def _objects(values):
     """A scores_of-style record: one object per video with J = F = value."""
     objects = [{"video": f"v{i:02d}", "object": 1, "J": v, "F": v} for i, v in enumerate(values)]
@@ -57,8 +63,8 @@ def test_the_closing_words_say_what_the_interval_says(kit_root, values, words):
     text = claims.conclusion("r", "05_morphology_ablation")
     assert text.startswith("## What this run shows")
     assert "**Claim 4 (gap filling with a square kernel of 2 beats no filling): " in text
-    assert f"On 6 valid videos, square kernel 2 scores {np.mean(values):.3f} J&F against {np.mean(BASE):.3f} for no filling" in text
-    assert f"dJ&F {c.delta:+.3f} (95% CI {c.ci_low:+.3f} to {c.ci_high:+.3f})" in text
+    assert f"On 6 valid videos, square kernel 2 scores {100 * np.mean(values):.2f} J&F against {100 * np.mean(BASE):.2f} for no filling" in text
+    assert f"dJ&F {_points(c.delta)} (95% CI {_points(c.ci_low)} to {_points(c.ci_high)})" in text
     for expected in words:
         assert expected in text
     others = {"supported.**", "contradicted.**", "not resolved.**"} - set(words)
@@ -123,9 +129,9 @@ def test_the_run_in_words_names_each_verdict_the_picks_the_final_number_and_what
     assert "this run supports 5 and 8; contradicts 4; cannot resolve 1; does not test 2, 6, 6b and 7; 3 did not run." in text
     assert "The recipe picked on valid: the starting weights, no gap filling, one pass at scale 1.75." in text
     c = final
-    assert (f"On 6 held-out test videos, which no choice saw, it scores {c.j_and_f:.3f} J&F against "
-            f"{c.baseline_j_and_f:.3f} for the starting model (dJ&F {c.delta:+.3f}, 95% CI {c.ci_low:+.3f} to "
-            f"{c.ci_high:+.3f}: above 0).") in text
+    assert (f"On 6 held-out test videos, which no choice saw, it scores {100 * c.j_and_f:.2f} J&F against "
+            f"{100 * c.baseline_j_and_f:.2f} for the starting model (dJ&F {_points(c.delta)}, 95% CI {_points(c.ci_low)} to "
+            f"{_points(c.ci_high)}: above 0).") in text
     assert text.endswith("Step by step on the same videos (the ablation): the gain comes from scale 1.75 (+0.090).")
     # the picks that do something are named as such
     choices.EpochPick(2, 1, "w.pt", 0.6, 0.6, 0.6).record("r")
@@ -174,17 +180,17 @@ def test_a_claim_the_run_s_settings_cannot_test_is_not_tested_whatever_its_inter
 
 def test_each_pick_says_its_change_from_doing_nothing_and_within_noise_when_it_is(kit_root):
     choices.SigmoidPick(30.0, -15.0, 0.61, 0.6, "w.pt", 0.005, 0.001, 0.009).record("r")
-    assert "dJ&F +0.005 against the default pair, 95% CI +0.001 to +0.009);" in claims.pick_sentence("r", "04_sigmoid_search")
+    assert "dJ&F +0.50 against the default pair, 95% CI +0.10 to +0.90);" in claims.pick_sentence("r", "04_sigmoid_search")
     choices.SigmoidPick(30.0, -15.0, 0.61, 0.6, "w.pt", 0.005, -0.002, 0.012).record("r")
-    assert "95% CI -0.002 to +0.012: within noise);" in claims.pick_sentence("r", "04_sigmoid_search")
+    assert "95% CI -0.20 to +1.20: within noise);" in claims.pick_sentence("r", "04_sigmoid_search")
     choices.EpochPick(2, 1, "w.pt", 0.6, 0.6, 0.6, 0.01, -0.004, 0.02).record("r")
-    assert "against the starting weights, 95% CI -0.004 to +0.020: within noise" in claims.pick_sentence(
+    assert "against the starting weights, 95% CI -0.40 to +2.00: within noise" in claims.pick_sentence(
         "r", "03_epoch_selection")
     choices.KernelPick("paper", "square", 3, 0.6, 0.02, 0.01, 0.03).record("r")
-    assert "dJ&F +0.020 against no filling, 95% CI +0.010 to +0.030)" in claims.pick_sentence("r", "05_morphology_ablation")
+    assert "dJ&F +2.00 against no filling, 95% CI +1.00 to +3.00)" in claims.pick_sentence("r", "05_morphology_ablation")
 
 
-@pytest.mark.parametrize("soft, words", [(0.688, "scored 0.688, above the pick"), (0.6, "scored 0.600, not above the pick")])
+@pytest.mark.parametrize("soft, words", [(0.688, "scored 68.80, above the pick"), (0.6, "scored 60.00, not above the pick")])
 def test_the_scale_pick_says_it_considered_hard_votes_only_and_where_a_soft_vote_stands(kit_root, soft, words):
     choices.ScaleSetPick("scale1.75", (1.75,), 0.68, 0.07, 0.04, 0.1, best_single=1.75, largest_tried=1.75,
                          soft_name="fvos7 soft vote", soft_j_and_f=soft).record("r")
@@ -248,12 +254,16 @@ def test_the_scorecard_figure_draws_each_tested_claim_in_its_verdict_colour(kit_
     assert points == {rows.index("(4) Gap filling with a square kernel of 2 beats no filling"): claims.VERDICT_COLOURS[claims.CONTRADICTED],
                       rows.index("(5) A kernel of 2 is the best kernel size"): claims.VERDICT_COLOURS[claims.NOT_RESOLVED]}
     assert sum(t.get_text() == "not run" for t in ax.texts) == len(rows) - 2  # chapter 05 tests 4 and 5 only
+    fill = card[card["claim"].str.startswith("(4)")].iloc[0]
+    drawn = next(bars for bars in ax.containers if bars.lines[0].get_color() == claims.VERDICT_COLOURS[claims.CONTRADICTED])
+    assert drawn.lines[0].get_xdata()[0] == pytest.approx(100 * fill["dJ&F"])  # in points, as the tables
+    assert "points" in ax.get_xlabel()
     plt.close(fig)
 
 
 def test_a_comparison_describes_itself_in_one_line():
     c = claims.compare("", "scale 1.75", _objects(ACROSS), "scale 1", _objects(BASE), split="valid")
-    assert c.describe() == (f"scale 1.75 {np.mean(ACROSS):.4f} against scale 1 {np.mean(BASE):.4f}: "
+    assert c.describe() == (f"scale 1.75 {100 * np.mean(ACROSS):.2f} against scale 1 {100 * np.mean(BASE):.2f}: "
                             + evaluate.PairedDifference.describe_row({"dJ&F": c.delta, "CI low": c.ci_low,
                                                                       "CI high": c.ci_high}))
     assert c.describe().endswith("within noise)")

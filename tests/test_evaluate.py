@@ -747,10 +747,10 @@ def test_paired_difference_of_identical_and_shifted_results():
     lower = ev.paired_difference(a, shifted)  # J down 0.1 everywhere: J&F down 0.05 in every resample
     assert lower.delta == pytest.approx(-0.05) and lower.ci_low == pytest.approx(-0.05)
     assert lower.ci_high == pytest.approx(-0.05) and not lower.within_noise
-    assert lower.describe() == "-0.050 (95% CI -0.050 to -0.050)"
+    assert lower.describe() == "-5.00 (95% CI -5.00 to -5.00)"  # points of J&F in percent
     # a row read back from a table says the same
     assert ev.PairedDifference.describe_row({"dJ&F": 0.012, "CI low": -0.003, "CI high": 0.027}) == \
-        "+0.012 (95% CI -0.003 to +0.027, within noise)"
+        "+1.20 (95% CI -0.30 to +2.70, within noise)"
 
 
 def test_paired_difference_refuses_different_objects():

@@ -244,7 +244,7 @@ def test_fusion_figure_labels_every_scale_set_without_overlaps():
     pass_table, table, fused, scale_sets = _fusion_figure_inputs()
     fig = fusion_ablation.fusion_figure(pass_table, table, fused, scale_sets)
     try:
-        assert len(fig.axes) == 2 and [ax.get_ylabel() for ax in fig.axes] == ["J&F", "J&F"]
+        assert len(fig.axes) == 2 and [ax.get_ylabel() for ax in fig.axes] == ["J&F (%)", "dJ&F against scale 1 (points)"]
         by_scale, by_cost = fig.axes
         fig.canvas.draw()
         assert any(label.get_visible() and label.get_text() for label in by_cost.get_yticklabels())
@@ -255,13 +255,20 @@ def test_fusion_figure_labels_every_scale_set_without_overlaps():
         assert "low3, wide3" in shown  # the same place: one label
         assert {name for text in shown for name in text.split(", ")} == set(scale_sets)  # none left out
         assert "lack of room" not in by_cost.get_title()
-        colours = {line.get_label(): line.get_color() for line in by_cost.get_lines() if "voting" in line.get_label()}
+        colours = {bars.get_label(): bars.lines[0].get_color() for bars in by_cost.containers}
         assert colours["hard voting, transforms identity"] != colours["soft voting, transforms identity"]
         assert colours["hard voting, transforms identity"] == colours["hard voting, transforms hflip"]
         single = [line for line in by_scale.get_lines() if line.get_label().startswith("single pass")]
         assert len(single) == 2 and np.array_equal(single[0].get_ydata(), single[1].get_ydata())
         assert single[0].get_marker() != single[1].get_marker()
         assert single[0].get_linestyle() != single[1].get_linestyle()
+        # right: each set's change from scale 1 in points, its interval drawn around that change (not around J&F)
+        hard = next(bars for bars in by_cost.containers if bars.get_label() == "hard voting, transforms identity")
+        rows = table.xs(("identity", "hard", "none"), level=("transforms", "fusion", "filling"))
+        assert np.allclose(hard.lines[0].get_ydata(), 100 * rows["dJ&F"])
+        (bar,) = hard.lines[2]
+        ends = np.array([segment[:, 1] for segment in bar.get_segments()])
+        assert np.allclose(ends, 100 * rows[["CI low", "CI high"]].to_numpy())
         for ax in fig.axes:
             assert not ax.get_legend().get_window_extent().overlaps(ax.get_window_extent())
     finally:
@@ -297,8 +304,8 @@ def test_chapter_06_records_what_the_evaluator_said():
     first = metrics["passes"][recipe.Pass(1.0).name]["J&F"]
     plain = {name: f["J&F"] for name, f in metrics["fused"].items() if f["filling"] == "none"}
     assert metrics["best_fused"] == {"variant": max(plain, key=plain.get), "J&F": max(plain.values())}
-    assert checked_outputs(executed) == [f"single pass (scale1-identity) J&F {first:.4f}; best fused: "
-                                         f"{metrics['best_fused']['variant']} J&F {metrics['best_fused']['J&F']:.4f}\n"]
+    assert checked_outputs(executed) == [f"single pass (scale1-identity) J&F {100 * first:.2f}; best fused: "
+                                         f"{metrics['best_fused']['variant']} J&F {100 * metrics['best_fused']['J&F']:.2f}\n"]
     # the recipe's scales: the best of every single scale (each pass filled) and of each set of several
     # (its passes filled, then hard-voted without transforms); a single scale wins a tie
     candidates = {f"scale{recipe.Pass.from_name(name).scale:g}": s["J&F"] for name, s in metrics["single_scales"].items()}
@@ -362,7 +369,15 @@ def test_the_fill_order_figure_draws_each_filled_vote_against_the_same_vote_unfi
     ax = fig.axes[0]
     drawn = {bars.get_label(): bars.lines[0].get_ydata() for bars in ax.containers}
     assert list(drawn) == ["hard voting, filled before", "hard voting, filled after"]  # soft: no filled variant
-    assert drawn["hard voting, filled before"] == pytest.approx([0.02]) and drawn["hard voting, filled after"] == pytest.approx([0.0])
-    assert "95% CI" in ax.get_title() and ax.get_ylabel() == "change of J&F from no filling"
+    # in points: +0.02 of J&F is 2 points
+    assert drawn["hard voting, filled before"] == pytest.approx([2.0]) and drawn["hard voting, filled after"] == pytest.approx([0.0])
+    assert "95% CI" in ax.get_title() and ax.get_ylabel() == "dJ&F against no filling (points)"
     assert fusion_ablation.fill_order_figure({F("low3", "identity", "hard"): result(base)}, ["low3"], GapFilling()) is None
     plt.close(fig)
+
+
+def test_the_figure_caption_names_the_transforms_the_run_used_or_says_it_used_none():
+    used = fusion_ablation.figure_caption({"identity": ("identity",), "hflip": ("identity", "hflip")})
+    assert "with and without the test-time transform sets hflip." in used and "(the run used none)" not in used
+    none = fusion_ablation.figure_caption({"identity": ("identity",)})
+    assert "without test-time transforms (the run used none)." in none and "hflip" not in none

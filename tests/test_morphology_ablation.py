@@ -234,8 +234,7 @@ def test_kernel_figure_keeps_equal_series_visible_and_its_legend_off_the_data():
         for ax in fig.axes[:2]:
             series = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
             none = [line for line in series if line.get_label() == "no filling"]  # the baseline, once, across
-            assert len(none) == 1 and set(none[0].get_ydata()) == {table.loc[("paper", "square", 0), "J&F"]
-                                                                   if ax is fig.axes[0] else 0.3}
+            assert len(none) == 1 and set(none[0].get_ydata()) == ({0.0} if ax is fig.axes[0] else {30.0})
             series = [line for line in series if line not in none]
             assert len(series) == 4  # paper and background, square and circle
             equal = [(a, b) for a, b in itertools.combinations(series, 2)
@@ -244,10 +243,15 @@ def test_kernel_figure_keeps_equal_series_visible_and_its_legend_off_the_data():
             for a, b in equal:
                 assert np.abs(np.asarray(a.get_xdata()) - np.asarray(b.get_xdata())).min() > 0.05
                 assert a.get_marker() != b.get_marker()
+        # the first panel: each setting's change from no filling in points, not its J&F
+        paper = next(line for line in fig.axes[0].get_lines() if line.get_label() == "paper, square")
+        rows = table.xs(("paper", "square"), level=("method", "shape"))
+        assert np.allclose(paper.get_ydata(), 100 * (rows["J&F"] - table.loc[("paper", "square", 0), "J&F"]))
         fig.canvas.draw()
-        legend = fig.axes[0].get_legend()
+        (legend,) = fig.legends
         assert "equal values stay visible" in legend.get_title().get_text()
-        assert not any(legend.get_window_extent().overlaps(ax.get_window_extent()) for ax in fig.axes[:2])
+        assert not any(legend.get_window_extent().overlaps(ax.get_window_extent()) for ax in fig.axes)
+        assert fig.get_size_inches()[0] <= 7.0  # a page's width: legible in a book and in a paper
     finally:
         plt.close(fig)
 
@@ -286,8 +290,8 @@ def test_chapter_05_records_what_the_evaluator_said():
     assert best["J&F"] == max(metrics["variants"][v.name]["J&F"] for v in candidates)
     assert best == read_json(choices.KernelPick.path(RUN))  # the record chapter 06 and the recipe read
     base = metrics["variants"][postprocess.GapFilling().name]["J&F"]
-    assert checked_outputs(executed) == [f"J&F without filling {base:.4f}; the pick: "
-                                         f"{best['shape']} k {best['kernel']} ({best['J&F']:.4f})\n"]
+    assert checked_outputs(executed) == [f"J&F without filling {100 * base:.2f}; the pick: "
+                                         f"{best['shape']} k {best['kernel']} ({100 * best['J&F']:.2f})\n"]
     recorded = {c["claim"]: c for c in read_json(chapter / "comparisons.json")}  # claims 4 and 5
     k2 = metrics["variants"][postprocess.GapFilling("paper", "square", 2).name]["J&F"]
     assert (recorded["fill"]["J&F"], recorded["fill"]["baseline_j_and_f"]) == (k2, base)
@@ -328,7 +332,7 @@ def test_claim_5_compares_kernel_2_with_every_other_candidate_and_names_the_leas
     assert (pick.kernel, pick.gain, pick.rival) == (0, None, "paper-square-k0")
     words = morphology_ablation.least_harmful_words(results)
     assert words.startswith("No filling scores above every kernel here: kernel 2 is the least harmful filling, not "
-                            "the best (against the best other kernel, square kernel 3: +0.005 (95% CI +0.005 to +0.005)")
+                            "the best (against the best other kernel, square kernel 3: +0.50 (95% CI +0.50 to +0.50)")
     comparisons = morphology_ablation.kernel_comparisons(results, G(), pick)
     claim5 = next(c for c in comparisons if c.claim == "kernel2")
     assert claim5.baseline == "no filling, the best other candidate" and claim5.verdict() == "contradicted"
@@ -354,6 +358,6 @@ def test_the_words_say_whether_kernel_2_loses_by_filling_gaps_or_by_moving_bound
     results = _kernel_results({G(): _VIDEOS, G("paper", "square", 2): _VIDEOS - 0.007,
                                G("background", "square", 2): _VIDEOS + background})
     text = morphology_ablation.loss_source_words(results, G())
-    assert text.startswith(words) and "against -0.007 (95% CI -0.007 to -0.007) for the paper's rule." in text
+    assert text.startswith(words) and "against -0.70 (95% CI -0.70 to -0.70) for the paper's rule." in text
     gaining = {**results, G("paper", "square", 2): results[G()]}  # no loss to explain
     assert morphology_ablation.loss_source_words(gaining, G()) == ""

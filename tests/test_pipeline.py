@@ -10,6 +10,8 @@ import subprocess
 
 import nbformat
 import pytest
+import texlive  # tests/
+import units  # tests/
 
 from fvos_utils.base.io import remove_dir
 from fvos_utils.run import pipeline
@@ -344,6 +346,18 @@ def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
     shown = [o.get("data", {}).get("text/markdown", "") for c in nbformat.read(out / "02_finetune.ipynb", as_version=4).cells
              if c.cell_type == "code" for o in c.outputs]
     assert any("- `stage1_epochs` = `2` instead of `3`: " in text and "paper: 10" in text for text in shown)
+    # a person reads J, F and J&F in percent: in the report's tables and words, and in the README's block
+    from fvos_utils.studies import report
+
+    for text in ((out / "07_report" / "report.md").read_text(), report.readme_results("pytest-demo")):
+        assert units.score_cells_not_in_percent(text) == [] and units.fractions_in_words(text) == []
+    # every table of the run and results.tex set on a one-column and a two-column page by TeX Live
+    if texlive.available():
+        chapter_tables = sorted(p for p in out.glob("[0-9][0-9]_*/*.tex") if p.name != "results.tex")
+        printed = texlive.check_tables(chapter_tables, tmp_path / "latex", values=out / "07_report" / "results.tex")
+        assert printed["claim8.test.JF"] == f"{100 * card['(8)']['J&F']:.2f}"
+        assert len(chapter_tables) >= 20 and len(printed) > 50
+
 
 
 def test_a_chapter_says_which_values_this_run_changed_and_why(monkeypatch):

@@ -1,11 +1,17 @@
-"""The report reads every number from chapter files; tables, leaderboards and the README block."""
+"""The report reads every number from chapter files; tables, leaderboards, the README block, results.tex."""
 import json
+import re
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
+import units  # tests/
 
-from fvos_utils.base import io
-from fvos_utils.run import figures
+from fvos_utils.base import io, paths
+from fvos_utils.run import figures, tables
 from fvos_utils.studies import claims, report
 
 
@@ -44,11 +50,6 @@ def test_leaderboards_are_the_papers_rows_only_and_the_run_stands_apart():
     beside = report.run_beside_table({"J": 0.70, "F": 0.79, "J&F": 0.745}, label="us", measured_on="synthetic valid")
     assert beside.to_dict("records") == [{"method": "us", "measured on": "synthetic valid", "J": 0.70, "F": 0.79,
                                           "J&F": 0.745}]
-
-
-def test_markdown_formats_fractions_and_blanks(tmp_path):
-    md = report.to_markdown(pd.DataFrame([{"a": 1, "b": 0.123456, "c": float("nan"), "d": "x"}]))
-    assert md.splitlines()[2].split("|")[1:-1] == [" 1   ", " 0.1235 ", "     ", " x   "]
 
 
 def test_readme_block_is_replaced_and_the_rest_kept(tmp_path):
@@ -95,6 +96,9 @@ def test_readme_results_are_the_run_s_scorecard_with_the_commit_it_ran_at(run_di
     assert rows["(4) Gap filling with a square kernel of 2 beats no filling"][-1] == claims.SUPPORTED
     assert rows["(1) Two-stage fine-tuning beats the starting model"][-1] == claims.NOT_RUN
     assert "Final numbers, held-out test split" in block and "the full recipe" in block and "old" not in block
+    final = next(line for line in block.splitlines() if line.startswith("| the full recipe"))
+    assert "| 65.00 | 55.00 | 10.00 |" in final  # J&F, the baseline's and dJ&F in percent, as papers print them
+    assert not re.search(r"(?<![\d.])-?0\.\d{4}(?!\d)", block)  # no score left as a fraction
     assert report.main(["--run", "never-ran", "--update-readme"]) == 1
     assert capsys.readouterr().err == (f"error: {run_dir.parent / 'never-ran'}: no chapter of this run has written "
                                        "a metrics.json (run the pipeline first, e.g. make demo)\n")
@@ -107,6 +111,12 @@ def test_figure_index_captions(run_dir):
     assert [p.name for p, _ in index] == ["hard_cases.png", "something_new.png"]
     assert index[0][1].startswith("00_data_and_metrics: Synthetic mini-MOSE")
     assert index[1][1] == "05_morphology_ablation: something new"
+    # a caption the chapter wrote for its run comes first
+    fig = plt.figure(figsize=(1, 1))
+    figures.save_figure(fig, run_dir / "00_data_and_metrics" / "hard_cases", caption="What this run's figure shows.")
+    plt.close(fig)
+    assert report.figure_index("r")[0] == (run_dir / "00_data_and_metrics" / "hard_cases.png",
+                                           "00_data_and_metrics: What this run's figure shows.")
 
 
 def test_ablation_tables_read_back_what_save_table_wrote(run_dir):
@@ -117,18 +127,46 @@ def test_ablation_tables_read_back_what_save_table_wrote(run_dir):
     order = pd.DataFrame([[0.43, 0.44, 0.47], [0.41, 0.40, float("nan")]], columns=columns,
                          index=pd.Index(["fvos7", "low3"], name="scales"))
     epochs = pd.DataFrame({"J&F": [0.5, 0.6]}, index=pd.MultiIndex.from_tuples([(1, 1), (2, 1)], names=["stage", "epoch"]))
-    figures.save_table(order, run_dir / "06_multiscale_fusion" / "fill_order")
-    figures.save_table(epochs, run_dir / "03_epoch_selection" / "jf_per_epoch")
+    tables.save_table(order, run_dir / "06_multiscale_fusion" / "fill_order", percent=True)  # J&F of each vote
+    tables.save_table(epochs, run_dir / "03_epoch_selection" / "jf_per_epoch")
     (epoch_title, epoch_table), (order_title, order_table) = report.ablation_tables("r")
     assert epoch_title.startswith("Epoch selection") and order_title.startswith("Fusion: gap filling before")
-    assert epoch_table.to_dict(orient="list") == {"stage": [1, 2], "epoch": [1, 1], "J&F": [0.5, 0.6]}
-    assert list(order_table.columns) == ["scales", "hard / after", "hard / before", "soft / after"]
-    assert order_table["scales"].tolist() == ["fvos7", "low3"] and order_table["soft / after"].isna().tolist() == [False, True]
-    assert report.to_markdown(order_table).splitlines()[3] == "| low3     | 0.4100         | 0.4000          |                |"
+    # as the chapter saved them: in percent, as its save_table call said
+    assert epoch_table == (run_dir / "03_epoch_selection" / "jf_per_epoch.md").read_text().strip()
+    assert epoch_table.splitlines()[2:] == ["|       1 |       1 | 50.00 |", "|       2 |       1 | 60.00 |"]
+    assert order_table.splitlines()[3] == "| low3     |          41.00 |           40.00 |                |"
 
 
-def test_compact_markdown_is_the_same_table_without_padding():
-    table = pd.DataFrame({"claim": ["a long claim | with a bar", "b"], "dJ&F": [0.01234, None],
-                          "videos": pd.array([24, None], dtype="Int64")})  # a claim not run has no videos
-    assert report.to_compact_markdown(table).splitlines() == [
-        "| claim | dJ&F | videos |", "| --- | --- | --- |", "| a long claim \\| with a bar | 0.0123 | 24 |", "| b |  |  |"]
+
+
+def test_results_values_name_each_number_of_the_scorecard_and_the_ablation_once():
+    scorecard = pd.DataFrame([
+        {"claim": "(3) The searched sigmoid beats SAM 2's", "J&F": 0.5952, "baseline J&F": 0.5938, "dJ&F": 0.0014,
+         "CI low": -0.0009, "CI high": 0.0034, "split": "valid (chosen here)", "videos": 24, "verdict": "not resolved",
+         "resolvable": 0.0022, "treatment": "scale 30, bias -15"},
+        {"claim": "(6b) Voting beats scale 1", "J&F": 0.6826, "baseline J&F": None, "dJ&F": None, "CI low": None,
+         "CI high": None, "split": "test", "videos": None, "verdict": "not tested", "resolvable": None, "treatment": "x"}])
+    steps = pd.DataFrame([{"recipe": "as published", "reading": "leave-one-out", "step": "sigmoid", "J&F": 0.7283,
+                           "dJ&F": -0.0033, "CI low": -0.0068, "CI high": -0.0006, "interval": "below 0", "videos": 24.0}])
+    assert report.results_values(scorecard, steps) == {
+        "claim3.valid.JF": "59.52", "claim3.valid.baselineJF": "59.38", "claim3.valid.dJF": "0.14",
+        "claim3.valid.CIlow": "-0.09", "claim3.valid.CIhigh": "0.34", "claim3.valid.resolvable": "0.22",
+        "claim3.valid.videos": "24", "claim3.valid.verdict": "not resolved",
+        "claim6b.test.JF": "68.26", "claim6b.test.verdict": "not tested",  # what was not measured gets no name
+        "ablation.as-published.leave-one-out.sigmoid.JF": "72.83", "ablation.as-published.leave-one-out.sigmoid.dJF": "-0.33",
+        "ablation.as-published.leave-one-out.sigmoid.CIlow": "-0.68", "ablation.as-published.leave-one-out.sigmoid.CIhigh": "-0.06",
+        "ablation.as-published.leave-one-out.sigmoid.videos": "24", "ablation.as-published.leave-one-out.sigmoid.interval": "below 0"}
+    with pytest.raises(ValueError, match="two cells would be named claim3.valid.JF"):
+        report.results_values(pd.concat([scorecard, scorecard.iloc[:1]]), steps)
+
+
+def test_the_committed_readme_gives_scores_in_percent():
+    """The README's results block (``make readme-results``) as a person reads it: J, F, J&F and their changes in
+    percent, in its tables and its words; a block written before the kit's percent would fail here."""
+    readme = (paths.project_root() / "README.md").read_text()
+    block = readme.split(report.README_BEGIN)[1].split(report.README_END)[0]
+    assert "| dJ&F |" in block  # the scorecard is there to check
+    assert units.score_cells_not_in_percent(block) == [] and units.fractions_in_words(block) == []
+    older = "| claim | dJ&F | videos |\n| --- | ---: | ---: |\n| (1) | 0.0127 | 24 |\n"  # as README tables were
+    assert units.score_cells_not_in_percent(older) == ["dJ&F: 0.0127"]
+    assert units.fractions_in_words("it scores 0.742 J&F against 0.647") != []

@@ -323,13 +323,13 @@ def test_the_sigmoid_heatmap_colours_the_change_from_the_default_on_a_fixed_mini
     grid = np.array([[0.581, 0.585], [0.591, 0.583]])  # (20, -10) is 0.583: every change within 0.01
     fig, ax = plt.subplots()
     image = sigmoid_search.plot_sigmoid_grid(ax, grid, [10.0, 20.0], [-15.0, -10.0])
-    np.testing.assert_allclose(image.get_array(), grid - 0.583)
-    assert image.get_clim() == (-sigmoid_search.SIGMOID_COLOUR_SPAN, sigmoid_search.SIGMOID_COLOUR_SPAN)
+    np.testing.assert_allclose(image.get_array(), 100 * (grid - 0.583))  # in points
+    assert image.get_clim() == (-100 * sigmoid_search.SIGMOID_COLOUR_SPAN, 100 * sigmoid_search.SIGMOID_COLOUR_SPAN)
     labels = [t.get_text() for t in ax.texts]
-    assert labels == ["0.581", "0.585", "0.591", "0.583 (default)"]
+    assert labels == ["58.10", "58.50", "59.10", "58.30 (default)"]
     grid[0, 0] = 0.483  # a change beyond the minimum span sets the scale
     image = sigmoid_search.plot_sigmoid_grid(ax, grid, [10.0, 20.0], [-15.0, -10.0])
-    assert image.get_clim() == pytest.approx((-0.1, 0.1))
+    assert image.get_clim() == pytest.approx((-10, 10))
     plt.close(fig)
 
 
@@ -340,9 +340,37 @@ def test_the_epoch_plot_has_one_legend_entry_per_series():
     fig, ax = plt.subplots()
     epoch_selection.plot_epoch_scores(ax, scores, baseline=0.2, reference=0.58)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["stage 1", "best epoch of its stage", "stage 2", "starting model (0.580)",
-                      "zero-motion baseline (0.200)"]
+    assert labels == ["stage 1", "best epoch of its stage", "stage 2", "starting model (58.00)",
+                      "zero-motion baseline (20.00, off the axis)"]
+    # percent on the y axis, spanning the epochs and the start: the baseline far below would flatten them
+    low, high = ax.get_ylim()
+    assert 47 < low < 50 and 60 < high < 63
     plt.close(fig)
+
+
+def test_the_epoch_plot_marks_the_pick_and_its_caption_says_what_was_picked():
+    import matplotlib.pyplot as plt
+
+    scores = {1: [{"epoch": e, "J&F": j} for e, j in ((1, 0.5), (2, 0.6))], 2: [{"epoch": 1, "J&F": 0.55}]}
+    tuned = choices.EpochPick(1, 2, "w", 0.6, 0.6, 0.6)
+    fig, ax = plt.subplots()
+    epoch_selection.plot_epoch_scores(ax, scores, baseline=0.57, reference=0.58, pick=tuned)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "the pick: stage 1, epoch 2" in labels and "zero-motion baseline (57.00)" in labels  # near: drawn
+    star = [c for c in ax.collections if c.get_label() == "the pick: stage 1, epoch 2"][0]
+    assert star.get_offsets().tolist() == [[2.0, 60.0]]
+    plt.close(fig)
+    assert epoch_selection.epoch_figure_caption(tuned, scores).endswith(
+        "the pick, stage 1, epoch 2 (J&F 60.00), is starred.")
+    start = choices.EpochPick(choices.STARTING_STAGE, 0, "w0", 0.58, 0.58, 0.58)
+    fig, ax = plt.subplots()
+    epoch_selection.plot_epoch_scores(ax, scores, reference=0.58, pick=start)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "starting model (58.00); the pick" in labels and not any(label.startswith("the pick") for label in labels)
+    plt.close(fig)
+    caption = epoch_selection.epoch_figure_caption(start, scores)
+    assert "(2 + 1 epochs)" in caption and caption.endswith(
+        "the pick is the starting weights (J&F 58.00), as no epoch scored above them.")
 
 
 def test_the_default_pair_of_the_pick_is_read_back_where_it_was_scored_on_the_same_videos(kit_root):

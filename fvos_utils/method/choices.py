@@ -39,6 +39,7 @@ from fvos_utils.base import paths
 from fvos_utils.base.paths import resolve
 from fvos_utils.method import models
 from fvos_utils.method.postprocess import PAPER_FILLING, GapFilling
+from fvos_utils.metrics.percent import percent
 
 #: :attr:`EpochPick.stage` of the starting weights (the model fine-tuning started from)
 STARTING_STAGE = 0
@@ -316,7 +317,7 @@ def chosen_filling(run: str, *, fill_kernel: int = PAPER_FILLING.kernel,
     Shown in chapter 06."""
     pick = KernelPick.read(run)
     if pick is not None:
-        return pick.filling, f"chapter 05's pick ({pick.filling.name}, J&F {pick.j_and_f:.4f})"
+        return pick.filling, f"chapter 05's pick ({pick.filling.name}, J&F {percent(pick.j_and_f)})"
     filling = GapFilling("paper", fill_shape, int(fill_kernel))
     return filling, f"fill_kernel / fill_shape ({filling.name}; no kernel pick in run {run!r})"
 
@@ -326,5 +327,5 @@ def chosen_scales(run: str, *, scales) -> tuple[tuple[float, ...], str]:
     Returns ``(scales, source in words)``."""
     pick = ScaleSetPick.read(run)
     if pick is not None:
-        return pick.scales, f"chapter 06's pick ({pick.name}, J&F {pick.j_and_f:.4f})"
+        return pick.scales, f"chapter 06's pick ({pick.name}, J&F {percent(pick.j_and_f)})"
     return tuple(float(s) for s in scales), f"scales (no scale-set pick in run {run!r})"

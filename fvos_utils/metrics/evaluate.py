@@ -73,6 +73,7 @@ import numpy as np
 from fvos_utils.base.io import VOID_LABEL, DataError, atomic_path, file_in_the_way, frame_files, read_json, read_mask, \
     video_folders, write_json
 from fvos_utils.base.progress import progress_bar
+from fvos_utils.metrics.percent import signed
 
 SCORING_MODES = ("davis", "mosev2")
 BOUNDARY_FRACTION = 0.008  # of the frame diagonal: the F-measure's matching radius
@@ -584,7 +585,7 @@ class PairedDifference:
         return dict(zip(self.COLUMNS, (self.delta, self.ci_low, self.ci_high)))
 
     def describe(self) -> str:
-        """``"+0.012 (95% CI -0.003 to +0.027, within noise)"``."""
+        """``"+1.20 (95% CI -0.30 to +2.70, within noise)"``: the change in points of J&F in percent."""
         return self.describe_row(self.row(), confidence=self.confidence)
 
     @classmethod
@@ -592,7 +593,7 @@ class PairedDifference:
         """:meth:`describe` of a comparison read back from a table row or dict (:data:`COLUMNS`)."""
         delta, low, high = (float(row[column]) for column in cls.COLUMNS)
         noise = ", within noise" if cls.covers_zero(low, high) else ""
-        return f"{delta:+.3f} ({confidence:.0%} CI {low:+.3f} to {high:+.3f}{noise})"
+        return f"{signed(delta)} ({confidence:.0%} CI {signed(low)} to {signed(high)}{noise})"
 
 
 def _per_video_sums(result: dict) -> dict[str, tuple[int, float]]:

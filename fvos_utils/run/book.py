@@ -5,8 +5,10 @@
 The book is read, not run: it is built from the chapters the pipeline already executed
 (``outputs/<run>/<chapter>.ipynb``, in the kit's chapter order) with Sphinx, myst-nb (its execution off,
 so no cell runs again) and sphinx-book-theme, all installed from the package registry; nothing is fetched
-while building. The first page shows the run's claims scorecard (written by chapter 07) and links its
-report; each chapter is a page with its prose, code, figures and tables.
+while building. The first page gives the run's verdict in words, its claims scorecard as a figure and as a
+table (written by chapter 07) and links the report, which is a page of the book with its figures; each
+chapter is a page with its prose, code, figures and tables. Wide tables scroll inside the page, their cells
+padded (:data:`BOOK_CSS`).
 
 The book shows copies of the notebooks, never the executed notebooks themselves, and in them:
 
@@ -27,6 +29,7 @@ import argparse
 import html
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,9 +44,21 @@ from fvos_utils.run.pipeline import CHAPTERS
 TEST_ONLY_TAG = "test-only"
 #: Tags of the cells that set a chapter's parameters (the notebook's own, then papermill's).
 PARAMETER_TAGS = ("parameters", "injected-parameters")
-#: Chapter 07's claims scorecard (a Markdown table) and report, relative to ``outputs/<run>/``.
+#: Chapter 07's claims scorecard (a Markdown table and its figure) and report, relative to ``outputs/<run>/``.
 SCORECARD = Path("07_report") / "claims_scorecard.md"
+SCORECARD_FIGURE = Path("07_report") / "claims_scorecard.png"
 REPORT = Path("07_report") / "report.md"
+#: the book's page of the report, and the folder its figures are copied to (both in the book's source)
+REPORT_PAGE, REPORT_FIGURES = "report", "report_figures"
+#: the book's own style: a table wider than the page scrolls inside it instead of squeezing its columns,
+#: and cells keep space between them
+BOOK_CSS = """\
+.bd-article table { display: block; max-width: 100%; overflow-x: auto; }
+.bd-article th, .bd-article td { padding: 0.25rem 0.6rem; vertical-align: top; }
+.bd-article td { min-width: 10rem; }
+.bd-article td.text-right { min-width: 4rem; }
+.bd-article td:first-child { min-width: 14rem; }
+"""
 BOOK_DIR = "book"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -69,6 +84,8 @@ nb_ipywidgets_js = {{}}              # no widget scripts from a CDN (fvos_utils.
 html_theme_options = {{"show_toc_level": 2, "use_download_button": False}}  # the sources are not copied
 html_copy_source = False
 html_show_sourcelink = False
+html_static_path = ["_static"]
+html_css_files = ["fvos.css"]       # fvos_utils.run.book.BOOK_CSS
 '''
 
 
@@ -200,22 +217,55 @@ def nested_headings(markdown: str, levels: int) -> str:
     return "\n".join(lines)
 
 
+def verdict_words(report: str) -> str | None:
+    """The report's opening paragraph (the run's verdict in words, between its title and first section)."""
+    body = report.split("\n## ", 1)[0].split("\n", 1)
+    words = body[1].strip() if len(body) > 1 else ""
+    return words or None
+
+
 def index_page(run: str, chapters: list[str]) -> str:
-    """The book's first page (MyST Markdown): the run's claims scorecard, its report, the chapters."""
+    """The book's first page (MyST Markdown): the run's verdict in words, its claims scorecard (figure and
+    table), the report's page, the chapters."""
     folder = run_dir(run)
-    lines = [f"# FVOS run `{run}`", "", "## Claims scorecard", ""]
+    lines = [f"# FVOS run `{run}`", ""]
+    if (folder / REPORT).is_file() and (words := verdict_words((folder / REPORT).read_text())):
+        lines += [words, ""]
+    lines += ["## Claims scorecard", ""]
+    if (folder / SCORECARD_FIGURE).is_file():
+        lines += [f"![The paper's claims tested on run {run}: dJ&F with its 95% interval]({SCORECARD_FIGURE.name})", ""]
     scorecard = folder / SCORECARD
     if scorecard.is_file():
         lines += [nested_headings(scorecard.read_text().strip(), 2), ""]  # under "Claims scorecard"
     else:
         lines += [f"This run has no scorecard yet (`{SCORECARD}` is missing): run chapter 07 (`07_report`).", ""]
-    if (folder / REPORT).is_file():  # a link out of the book into the run folder that holds it
-        lines += [f'The full report: <a href="../{REPORT.as_posix()}">{REPORT.as_posix()}</a>', ""]
+    if (folder / REPORT).is_file():
+        lines += [f"Every table and figure of the run: [the report]({REPORT_PAGE}.md) (also in the run folder as "
+                  f"`{REPORT.as_posix()}`).", ""]
     missing = [chapter for chapter in CHAPTERS if chapter not in chapters]
     if missing:
         lines += [f"Chapters this run has not executed: {', '.join(f'`{c}`' for c in missing)}.", ""]
-    lines += ["```{toctree}", ":caption: Chapters", ":maxdepth: 1", "", *chapters, "```", ""]
+    pages = chapters + ([REPORT_PAGE] if (folder / REPORT).is_file() else [])
+    lines += ["```{toctree}", ":caption: Chapters", ":maxdepth: 1", "", *pages, "```", ""]
     return "\n".join(lines)
+
+
+def report_page(run: str, source: Path) -> str:
+    """The report as a page of the book: its figures copied into the source (a figure the report links
+    outside the run folder, or one missing, is left as its caption)."""
+    folder = run_dir(run)
+    report = folder / REPORT
+
+    def figure(found: re.Match) -> str:
+        caption, target = found.group(1), (report.parent / found.group(2)).resolve()
+        if not target.is_file() or not target.is_relative_to(folder.resolve()):
+            return f"*{caption}*"
+        copy = Path(REPORT_FIGURES) / "_".join(target.relative_to(folder.resolve()).parts)
+        (source / copy).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(target, source / copy)
+        return f"![{caption}]({copy.as_posix()})"
+
+    return re.sub(r"!\[([^\]]*)\]\(([^)\s]+)\)", figure, report.read_text())
 
 
 def write_source(run: str, source: Path) -> None:
@@ -225,6 +275,13 @@ def write_source(run: str, source: Path) -> None:
     notebooks = chapter_notebooks(run)
     source.mkdir(parents=True, exist_ok=True)
     (source / "conf.py").write_text(CONF_PY.format(project=f"FVOS kit: run {run}"))
+    (source / "_static").mkdir(exist_ok=True)
+    (source / "_static" / "fvos.css").write_text(BOOK_CSS)
+    folder = run_dir(run)
+    if (folder / SCORECARD_FIGURE).is_file():
+        shutil.copy(folder / SCORECARD_FIGURE, source / SCORECARD_FIGURE.name)
+    if (folder / REPORT).is_file():
+        (source / f"{REPORT_PAGE}.md").write_text(report_page(run, source))
     (source / "index.md").write_text(index_page(run, [path.stem for path in notebooks]))
     for path in notebooks:
         nbformat.write(book_copy(path), source / path.name)

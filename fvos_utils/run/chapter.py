@@ -39,7 +39,7 @@ KIT_NOTEBOOKS = paths.KIT_DIR / "notebooks"
 #: parameters :func:`start` itself uses (a chapter that calls it need not name them again)
 START_PARAMETERS = ("run", "threads")
 #: modules of plumbing (folders, figures, files) left out of the chapter map
-UTILITY_MODULES = ("chapter", "figures", "io", "paths", "provenance")
+UTILITY_MODULES = ("chapter", "figures", "io", "paths", "provenance", "tables")
 #: modules that implement a step of the method: each function a chapter calls from them names that
 #: chapter in its docstring ("Shown in chapter NN")
 METHOD_MODULES = ("choices", "claims", "epoch_selection", "fusion", "postprocess", "recipe", "sigmoid_search", "submissions",

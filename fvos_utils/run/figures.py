@@ -1,23 +1,20 @@
-"""One figure style for the whole kit, saving every figure as PNG (300 dpi) and PDF together, and
-every table as CSV, Markdown and booktabs LaTeX (:func:`save_table`).
+"""One figure style for the whole kit, saving every figure as PNG (300 dpi) and PDF together (tables:
+:mod:`fvos_utils.run.tables`).
 
 PDFs embed TrueType fonts (``pdf.fonttype: 42``) and carry no creation date, so re-running a notebook
 gives byte-identical figure files.
 """
 from __future__ import annotations
 
-import numbers
 import os
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 import numpy as np
-import pandas as pd
 from matplotlib.transforms import Bbox
 
 from fvos_utils.base.io import VOID_LABEL, atomic_path, davis_palette
+from fvos_utils.metrics.percent import percent
 
 STYLE = {
     "figure.dpi": 100,             # on screen
@@ -39,8 +36,14 @@ def use_style() -> None:
     matplotlib.rcParams.update(STYLE)
 
 
-def save_figure(fig, path: str | os.PathLike) -> list[Path]:
-    """Save ``fig`` as ``<path>.png`` and ``<path>.pdf`` (any suffix on ``path`` is dropped), atomically."""
+#: the suffix of a figure's caption file, beside its PNG (:func:`save_figure`, :func:`read_caption`)
+CAPTION_SUFFIX = ".caption.txt"
+
+
+def save_figure(fig, path: str | os.PathLike, *, caption: str | None = None) -> list[Path]:
+    """Save ``fig`` as ``<path>.png`` and ``<path>.pdf`` (any suffix on ``path`` is dropped), atomically, and
+    ``caption`` (what this run's figure shows, made from its numbers) as ``<path>.caption.txt``, which the
+    report shows under the figure."""
     stem = Path(path).with_suffix("")
     written = []
     for ext, metadata in ((".png", {"Software": None}), (".pdf", {"CreationDate": None, "Producer": None})):
@@ -48,7 +51,19 @@ def save_figure(fig, path: str | os.PathLike) -> list[Path]:
         with atomic_path(target) as tmp:
             fig.savefig(tmp, format=ext[1:], metadata=metadata)
         written.append(target)
+    if caption is not None:
+        target = stem.parent / f"{stem.name}{CAPTION_SUFFIX}"
+        with atomic_path(target) as tmp:
+            tmp.write_text(caption.strip() + "\n")
+        written.append(target)
     return written
+
+
+def read_caption(png: str | os.PathLike) -> str | None:
+    """The caption :func:`save_figure` wrote beside ``png``, or None."""
+    png = Path(png)
+    found = png.parent / f"{png.stem}{CAPTION_SUFFIX}"
+    return found.read_text().strip() if found.is_file() else None
 
 
 def overlay(frame, labels, *, alpha: float = 0.5, objects=None, contour: bool = True):
@@ -197,15 +212,16 @@ def boundary_figure(gt_mask, pred_mask, *, radius: int | None = None, crop: bool
     region[gt_mask & pred_mask] = (150, 200, 150)    # intersection
     band = np.full(gt_mask.shape + (3,), 255, np.uint8)
     band[band_gt] = (215, 215, 215)                  # tolerance band around the GT boundary
-    band[b_gt] = (40, 40, 40)
+    band[b_gt] = (40, 40, 40)                        # GT boundary a predicted one reaches: found
+    band[b_gt & ~band_pred] = (240, 150, 0)          # GT boundary no predicted one reaches: missed (recall)
     band[b_pred & band_gt] = (30, 150, 30)           # predicted boundary within tolerance: matched
-    band[b_pred & ~band_gt] = (220, 30, 30)          # predicted boundary too far: unmatched
-    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.2))
+    band[b_pred & ~band_gt] = (220, 30, 30)          # predicted boundary too far: unmatched (precision)
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4))
     for ax, img, title in zip(axes, (region, band), (
-            f"J = |G∩P| / |G∪P| = {j:.3f}\n"
+            f"J = |G∩P| / |G∪P| = {percent(j, 1)}%\n"
             "green: G∩P, red: missed, blue: extra",
-            f"F = {f:.3f} (precision {precision:.3f}, "
-            f"recall {recall:.3f})\nGT boundary black, its {radius}-px band grey; "
+            f"F = {percent(f, 1)}% (precision {percent(precision, 1)}%, recall {percent(recall, 1)}%)\n"
+            f"GT boundary black if found, orange if missed; its {radius}-px band grey;\n"
             "predicted boundary green if matched, red if not")):
         ax.imshow(img)
         ax.set_title(title, fontsize=7)
@@ -272,185 +288,3 @@ def _place_label(ax, point, text, fontsize, taken, frame, renderer):
                 return box
             label.remove()
     return None
-
-
-def save_table(table, path: str | os.PathLike, *, float_format: str = "{:.4f}",
-               caption: str | None = None) -> list[Path]:
-    r"""Save a pandas DataFrame as ``<path>.csv``, ``<path>.md`` and ``<path>.tex`` (each atomically).
-
-    Columns, the same in all three files: each level of a named index (or MultiIndex) becomes an
-    ordinary leading column; an unnamed ``RangeIndex`` (row numbers) is dropped; any other unnamed
-    index leads with an empty header (pandas' own convention: ``pd.read_csv(..., index_col=0)``). The
-    labels of a column MultiIndex are joined with ``" / "`` in the CSV and Markdown headers; LaTeX
-    shows one header row per level.
-
-    - CSV: for machines: every value at full precision, missing values (NaN, None) empty.
-    - Markdown and LaTeX: for readers: floats with ``float_format`` (default 4 decimals), integers as
-      integers (counts stored as floats too: a column of whole numbers beyond 1), missing values empty; numeric columns right-aligned, the others left. Index values are
-      labels: their floats are written as in the CSV (``1.125``), not with ``float_format``.
-    - LaTeX: a booktabs ``tabular`` (``\usepackage{booktabs}``) in a ``table`` environment with
-      ``\caption{caption}`` (default: the file stem in words) and ``\label{tab:<file stem>}``; LaTeX's
-      special characters in cells, headers and the caption are escaped (plain text only).
-
-    Returns the three paths. Errors name the path: TypeError for anything but a DataFrame, ValueError
-    for a stem unfit for a LaTeX label, a table without columns, or a ``float_format`` that cannot
-    format a float.
-    """
-    stem = Path(path).with_suffix("")
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"{stem}: save_table needs a pandas DataFrame, got {type(table).__name__}")
-    if not re.fullmatch(r"[A-Za-z0-9_.:-]+", stem.name):
-        raise ValueError(f"{stem}: the file name is the LaTeX label tab:{stem.name}; "
-                         "use only letters, digits and _ . : -")
-    try:
-        float_format.format(0.5)
-    except (ValueError, IndexError, KeyError) as error:
-        raise ValueError(f"{stem}: float_format {float_format!r} cannot format a float ({error})") from None
-    columns = _table_columns(table)
-    if not columns:
-        raise ValueError(f"{stem}: the table has no columns")
-    if caption is None:
-        words = stem.name.replace("_", " ")
-        caption = words[:1].upper() + words[1:]
-    outputs = {".csv": pd.DataFrame({i: c.values for i, c in enumerate(columns)})
-                       .set_axis([c.flat_header for c in columns], axis=1).to_csv(index=False),
-               ".md": _markdown(columns, float_format) + "\n",
-               ".tex": _latex(columns, table.columns.names, float_format, caption, f"tab:{stem.name}")}
-    written = []
-    for ext, text in outputs.items():
-        target = stem.with_suffix(ext)
-        with atomic_path(target) as tmp:
-            tmp.write_text(text)
-        written.append(target)
-    return written
-
-
-@dataclass(frozen=True)
-class _TableColumn:
-    """One column as :func:`save_table` writes it: its header labels (one per column level; a leading
-    column's name sits on the last), its values (a Series indexed 0..n-1) and whether it came from the index."""
-
-    labels: tuple[str, ...]
-    values: pd.Series
-    from_index: bool
-
-    @property
-    def flat_header(self) -> str:
-        return " / ".join(label for label in self.labels if label)
-
-    @property
-    def numeric(self) -> bool:
-        return all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
-                   for v in self.values if not _missing(v))
-
-    @property
-    def counts(self) -> bool:
-        """Whether the column holds counts stored as floats (a transposed table or a column with missing
-        values turns integers into floats): every value whole and one beyond 1, which no fraction is."""
-        present = [v for v in self.values if not _missing(v)]
-        return (self.numeric and bool(present) and all(float(v).is_integer() for v in present)
-                and max(abs(float(v)) for v in present) > 1)
-
-    def cells(self, float_format: str) -> list[str]:
-        if self.counts:
-            return ["" if _missing(v) else str(int(v)) for v in self.values]
-        return [_cell(v, float_format, self.from_index) for v in self.values]
-
-
-def _table_columns(table: pd.DataFrame) -> list[_TableColumn]:
-    """The index levels worth keeping (see :func:`save_table`), then the table's own columns."""
-    depth = table.columns.nlevels
-    columns = []
-    if not (isinstance(table.index, pd.RangeIndex) and table.index.name is None):
-        columns += [_TableColumn(("",) * (depth - 1) + ("" if name is None else str(name),),
-                                 pd.Series(table.index.get_level_values(level)), True)
-                    for level, name in enumerate(table.index.names)]
-    for position, label in enumerate(table.columns):
-        labels = label if depth > 1 else (label,)
-        columns.append(_TableColumn(tuple(str(part) for part in labels), table.iloc[:, position].reset_index(drop=True), False))
-    return columns
-
-
-def _missing(value) -> bool:
-    return pd.api.types.is_scalar(value) and bool(pd.isna(value))
-
-
-def _cell(value, float_format: str, label: bool) -> str:
-    """A value as readers see it: empty if missing, integers as integers, floats with ``float_format``
-    (an index label's float as Python writes it), never a negative zero ("-0.0000")."""
-    if _missing(value):
-        return ""
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if isinstance(value, numbers.Real):
-        if label:
-            return str(float(value))
-        text = float_format.format(value)
-        # a tiny negative value rounds to "-0.0000": the sign would claim a direction the digits do not show
-        return text[1:] if text.startswith("-") and not any(ch in "123456789" for ch in text) else text
-    return str(value)
-
-
-def _markdown(columns: list[_TableColumn], float_format: str) -> str:
-    def escape(text: str) -> str:
-        return text.replace("|", r"\|")  # a bare pipe would end the cell
-
-    rows = list(zip(*(c.cells(float_format) for c in columns)))
-    shown = pd.DataFrame([[escape(cell) for cell in row] for row in rows],
-                         columns=[escape(c.flat_header) for c in columns])
-    return shown.to_markdown(index=False, disable_numparse=True,
-                             colalign=["right" if c.numeric else "left" for c in columns])
-
-
-#: LaTeX's special characters in text
-LATEX_ESCAPES = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                               "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                               "^": r"\textasciicircum{}"})
-
-
-def latex_escape(text: str) -> str:
-    """``text`` with LaTeX's special characters escaped (``J&F`` -> ``J\\&F``), for use as plain text."""
-    return str(text).translate(LATEX_ESCAPES)
-
-
-def _latex(columns: list[_TableColumn], column_names, float_format: str, caption: str, label: str) -> str:
-    """The booktabs table of :func:`save_table`; ``column_names``: the names of the column levels."""
-    n_leading = sum(c.from_index for c in columns)
-    depth = len(columns[0].labels)
-    # pandas' layout: a column level's name heads the leading columns of its header row, and the index
-    # names then need a row of their own
-    level_names = [latex_escape(name) if name is not None else "" for name in column_names]
-    names_row = n_leading > 0 and any(level_names)
-    header = []
-    for level in range(depth):
-        cells = [""] * n_leading
-        if names_row:
-            cells[-1] = level_names[level]
-        elif level == depth - 1:
-            cells = [latex_escape(c.labels[-1]) for c in columns[:n_leading]]
-        rules = []
-        start = n_leading
-        while start < len(columns):  # a run of columns under the same labels down to this level spans them
-            end = start + 1
-            while (level < depth - 1 and end < len(columns)
-                   and columns[end].labels[:level + 1] == columns[start].labels[:level + 1]):
-                end += 1
-            text = latex_escape(columns[start].labels[level])
-            cells.append(text if end - start == 1 else rf"\multicolumn{{{end - start}}}{{c}}{{{text}}}")
-            if end - start > 1 and text:
-                rules.append(rf"\cmidrule(lr){{{start + 1}-{end}}}")
-            start = end
-        header.append(" & ".join(cells) + r" \\")
-        if rules:
-            header.append(" ".join(rules))
-    if names_row:
-        header.append(" & ".join([latex_escape(c.labels[-1]) for c in columns[:n_leading]]
-                                 + [""] * (len(columns) - n_leading)) + r" \\")
-    body = [" & ".join(latex_escape(cell) for cell in row) + r" \\"
-            for row in zip(*(c.cells(float_format) for c in columns))]
-    spec = "".join("r" if c.numeric else "l" for c in columns)
-    return "\n".join([r"\begin{table}[htbp]", r"\centering", rf"\caption{{{latex_escape(caption)}}}",
-                      rf"\label{{{label}}}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule", *header, r"\midrule",
-                      *body, r"\bottomrule", r"\end{tabular}", r"\end{table}", ""])

@@ -42,6 +42,7 @@ from fvos_utils.method.fusion import FVOS_SCALES
 from fvos_utils.method.postprocess import NO_FILLING, PAPER_FILLING, GapFilling
 from fvos_utils.method.recipe import voted
 from fvos_utils.metrics import evaluate, scoring
+from fvos_utils.metrics.percent import signed
 from fvos_utils.studies import claims
 
 #: the recipe's steps in the order the ladder adds them
@@ -414,7 +415,7 @@ def credit_words(rows: Sequence[AblationRow], recipe: str = PICKED) -> str | Non
         if c is None:
             unused.append(_STEP_NOUNS[row.step])
             continue
-        words = f"{row.value} ({_signed(c.delta)}, 95% CI {_signed(c.ci_low)} to {_signed(c.ci_high)})"
+        words = f"{row.value} ({signed(c.delta)}, 95% CI {signed(c.ci_low)} to {signed(c.ci_high)})"
         (above if c.ci_low > 0 else below if c.ci_high < 0 else noise).append(words)
     parts = []
     if above:
@@ -434,7 +435,3 @@ def credit_words(rows: Sequence[AblationRow], recipe: str = PICKED) -> str | Non
 
 _STEP_NOUNS = {"scale": "larger scale", "weights": "fine-tuning", "sigmoid": "searched sigmoid pair",
                "filling": "gap filling", "vote": "voting"}
-
-
-def _signed(value: float) -> str:
-    return f"{value:+.3f}"

@@ -38,6 +38,7 @@ from fvos_utils.method import choices
 from fvos_utils.method.models import DEFAULT_SIGMOID
 from fvos_utils.method.postprocess import NO_FILLING, PAPER_FILLING
 from fvos_utils.metrics.evaluate import PairedDifference, paired_difference
+from fvos_utils.metrics.percent import percent, signed
 
 #: verdict words, in the order of the scorecard's legend
 SUPPORTED, CONTRADICTED, NOT_RESOLVED, NOT_TESTED, NOT_RUN = (
@@ -123,9 +124,10 @@ class Comparison(choices.Record):
         return NOT_TESTED if self.untested else verdict(self.ci_low, self.ci_high, expects=expects)
 
     def describe(self) -> str:
-        """One line: ``"<treatment> 0.6599 against <baseline> 0.6472: +0.013 (95% CI -0.005 to +0.030, within noise)"``."""
+        """One line: ``"<treatment> 65.99 against <baseline> 64.72: +1.27 (95% CI -0.45 to +2.96, within noise)"``
+        (J&F in percent, the change in points)."""
         change = PairedDifference.describe_row({"dJ&F": self.delta, "CI low": self.ci_low, "CI high": self.ci_high})
-        return f"{self.treatment} {self.j_and_f:.4f} against {self.baseline} {self.baseline_j_and_f:.4f}: {change}"
+        return f"{self.treatment} {percent(self.j_and_f)} against {self.baseline} {percent(self.baseline_j_and_f)}: {change}"
 
 
 @dataclass(frozen=True)
@@ -205,10 +207,6 @@ def read_run(run: str) -> dict[str, list[Comparison]]:
 
 
 # ------------------------------------------------------------------------------------ the scorecard
-def _signed(value: float) -> str:
-    return f"{value:+.3f}"
-
-
 #: why a claim whose chapter ran recorded no comparison: its chapter ran without the step it is about
 _NOT_IN_RUN = {"transforms": "the run's fusion used no test-time transform",
                "recipe": "the run has no held-out split with ground truth to score the recipe on"}
@@ -336,15 +334,15 @@ def sentence(c: Comparison) -> str:
     claim = CLAIMS_BY_KEY.get(c.claim)
     expects = claim.expects if claim else GAIN
     found = c.verdict(expects)
-    interval = f"dJ&F {_signed(c.delta)} (95% CI {_signed(c.ci_low)} to {_signed(c.ci_high)})"
+    interval = f"dJ&F {signed(c.delta)} (95% CI {signed(c.ci_low)} to {signed(c.ci_high)})"
     head = f"**Claim {claim.label} ({claim.text[0].lower()}{claim.text[1:]}): {found}.** " if claim else ""
     if found == NOT_TESTED:
         head += f"The run cannot test it: {c.untested}. "
     words = (f"{head}On {c.videos} {_SPLIT_WORDS.get(c.split, c.split)} videos, {c.treatment} scores "
-             f"{c.j_and_f:.3f} J&F against {c.baseline_j_and_f:.3f} for {c.baseline}: {interval}. ")
+             f"{percent(c.j_and_f)} J&F against {percent(c.baseline_j_and_f)} for {c.baseline}: {interval}. ")
     if c.ci_low <= 0.0 <= c.ci_high:
         words += (f"The interval covers 0: these videos cannot tell the two apart (within noise); they could "
-                  f"resolve only effects larger than about {c.resolvable:.3f}.")
+                  f"resolve only effects larger than about {percent(c.resolvable)} J&F points.")
     elif (c.ci_low > 0) == (expects == GAIN):
         words += ("The interval lies above 0: the gain is beyond noise on these videos." if expects == GAIN else
                   "The interval lies below 0: here the change hurts, beyond noise.")
@@ -361,14 +359,14 @@ def sentence(c: Comparison) -> str:
 
 
 def gain_words(pick, nothing: str) -> str:
-    """A pick's change from doing nothing on valid (its ``gain`` fields), in words: ``"dJ&F +0.005 against
-    SAM 2's pair, 95% CI +0.001 to +0.009"``, with "within noise" where the interval covers 0; "" where the
+    """A pick's change from doing nothing on valid (its ``gain`` fields), in words: ``"dJ&F +0.48 against
+    SAM 2's pair, 95% CI +0.11 to +0.88"`` (points of J&F in percent), with "within noise" where the interval covers 0; "" where the
     record has no interval."""
     if pick.gain is None or pick.gain_low is None or pick.gain_high is None:
         return ""
     noise = ": within noise" if pick.gain_low <= 0.0 <= pick.gain_high else ""
-    return (f"; dJ&F {_signed(pick.gain)} against {nothing}, 95% CI {_signed(pick.gain_low)} to "
-            f"{_signed(pick.gain_high)}{noise}")
+    return (f"; dJ&F {signed(pick.gain)} against {nothing}, 95% CI {signed(pick.gain_low)} to "
+            f"{signed(pick.gain_high)}{noise}")
 
 
 def pick_sentence(run: str, chapter: str) -> str | None:
@@ -378,20 +376,20 @@ def pick_sentence(run: str, chapter: str) -> str | None:
     if chapter == choices.EpochPick.chapter and (pick := choices.EpochPick.read(run)):
         if not pick.fine_tuned:
             return ("**The pick: the starting weights.** No fine-tuned epoch scored above them on valid, so the "
-                    f"recipe does not use fine-tuning (J&F {pick.j_and_f:.3f}).")
-        return (f"**The pick: {pick.label}** (J&F {pick.j_and_f:.3f} on valid"
+                    f"recipe does not use fine-tuning (J&F {percent(pick.j_and_f)}).")
+        return (f"**The pick: {pick.label}** (J&F {percent(pick.j_and_f)} on valid"
                 f"{gain_words(pick, 'the starting weights')}); the later chapters and the recipe use it.")
     if chapter == choices.SigmoidPick.chapter and (pick := choices.SigmoidPick.read(run)):
         if (pick.scale, pick.bias) == DEFAULT_SIGMOID:
             return (f"**The pick: SAM 2's default pair {_PAIR}.** No searched pair scored above it on valid, so the "
                     "recipe keeps the default.")
-        return (f"**The pick: scale {pick.scale:g}, bias {pick.bias:g}** (J&F {pick.j_and_f:.3f} on valid"
+        return (f"**The pick: scale {pick.scale:g}, bias {pick.bias:g}** (J&F {percent(pick.j_and_f)} on valid"
                 f"{gain_words(pick, 'the default pair')}); the later chapters and the recipe use it on these weights.")
     if chapter == choices.KernelPick.chapter and (pick := choices.KernelPick.read(run)):
         if not pick.filling.fills:
             return ("**The pick: no gap filling.** No kernel scored above leaving the predictions as they are on "
                     "valid, so the recipe skips the step.")
-        return (f"**The pick: the {pick.method} rule, {pick.shape} kernel {pick.kernel}** (J&F {pick.j_and_f:.3f} "
+        return (f"**The pick: the {pick.method} rule, {pick.shape} kernel {pick.kernel}** (J&F {percent(pick.j_and_f)} "
                 f"on valid{gain_words(pick, 'no filling')}); the recipe fills every pass with it.")
     if chapter == choices.ScaleSetPick.chapter and (pick := choices.ScaleSetPick.read(run)):
         return _scale_set_sentence(pick)
@@ -402,15 +400,15 @@ def _scale_set_sentence(pick: choices.ScaleSetPick) -> str:
     if len(pick.scales) == 1:
         words = (f"**The pick: one pass at scale {pick.scales[0]:g}, no voting.** Among the candidates, every single "
                  f"scale and every scale set hard-voted in the recipe's order, none scored above this scale on "
-                 f"valid (J&F {pick.j_and_f:.3f}{gain_words(pick, 'scale 1')}).")
+                 f"valid (J&F {percent(pick.j_and_f)}{gain_words(pick, 'scale 1')}).")
     else:
-        words = (f"**The pick: {pick.name}** ({len(pick.scales)} scales, hard vote; J&F {pick.j_and_f:.3f} on valid"
+        words = (f"**The pick: {pick.name}** ({len(pick.scales)} scales, hard vote; J&F {percent(pick.j_and_f)} on valid"
                  f"{gain_words(pick, 'scale 1')}); the recipe fuses these scales. The candidates were every single "
                  "scale and every scale set hard-voted in the recipe's order.")
     if pick.soft_name and pick.soft_j_and_f is not None:
         relation = "above" if pick.soft_j_and_f > pick.j_and_f else "not above"
         words += (f" Soft voting is not a candidate (the recipe votes hard, as the paper does): its best, "
-                  f"{pick.soft_name}, scored {pick.soft_j_and_f:.3f}, {relation} the pick.")
+                  f"{pick.soft_name}, scored {percent(pick.soft_j_and_f)}, {relation} the pick.")
     if pick.best_single is not None and pick.largest_tried is not None and pick.best_single >= pick.largest_tried:
         words += (f" The best single scale, {pick.best_single:g}, is the largest tried: J&F may rise further "
                   "beyond the grid.")
@@ -488,9 +486,9 @@ def in_words(run: str, comparisons: Mapping[str, Sequence[Comparison]], *, credi
         words.append(f"The recipe picked on valid: {recipe}.")
     final = next((c for c in comparisons.get(FINAL_CHAPTER, []) if c.claim == "recipe"), None)
     if final is not None:
-        words.append(f"On {final.videos} held-out test videos, which no choice saw, it scores {final.j_and_f:.3f} J&F "
-                     f"against {final.baseline_j_and_f:.3f} for {final.baseline} (dJ&F {_signed(final.delta)}, 95% CI "
-                     f"{_signed(final.ci_low)} to {_signed(final.ci_high)}: {interval_words(final)}).")
+        words.append(f"On {final.videos} held-out test videos, which no choice saw, it scores {percent(final.j_and_f)} J&F "
+                     f"against {percent(final.baseline_j_and_f)} for {final.baseline} (dJ&F {signed(final.delta)}, 95% CI "
+                     f"{signed(final.ci_low)} to {signed(final.ci_high)}: {interval_words(final)}).")
     if credit:
         words.append(f"Step by step on the same videos (the ablation): {credit[0].lower()}{credit[1:]}")
     return " ".join(words)
@@ -511,19 +509,20 @@ def scorecard_figure(card: pd.DataFrame, *, title: str = "The paper's claims on 
     ax.axvline(0, color="0.6", linewidth=0.8)
     rows = card.to_dict(orient="records")
     scored = [r for r in rows if not pd.isna(r["dJ&F"])]
-    reach = max([abs(r[end]) for r in scored for end in ("CI low", "CI high")] + [0.01]) * 1.15
+    reach = 100 * max([abs(r[end]) for r in scored for end in ("CI low", "CI high")] + [0.01]) * 1.15
     for y, row in enumerate(rows):
         if pd.isna(row["dJ&F"]):  # no comparison: the verdict (not run, not tested) in place of a point
             ax.text(0, y, row["verdict"], ha="center", va="center", fontsize="small", color="0.45",
                     bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
             continue
-        ax.errorbar(row["dJ&F"], y, xerr=[[row["dJ&F"] - row["CI low"]], [row["CI high"] - row["dJ&F"]]], fmt="o",
+        change, low, high = (100 * row[column] for column in ("dJ&F", "CI low", "CI high"))  # in points
+        ax.errorbar(change, y, xerr=[[change - low], [high - change]], fmt="o",
                     color=VERDICT_COLOURS[row["verdict"]], capsize=3)
     ax.set_yticks(range(len(rows)), [f"{r['claim']}\nvs {r['baseline']}; {r['split']}, {r['videos']} videos"
                                      if not pd.isna(r["dJ&F"]) else r["claim"] for r in rows], fontsize="small")
     ax.set_ylim(len(rows) - 0.5, -0.5)  # the first claim on top
     ax.set_xlim(-reach, reach)
-    ax.set_xlabel("dJ&F, the change from the claim's baseline (95% CI)")
+    ax.set_xlabel("dJ&F, the change of J&F from the claim's baseline (points, 95% CI)")
     ax.set_title(title, fontsize="medium")
     key = [Line2D([], [], marker="o", linestyle="none", color=colour, label=verdict)
            for verdict, colour in VERDICT_COLOURS.items()]

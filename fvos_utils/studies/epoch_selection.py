@@ -24,6 +24,7 @@ from fvos_utils.data import datasets, submissions
 from fvos_utils.method import choices, infer, models, train
 from fvos_utils.metrics import evaluate as evaluation
 from fvos_utils.metrics import scoring
+from fvos_utils.metrics.percent import percent
 from fvos_utils.studies import claims
 from fvos_utils.studies.claims import HeldOutScores
 
@@ -259,39 +260,69 @@ def server_zips(run: str, *, model: str, server_root: str | os.PathLike, split: 
 
 
 def plot_epoch_scores(ax, scores_by_stage: dict[int, Sequence[dict]], *, baseline: float | None = None,
-                      reference: float | None = None, intervals: pd.DataFrame | None = None) -> None:
-    """J&F per epoch, stages one after the other on the x axis; best epoch of each stage marked. Shown in chapter 03.
+                      reference: float | None = None, intervals: pd.DataFrame | None = None,
+                      pick: choices.EpochPick | None = None) -> None:
+    """J&F per epoch in percent, stages one after the other on the x axis; the best epoch of each stage
+    circled and ``pick`` (chapter 03's) starred, or named on the starting model's line where the starting
+    weights won. Shown in chapter 03.
 
     ``baseline``: a horizontal line (e.g. zero motion); ``reference``: another (e.g. the start model);
     ``intervals``: :func:`epoch_table`, whose 95% interval of each epoch's change from the starting model is
     drawn as an error bar around the epoch's J&F (a bar clear of the dashed line: a change beyond noise).
-    The legend sits below the axes, one entry per series.
+    The y axis spans the epochs and the starting model: a baseline far below is named in the legend, not
+    drawn (it would flatten the epochs into a line). The legend sits below the axes, one entry per series.
     """
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
-    offset = 0
+    offset, shown = 0, [] if reference is None else [100 * reference]
     for stage, scores in sorted(scores_by_stage.items()):
         if not scores:
             continue
         x = [offset + s["epoch"] for s in scores]
-        y = [s["J&F"] for s in scores]
+        y = np.asarray([100 * s["J&F"] for s in scores])
         if intervals is not None:
             rows = intervals.loc[[(stage, s["epoch"]) for s in scores]]
-            error = [rows["dJ&F"] - rows["CI low"], rows["CI high"] - rows["dJ&F"]]
-            ax.errorbar(x, y, yerr=np.asarray(error, dtype=float), marker="o", capsize=3, label=f"stage {stage}")
+            error = 100 * np.asarray([rows["dJ&F"] - rows["CI low"], rows["CI high"] - rows["dJ&F"]], dtype=float)
+            ax.errorbar(x, y, yerr=error, marker="o", capsize=3, label=f"stage {stage}")
+            shown += list(y - error[0]) + list(y + error[1])
         else:
             ax.plot(x, y, marker="o", label=f"stage {stage}")
+        shown += list(y)
         best = select_best(scores)
-        ax.scatter([offset + best["epoch"]], [best["J&F"]], s=160, facecolors="none", edgecolors="k", zorder=3,
+        ax.scatter([offset + best["epoch"]], [100 * best["J&F"]], s=160, facecolors="none", edgecolors="k", zorder=3,
                    label="best epoch of its stage" if offset == 0 else None)
+        if pick is not None and pick.stage == stage:
+            ax.scatter([offset + pick.epoch], [100 * pick.j_and_f], marker="*", s=220, color="C3", zorder=4,
+                       label=f"the pick: {pick.label}")
         offset = x[-1]
+    low, high = min(shown), max(shown)
+    margin = max(0.5, 0.15 * (high - low))
+    ax.set_ylim(low - margin, high + margin)
     if reference is not None:
-        ax.axhline(reference, color="0.4", linestyle="--", label=f"starting model ({reference:.3f})")
+        starting_is_pick = pick is not None and not pick.fine_tuned
+        ax.axhline(100 * reference, color="C3" if starting_is_pick else "0.4", linestyle="--",
+                   label=f"starting model ({percent(reference)})" + ("; the pick" if starting_is_pick else ""))
     if baseline is not None:
-        ax.axhline(baseline, color="0.6", linestyle=":", label=f"zero-motion baseline ({baseline:.3f})")
+        if low - margin <= 100 * baseline <= high + margin:
+            ax.axhline(100 * baseline, color="0.6", linestyle=":", label=f"zero-motion baseline ({percent(baseline)})")
+        else:  # named, not drawn: far below, it would flatten the epochs
+            ax.add_line(Line2D([], [], color="0.6", linestyle=":",
+                               label=f"zero-motion baseline ({percent(baseline)}, off the axis)"))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch (stage 2 continues after stage 1)")
-    ax.set_ylabel("J&F on valid")
+    ax.set_ylabel("J&F on valid (%)")
     if intervals is not None:
         ax.set_title("bars: 95% CI of each epoch's change from the starting model", fontsize="small")
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2, frameon=False)
+
+
+def epoch_figure_caption(pick: choices.EpochPick, scores_by_stage: dict[int, Sequence[dict]]) -> str:
+    """The caption of chapter 03's figure, for the run it shows: the epochs drawn and what was picked.
+    Shown in chapter 03."""
+    counts = " + ".join(str(len(scores)) for _, scores in sorted(scores_by_stage.items()) if scores)
+    picked = (f"the pick, {pick.label} (J&F {percent(pick.j_and_f)}), is starred" if pick.fine_tuned else
+              f"the pick is the starting weights (J&F {percent(pick.j_and_f)}), as no epoch scored above them")
+    return (f"Valid J&F (%) of every epoch of both fine-tuning stages ({counts} epochs), each with the 95% interval "
+            f"of its change from the starting model (dashed line); the best epoch of each stage is circled and "
+            f"{picked}.")

@@ -181,21 +181,34 @@ def largest_set(scale_sets: Mapping[str, Sequence[float]]) -> str:
     return max(scale_sets, key=lambda name: len(scale_sets[name]))
 
 
+def figure_caption(transform_sets: Mapping[str, Sequence[str]]) -> str:
+    """The caption of :func:`fusion_figure` for the run it shows: the test-time transforms it used, or none.
+    Shown in chapter 06."""
+    used = [name for name, transforms in transform_sets.items() if list(transforms) != ["identity"]]
+    transforms = (f"with and without the test-time transform sets {', '.join(used)}" if used else
+                  "without test-time transforms (the run used none)")
+    return ("Left: J&F (%) of each single scale, with the largest scale set fused by hard and by soft voting as "
+            "lines. Right: each fused scale set's change of J&F from scale 1 (points) with its 95% interval, against "
+            f"its model passes per frame (points labelled with their scale set), hard against soft voting, {transforms}.")
+
+
 def fusion_figure(pass_table: pd.DataFrame, table: pd.DataFrame, results: Mapping[FusionVariant, dict],
                   scale_sets: Mapping[str, Sequence[float]]):
     """Chapter 06's fusion figure, two panels of J&F, each on its own labelled axis. Shown in chapter 06.
 
     Left: the J&F of every single pass against its scale, one line per transform (each its own marker
     and line style, so equal scores stay visible), and as horizontal lines the :func:`largest_set`
-    fused without transforms, by hard and by soft voting (where ``results`` has them). Right: the J&F
-    of every fused variant without gap filling against its model passes per frame; colour: voting (hard
+    fused without transforms, by hard and by soft voting (where ``results`` has them). Right: the change of
+    J&F from scale 1 (``dJ&F``, in points) of every fused variant without gap filling, with its 95% interval,
+    against its model passes per frame; colour: voting (hard
     left of the tick, soft right), marker: transform set; each hard point labelled with its scale set (points at the same place share a label;
     labels never overlap, see :func:`fvos_utils.run.figures.label_points`).
 
     Args:
         pass_table: one row per pass indexed by ``(scale, transform)``, with ``J&F`` (chapter 06's
             ``single_passes`` table).
-        table: :func:`fusion_table` (its ``single`` rows are not drawn on the right).
+        table: :func:`fusion_table`, with ``dJ&F``, ``CI low`` and ``CI high`` (its ``single`` rows are not
+            drawn on the right).
         results: ``{variant: evaluator result}`` (:func:`score_variants`).
         scale_sets: name -> scales.
     Returns:
@@ -205,21 +218,22 @@ def fusion_figure(pass_table: pd.DataFrame, table: pd.DataFrame, results: Mappin
 
     for name, frame, needed in (("pass_table", pass_table, ("scale", "transform")),
                                 ("table", table, ("scales", "transforms", "fusion", "filling"))):
-        if list(frame.index.names) != list(needed) or "J&F" not in frame.columns:
-            raise ValueError(f"{name} must be indexed by {needed} and have a J&F column, "
+        columns = ("J&F",) if name == "pass_table" else ("J&F", "dJ&F", "CI low", "CI high")
+        if list(frame.index.names) != list(needed) or not set(columns) <= set(frame.columns):
+            raise ValueError(f"{name} must be indexed by {needed} and have the columns {list(columns)}, "
                              f"got index {list(frame.index.names)} and columns {list(frame.columns)}")
     fig, (by_scale, by_cost) = plt.subplots(1, 2, figsize=(10, 3.9))  # own y ranges: room for the labels
     transforms = list(dict.fromkeys(pass_table.index.get_level_values("transform")))
     markers, lines = "osD^v<>", ("-", "--", ":", "-.")
     for i, transform in enumerate(transforms):
         rows = pass_table.xs(transform, level="transform")
-        by_scale.plot(rows.index, rows["J&F"], marker=markers[i % len(markers)], linestyle=lines[i % len(lines)],
+        by_scale.plot(rows.index, 100 * rows["J&F"], marker=markers[i % len(markers)], linestyle=lines[i % len(lines)],
                       markerfacecolor="none" if i else None, label=f"single pass, {transform}")
     largest = largest_set(scale_sets)
     for fusion_method, style in (("hard", "-"), ("soft", ":")):
         variant = FusionVariant(largest, "identity", fusion_method)
         if variant in results:
-            by_scale.axhline(results[variant]["global"]["J&F"], linestyle=style, color="k", linewidth=1,
+            by_scale.axhline(100 * results[variant]["global"]["J&F"], linestyle=style, color="k", linewidth=1,
                              label=f"{largest} fused, {fusion_method} voting")
     by_scale.set_xlabel("scale (x base image size)")
     by_scale.set_title("single passes", fontsize=9)
@@ -235,21 +249,22 @@ def fusion_figure(pass_table: pd.DataFrame, table: pd.DataFrame, results: Mappin
             if rows.empty:
                 continue
             shift = -0.12 if fusion_method == "hard" else 0.12  # hard and soft of one set side by side
-            by_cost.plot(rows["passes"] + shift, rows["J&F"], marker="osD^v"[i % 5], linestyle="none", color=colour,
-                         markerfacecolor="none" if i else colour, markersize=6,
-                         label=f"{fusion_method} voting, transforms {transform_set}")
-            if "CI low" in rows.columns:  # the 95% interval of each variant's change from scale 1, around its J&F
-                by_cost.errorbar(rows["passes"] + shift, rows["J&F"], yerr=[rows["dJ&F"] - rows["CI low"],
-                                                                            rows["CI high"] - rows["dJ&F"]],
-                                 fmt="none", ecolor=colour, elinewidth=0.8, capsize=2, alpha=0.7)
+            change = 100 * rows["dJ&F"]  # the change from scale 1, in points, with its own interval around it
+            by_cost.errorbar(rows["passes"] + shift, change, yerr=[change - 100 * rows["CI low"],
+                                                                  100 * rows["CI high"] - change],
+                             marker="osD^v"[i % 5], linestyle="none", color=colour, ecolor=colour, elinewidth=0.8,
+                             capsize=2, markerfacecolor="none" if i else colour, markersize=6,
+                             label=f"{fusion_method} voting, transforms {transform_set}")
             if fusion_method == "hard":  # one label per scale set: its soft point stands beside it
-                labels += [(row["passes"] + shift, row["J&F"], scales) for (scales, _, _), row in rows.iterrows()]
+                labels += [(row["passes"] + shift, 100 * row["dJ&F"], scales) for (scales, _, _), row in rows.iterrows()]
+    by_cost.axhline(0, color="0.5", linewidth=0.8, linestyle="--", label="scale 1 (no change)")
     by_cost.set_xlabel("model passes per frame")
     by_cost.set_title("fused, no gap filling (labels: scale sets, hard left, soft right;\n"
                       "bars: 95% CI of the change from scale 1)", fontsize=8)
     by_cost.margins(x=0.12, y=0.15)  # room for the labels of the outermost points
+    by_scale.set_ylabel("J&F (%)")
+    by_cost.set_ylabel("dJ&F against scale 1 (points)")
     for ax in (by_scale, by_cost):
-        ax.set_ylabel("J&F")
         ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     fig.tight_layout()
     left_out = label_points(by_cost, labels)
@@ -295,12 +310,12 @@ def fill_order_figure(results: Mapping[FusionVariant, dict], scale_sets: Sequenc
     for k, (method, order) in enumerate(FILL_ORDERS):
         mine = [(x, c) for x, kk, c in points if kk == k]
         if mine:
-            ax.errorbar([x for x, _ in mine], [c.delta for _, c in mine],
-                        yerr=[[c.delta - c.ci_low for _, c in mine], [c.ci_high - c.delta for _, c in mine]],
+            ax.errorbar([x for x, _ in mine], [100 * c.delta for _, c in mine],  # in points
+                        yerr=[[100 * (c.delta - c.ci_low) for _, c in mine], [100 * (c.ci_high - c.delta) for _, c in mine]],
                         fmt="os^"[k], color=f"C{k}", capsize=3, label=f"{method} voting, filled {order}")
     ax.set_xticks(range(len(scale_sets)), list(scale_sets))
     ax.set_xlabel("scale set")
-    ax.set_ylabel("change of J&F from no filling")
+    ax.set_ylabel("dJ&F against no filling (points)")
     ax.set_title(f"Gap filling ({filling.name}) before or after voting, 95% CI", fontsize="medium")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.tight_layout()

@@ -29,6 +29,7 @@ from fvos_utils.method import infer, postprocess, probs
 from fvos_utils.method.choices import KernelPick, gain_fields
 from fvos_utils.method.postprocess import NO_FILLING, PAPER_FILLING, GapFilling
 from fvos_utils.metrics.evaluate import paired_difference
+from fvos_utils.metrics.percent import percent
 from fvos_utils.metrics.scoring import delta_summary, object_deltas, score_folder, summary
 from fvos_utils.run.figures import frame_grid, overlay
 from fvos_utils.studies import claims
@@ -72,8 +73,9 @@ SERIES_SPREAD = 0.4
 
 def kernel_figure(table: pd.DataFrame, results: Mapping[GapFilling, dict], baseline: GapFilling,
                   kernel_sizes: Sequence[int]):
-    """Chapter 05's kernel figure: J&F and the contact left as gap against the kernel size, and the
-    per-object changes of the paper's rule with square kernels. Shown in chapter 05.
+    """Chapter 05's kernel figure, a page wide: the change of J&F from no filling (in points, with its 95%
+    interval) and the contact left as gap (%) against the kernel size, and below them the per-object changes
+    of the paper's rule with square kernels. Shown in chapter 05.
 
     Many settings score the same (every k <= 1 adds nothing; ``paper`` and ``background`` fill the same
     gaps), so each (method, shape) series has its own colour (method), line style (shape) and hollow
@@ -87,7 +89,7 @@ def kernel_figure(table: pd.DataFrame, results: Mapping[GapFilling, dict], basel
         baseline: the setting the changes are measured from (no filling).
         kernel_sizes: the x ticks.
     Returns:
-        the matplotlib figure (three panels, a legend of the settings below the first two).
+        the matplotlib figure (three panels, the legend of the settings at its foot).
     """
     import matplotlib.pyplot as plt
 
@@ -98,28 +100,34 @@ def kernel_figure(table: pd.DataFrame, results: Mapping[GapFilling, dict], basel
         raise ValueError(f"table has no column {missing} (columns: {list(table.columns)})")
     if baseline not in results:
         raise ValueError(f"the baseline {baseline.name} is not among the results")
-    fig, (by_jf, by_contact, per_object) = plt.subplots(1, 3, figsize=(12.5, 4.4))
+    # a page's width (7 in) in two rows: the two kernel panels above, the per-object changes below
+    fig = plt.figure(figsize=(7.0, 7.2))
+    grid = fig.add_gridspec(2, 2, height_ratios=(1, 0.8))
+    by_change, by_contact = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
+    per_object = fig.add_subplot(grid[1, :])
     series = list(table.groupby(level=["method", "shape"], sort=False))
     shifts = np.linspace(-SERIES_SPREAD / 2, SERIES_SPREAD / 2, len(series)) if len(series) > 1 else [0.0]
     method_colours = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(m for (m, _), _ in series))}
     markers = "osD^vph*"
+    none = table.loc[(baseline.method, baseline.shape, baseline.kernel)]
     for i, ((method, shape), rows) in enumerate(series):
         style = dict(color=method_colours[method], marker=markers[i % len(markers)], markerfacecolor="none",
                      markersize=5, linewidth=1.2, linestyle="--" if shape == "circle" else "-",
                      label=method if method == "expand_labels" else f"{method}, {shape}")
         x = rows.index.get_level_values("kernel") + shifts[i]
-        by_jf.plot(x, rows["J&F"], **style)
-        if "CI low" in rows.columns:  # the 95% interval of each setting's change from no filling, around its J&F
-            below, above = rows["dJ&F"] - rows["CI low"], rows["CI high"] - rows["dJ&F"]
-            by_jf.errorbar(x, rows["J&F"], yerr=[below, above], fmt="none", ecolor=style["color"], elinewidth=0.8,
-                           capsize=2, alpha=0.7)
-        by_contact.plot(x, rows["contact as gap"], **style)
-    none = table.loc[(baseline.method, baseline.shape, baseline.kernel)]
-    for ax, column in ((by_jf, "J&F"), (by_contact, "contact as gap")):
-        ax.axhline(none[column], color="0.3", linestyle=":", linewidth=1, label="no filling")
-    by_jf.set_ylabel("J&F (bars: 95% CI of the change from no filling)")
-    by_contact.set_ylabel("share of contact pixels left as background")
-    for ax, title in ((by_jf, "J&F of each setting"), (by_contact, "true contact line left as a gap")):
+        paired = {"dJ&F", "CI low", "CI high"} <= set(rows.columns)
+        # in points: the paired change of the same objects, with its interval around it
+        change = 100 * (rows["dJ&F"] if paired else rows["J&F"] - none["J&F"])
+        by_change.plot(x, change, **style)
+        if paired:
+            by_change.errorbar(x, change, yerr=[change - 100 * rows["CI low"], 100 * rows["CI high"] - change],
+                               fmt="none", ecolor=style["color"], elinewidth=0.8, capsize=2, alpha=0.7)
+        by_contact.plot(x, 100 * rows["contact as gap"], **style)
+    by_change.axhline(0, color="0.3", linestyle=":", linewidth=1, label="no filling")
+    by_contact.axhline(100 * none["contact as gap"], color="0.3", linestyle=":", linewidth=1, label="no filling")
+    by_change.set_ylabel("dJ&F against no filling (points)")
+    by_contact.set_ylabel("contact pixels left as background (%)")
+    for ax, title in ((by_change, "J&F change, 95% CI"), (by_contact, "true contact line left as a gap")):
         ax.set_xlabel("kernel size k (px)")
         ax.set_xticks(kernel_sizes)
         ax.set_title(title, fontsize=9)
@@ -129,17 +137,17 @@ def kernel_figure(table: pd.DataFrame, results: Mapping[GapFilling, dict], basel
     for x, variant in enumerate(paper_square):
         deltas = object_deltas(results[baseline], results[variant])
         spread = np.linspace(0.03, 0.2, len(deltas))  # dJ left of the tick, dF right of it: never on top
-        per_object.scatter(x - spread, deltas["dJ"], s=10, color="C0", label="dJ" if x == 0 else None)
-        per_object.scatter(x + spread, deltas["dF"], s=12, color="C3", marker="x", label="dF" if x == 0 else None)
+        per_object.scatter(x - spread, 100 * deltas["dJ"], s=10, color="C0", label="dJ" if x == 0 else None)
+        per_object.scatter(x + spread, 100 * deltas["dF"], s=12, color="C3", marker="x", label="dF" if x == 0 else None)
     per_object.set_xticks(range(len(paper_square)), [f"k {v.kernel}" for v in paper_square])
-    per_object.set_ylabel("change per object from no filling")
-    per_object.set_title("paper rule, square kernel: per object", fontsize=9)
+    per_object.set_ylabel("change per object (points)")
+    per_object.set_title("paper rule, square kernel: each object's change from no filling", fontsize=9)
     per_object.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    fig.tight_layout(rect=(0, 0.2, 1, 1))
-    by_jf.legend(fontsize="small", ncol=min(len(series) + 1, 4), frameon=False,
-                 loc="upper left", bbox_to_anchor=(0, -0.2),
-                 title=f"setting (series shifted along k by up to ±{SERIES_SPREAD / 2:g} px so that equal values "
-                       "stay visible)", title_fontsize="small")
+    handles, labels = by_change.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize="small", ncol=min(len(series) + 1, 3), frameon=False, loc="lower center",
+               title=f"setting (series shifted along k by up to ±{SERIES_SPREAD / 2:g} px so that equal values "
+                     "stay visible)", title_fontsize="small")
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     return fig
 
 
@@ -441,8 +449,8 @@ def least_harmful_words(results: Mapping[GapFilling, dict]) -> str:
         return (f"No filling scores above every kernel here: kernel {PAPER_FILLING.kernel} is the least harmful filling, not the best "
                 f"(against the best other kernel, {runner.words}: {change}).")
     return (f"No filling scores above every kernel here, and {PAPER_FILLING.words} is not the least harmful filling "
-            f"either: {runner.words} scores {results[runner]['global']['J&F']:.4f} against "
-            f"{results[PAPER_FILLING]['global']['J&F']:.4f} ({PAPER_FILLING.words} against it: {change}).")
+            f"either: {runner.words} scores {percent(results[runner]['global']['J&F'])} against "
+            f"{percent(results[PAPER_FILLING]['global']['J&F'])} ({PAPER_FILLING.words} against it: {change}).")
 
 
 def loss_source_words(results: Mapping[GapFilling, dict], baseline: GapFilling) -> str:

@@ -10,7 +10,10 @@ and their own tables; this module reads them and builds:
   ``assets/paper_results.json``), the paper's rows only; :func:`run_beside_table` puts this run's
   numbers beside them in a table of their own, labelled with the data they were measured on (a
   synthetic run is never a leaderboard row);
-- :func:`figure_index`: the run's figures with captions.
+- :func:`figure_index`: the run's figures with captions;
+- :func:`write_results_tex`: every number of the scorecard and the ablation, named for a LaTeX write-up.
+
+Scores are fractions in the records and percent wherever a person reads them (:mod:`fvos_utils.metrics.percent`).
 
 Nothing here types a result in: a chapter that has not run is simply absent from the tables.
 
@@ -31,6 +34,8 @@ from pathlib import Path
 import pandas as pd
 
 from fvos_utils.base import io, paths
+from fvos_utils.metrics.percent import is_score_header, percent
+from fvos_utils.run import figures, tables
 from fvos_utils.studies import ablation, claims
 
 PAPER_RESULTS = paths.PACKAGE_DIR / "assets" / "paper_results.json"
@@ -43,18 +48,15 @@ README_ABLATION_COLUMNS = ["recipe", "reading", "step", "value", "J&F", "dJ&F", 
 #: figure file stem -> caption (chapters are looked up in order; unknown figures get their file name)
 FIGURE_CAPTIONS = {
     "hard_cases": "Synthetic mini-MOSE: one validation video per hard case, ground truth drawn over first, middle and last frames.",
-    "j_and_f_explained": "What J and F measure: region overlap, and boundary pixels matched within the distance tolerance.",
+    "j_and_f_explained": "What J and F measure: region overlap, and boundary pixels matched within the distance tolerance (ground-truth boundary that no predicted boundary reaches in orange: the missed part, which lowers recall).",
     "zero_motion_decay": "Zero-motion baseline: mean J per frame; it decays as objects move.",
-    "real_clip": "A real clip with the zero-motion baseline.",
     "loss_curves": "Training loss per iteration for both fine-tuning stages (from the trainer's own logs).",
-    "jf_per_epoch": "Validation J&F of every epoch of both stages; the chosen epoch is marked.",
     "sigmoid_heatmap": "J&F over the memory-encoder sigmoid scale and bias grid; the best pair is marked.",
     "sigmoid_mapping": "What the sigmoid scale and bias do to the mask probability fed to the memory encoder.",
-    "kernel_ablation": "J&F and the contact line left as a gap against the gap-filling kernel size, for each method and kernel shape (series shifted slightly along k so that equal values stay visible), and the per-object changes of square kernels.",
+    "kernel_ablation": "The change of J&F from no filling (points, with its 95% interval) and the contact line left as a gap (%) against the gap-filling kernel size, for each method and kernel shape (series shifted slightly along k so that equal values stay visible); below, each object's change with the paper's square kernels.",
     "kernel2_anchor": "Why a 2x2 kernel barely fills gaps under OpenCV's default anchor.",
     "meeting_crops": "Where adjacent objects meet: crops before and after gap filling with each kernel (cf. the paper's Figure 2).",
     "clip_meeting_crops": "The same crops on the real two-object clip bmx-trees.",
-    "fusion_ablation": "Single scales against fused scale sets (points labelled with their scale set), hard against soft voting, with and without test-time transforms.",
     "fill_order": "Gap filling before or after voting: each filled vote's change from the same vote unfilled, with its 95% interval.",
     "claims_scorecard": "The paper's claims tested on this run: each claim's dJ&F against its baseline with the 95% interval, coloured by verdict.",
 }
@@ -89,26 +91,28 @@ def run_beside_table(scores: dict, *, label: str, measured_on: str) -> pd.DataFr
 
 
 def figure_index(run: str) -> list[tuple[Path, str]]:
-    """``[(png path, caption)]`` for every figure of ``run``, in chapter order."""
+    """``[(png path, caption)]`` for every figure of ``run``, in chapter order: the caption the chapter wrote
+    for its run (:func:`fvos_utils.run.figures.save_figure`), else the figure's in :data:`FIGURE_CAPTIONS`."""
     from fvos_utils.run.pipeline import CHAPTERS
 
     run_dir = paths.run_dir(run)
-    figures = []
+    found = []
     for chapter in CHAPTERS:
         for png in sorted((run_dir / chapter).glob("*.png")):
-            caption = FIGURE_CAPTIONS.get(png.stem, png.stem.replace("_", " "))
-            figures.append((png, f"{chapter}: {caption}"))
-    return figures
+            caption = figures.read_caption(png) or FIGURE_CAPTIONS.get(png.stem, png.stem.replace("_", " "))
+            found.append((png, f"{chapter}: {caption}"))
+    return found
 
 
-def markdown_report(run: str, sections: list[tuple[str, pd.DataFrame]], figures: list[tuple[Path, str]],
+def markdown_report(run: str, sections: list[tuple[str, pd.DataFrame | str]], figures: list[tuple[Path, str]],
                     path: str | os.PathLike, *, summary: str | None = None) -> Path:
     """Write a Markdown report: the ``summary`` paragraph (the run's verdict in words:
-    :func:`fvos_utils.studies.claims.in_words`), one table per section, then the figures (linked relative to ``path``)."""
+    :func:`fvos_utils.studies.claims.in_words`), one table per section (a DataFrame, or a table already in
+    Markdown), then the figures (linked relative to ``path``)."""
     path = Path(path)
     lines = [f"# FVOS kit report: run `{run}`", ""] + ([summary, ""] if summary else [])
     for title, table in sections:
-        lines += [f"## {title}", "", to_markdown(table), ""]
+        lines += [f"## {title}", "", table if isinstance(table, str) else tables.markdown_table(table), ""]
     lines += ["## Figures", ""]
     for png, caption in figures:
         lines += [f"![{caption}]({os.path.relpath(png, path.parent)})", "", f"*{caption}*", ""]
@@ -117,23 +121,57 @@ def markdown_report(run: str, sections: list[tuple[str, pd.DataFrame]], figures:
     return path
 
 
-def _shown(table: pd.DataFrame) -> pd.DataFrame:
-    """The table's cells as text: fractions to 4 decimals, missing values blank."""
-    return table.astype(object).map(lambda v: "" if v is None or v is pd.NA or (isinstance(v, float) and v != v)
-                                    else f"{v:.4f}" if isinstance(v, float) else str(v))
+#: the columns of the scorecard and of the ablation table whose cells :func:`results_values` names (the
+#: scores in percent, the rest as written), and the short name each value takes
+RESULTS_COLUMNS = {"J&F": "JF", "baseline J&F": "baselineJF", "dJ&F": "dJF", "CI low": "CIlow",
+                   "CI high": "CIhigh", "resolvable": "resolvable", "videos": "videos", "verdict": "verdict",
+                   "interval": "interval"}
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    """A Markdown table with fractions shown to 4 decimals, missing values blank, no index."""
-    return _shown(table).to_markdown(index=False, disable_numparse=True)
+def _name_part(text) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", str(text)).strip("-")
 
 
-def to_compact_markdown(table: pd.DataFrame) -> str:
-    """:func:`to_markdown` without the padding that aligns the columns in plain text: each row only as long
-    as its own cells (a README's lines stay short; the rendered table is the same)."""
-    shown = _shown(table)
-    rows = [list(map(str, shown.columns)), ["---"] * len(shown.columns)] + shown.values.tolist()
-    return "\n".join("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows)
+def results_values(scorecard: pd.DataFrame, steps: pd.DataFrame | None = None) -> dict[str, str]:
+    """Every number of the scorecard and of the ablation table, named for a write-up (``results.tex``):
+    ``claim<id>.<split>.<column>`` (``claim1.test.dJF``, ``claim6b.valid.JF``) and
+    ``ablation.<recipe>.<reading>.<step>.<column>`` (``ablation.as-published.ladder.sigmoid.dJF``), the columns
+    shortened as :data:`RESULTS_COLUMNS` says. Scores are in percent as the tables show them; missing cells
+    get no name. A name given twice is an error (it would quote one of two numbers)."""
+    values: dict[str, str] = {}
+
+    def add(prefix: str, row: pd.Series) -> None:
+        for column, short in RESULTS_COLUMNS.items():
+            value = row.get(column)
+            if value is None or (not isinstance(value, str) and pd.isna(value)):
+                continue
+            name = f"{prefix}.{short}"
+            if name in values:
+                raise ValueError(f"results.tex: two cells would be named {name}")
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            values[name] = (percent(value) if numeric and is_score_header(column)
+                            else str(int(value)) if numeric and float(value).is_integer() else str(value))
+
+    for _, row in scorecard.iterrows():
+        claim = re.match(r"\((\w+)\)", str(row["claim"]))
+        split = str(row["split"]).split()[0]
+        add(f"claim{claim[1] if claim else _name_part(row['claim'])}.{split}", row)
+    for _, row in (steps if steps is not None else pd.DataFrame()).iterrows():
+        add(".".join(["ablation"] + [_name_part(row[key]) for key in ("recipe", "reading", "step")]), row)
+    return values
+
+
+def write_results_tex(run: str, scorecard: pd.DataFrame, steps: pd.DataFrame | None, path: str | os.PathLike) -> Path:
+    """Write :func:`results_values` as ``\\fvos{<name>}`` definitions (:func:`fvos_utils.run.tables.latex_values`)
+    to ``path``: a write-up inputs it and quotes the run by name."""
+    values = results_values(scorecard, steps)
+    heading = (f"The numbers of run `{run}` (J, F, J&F and their differences in percent), written by chapter "
+               "07_report.\nInput it, then quote a number by name: \\fvos{claim8.test.dJF}. Names: "
+               "claim<id>.<split>.<column> and ablation.<recipe>.<reading>.<step>.<column>.")
+    path = Path(path)
+    with io.atomic_path(path) as tmp:
+        tmp.write_text(tables.latex_values(values, heading=heading))
+    return path
 
 
 def update_readme(block: str, *, readme: str | os.PathLike | None = None) -> Path:
@@ -178,15 +216,15 @@ def readme_results(run: str) -> str:
         text += f"![The paper's claims tested on the {run} run]({README_FIGURE.as_posix()})\n\n"
     words = claims.in_words(run, comparisons, credit=ablation.credit_words(rows))
     text += f"{textwrap.fill(words, width=110, break_on_hyphens=False)}\n\n"
-    text += f"{to_compact_markdown(claims.scorecard(comparisons).reindex(columns=README_COLUMNS))}\n"
+    text += f"{tables.markdown_table(claims.scorecard(comparisons).reindex(columns=README_COLUMNS), compact=True)}\n"
     if len(final):
-        text += f"\n**Final numbers, held-out test split:**\n\n{to_compact_markdown(final)}\n"
+        text += f"\n**Final numbers, held-out test split:**\n\n{tables.markdown_table(final, compact=True)}\n"
     if rows:
         steps = ablation.ablation_table(rows)
         head = textwrap.fill(f"**The recipe ablated step by step, held-out test split** ({int(steps['videos'].max())} "
                              "videos; ladder: each step added to the rung above; leave-one-out: the full recipe "
                              "against itself without the step):", width=110, break_on_hyphens=False)
-        text += f"\n{head}\n\n{to_compact_markdown(steps.reindex(columns=README_ABLATION_COLUMNS))}\n"
+        text += f"\n{head}\n\n{tables.markdown_table(steps.reindex(columns=README_ABLATION_COLUMNS), compact=True)}\n"
     return text
 
 
@@ -222,11 +260,12 @@ ABLATION_TABLES = (
 )
 
 
-def ablation_tables(run: str) -> list[tuple[str, pd.DataFrame]]:
-    """``[(title, table)]`` for each of :data:`ABLATION_TABLES` that the run's chapters wrote (CSV)."""
+def ablation_tables(run: str) -> list[tuple[str, str]]:
+    """``[(title, Markdown)]`` for each of :data:`ABLATION_TABLES` that the run's chapters wrote: the ``.md``
+    as the chapter saved it, in the units its chapter chose (scores and shares in percent)."""
     run_dir = paths.run_dir(run)
-    return [(title, pd.read_csv(run_dir / chapter / f"{stem}.csv"))
-            for title, chapter, stem in ABLATION_TABLES if (run_dir / chapter / f"{stem}.csv").is_file()]
+    return [(title, (run_dir / chapter / f"{stem}.md").read_text().strip())
+            for title, chapter, stem in ABLATION_TABLES if (run_dir / chapter / f"{stem}.md").is_file()]
 
 
 def main(argv: list[str] | None = None) -> int:

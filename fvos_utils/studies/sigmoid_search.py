@@ -19,6 +19,7 @@ from fvos_utils.base.progress import progress_bar
 from fvos_utils.method import choices, infer, models
 from fvos_utils.method.models import DEFAULT_SIGMOID
 from fvos_utils.metrics import evaluate as evaluation
+from fvos_utils.metrics.percent import percent, signed
 from fvos_utils.run.chapter import read_metrics
 from fvos_utils.studies import claims, epoch_selection
 
@@ -158,8 +159,8 @@ SIGMOID_COLOUR_SPAN = 0.05
 def plot_sigmoid_grid(ax, grid: np.ndarray, scales: Sequence[float], biases: Sequence[float],
                       table: pd.DataFrame | None = None, *, default: tuple[float, float] = DEFAULT_SIGMOID):
     """Heatmap over (scale rows, bias columns): colour is each pair's change of J&F from ``default`` (the
-    config's 20 / -10, boxed with a dashed line and labelled), on a diverging scale centred on 0 that spans at
-    least :data:`SIGMOID_COLOUR_SPAN` either way; every cell gives its J&F and, with ``table``
+    config's 20 / -10, boxed with a dashed line and labelled) in points, on a diverging scale centred on 0 that
+    spans at least :data:`SIGMOID_COLOUR_SPAN` either way; every cell gives its J&F (%) and, with ``table``
     (:func:`sigmoid_table`), the change and its 95% interval; the best pair is boxed in red. Returns the
     image (for a colour bar). Shown in chapter 04."""
     from matplotlib.patches import Rectangle
@@ -168,18 +169,18 @@ def plot_sigmoid_grid(ax, grid: np.ndarray, scales: Sequence[float], biases: Seq
     if default[0] not in scales or default[1] not in biases:
         raise ValueError(f"the default pair {default} is not on the grid: search with_default_pair(...)")
     d = (scales.index(default[0]), biases.index(default[1]))
-    change = grid - grid[d]
-    span = max(SIGMOID_COLOUR_SPAN, float(np.nanmax(np.abs(change))))
+    change = 100 * (grid - grid[d])  # in points, as the labels
+    span = max(100 * SIGMOID_COLOUR_SPAN, float(np.nanmax(np.abs(change))))
     image = ax.imshow(change, cmap="RdBu", vmin=-span, vmax=span, origin="lower", aspect="auto")
     ax.set_xticks(range(len(biases)), [f"{b:g}" for b in biases])
     ax.set_yticks(range(len(scales)), [f"{s:g}" for s in scales])
     ax.set_xlabel("memory sigmoid bias")
     ax.set_ylabel("memory sigmoid scale")
     for (i, j), value in np.ndenumerate(grid):
-        label = f"{value:.3f}" + (" (default)" if (i, j) == d else "")
+        label = percent(value) + (" (default)" if (i, j) == d else "")
         if table is not None and "dJ&F" in table and (scales[i], biases[j]) in table.index and (i, j) != d:
             row = table.loc[(scales[i], biases[j])]
-            label += f"\n{row['dJ&F']:+.3f}\n[{row['CI low']:+.3f}, {row['CI high']:+.3f}]"
+            label += f"\n{signed(row['dJ&F'])}\n[{signed(row['CI low'])}, {signed(row['CI high'])}]"
         ax.text(j, i, label, ha="center", va="center", fontsize="small",
                 color="w" if abs(change[i, j]) > 0.6 * span else "k")
     ax.add_patch(Rectangle((d[1] - 0.5, d[0] - 0.5), 1, 1, fill=False, edgecolor="k", linestyle="--", linewidth=1.5))
