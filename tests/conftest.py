@@ -22,7 +22,8 @@ def pytest_collection_modifyitems(items):
 
 
 #: test files run against a real service each (the scheduler, the browser): the log lists their tests by name
-REAL_SERVICE_TESTS = {"tests/test_slurm.py": "a real SLURM scheduler", "tests/test_viewer_browser.py": "Chromium"}
+REAL_SERVICE_TESTS = {"tests/test_slurm.py": "a real SLURM scheduler", "tests/test_viewer_browser.py": "Chromium",
+                      "tests/test_latex.py": "TeX Live (pdflatex)"}
 
 
 def pytest_terminal_summary(terminalreporter):
