@@ -24,16 +24,19 @@ def is_score_header(header: str) -> bool:
     return SCORE_HEADER.fullmatch(str(header).strip()) is not None
 
 
+def without_zero_sign(text: str) -> str:
+    """A formatted number without its sign where its digits are all zero (``"-0.00"`` -> ``"0.00"``): a tiny
+    value that rounds to zero has no direction the digits could show."""
+    return text[1:] if text[:1] in "+-" and not any(ch in "123456789" for ch in text) else text
+
+
 def percent(value: float, decimals: int = DECIMALS) -> str:
-    """A fraction as a percentage to ``decimals`` decimals, without the sign of a value that rounds to
-    zero: ``percent(0.76812) == "76.81"``, ``percent(-0.00001) == "0.00"``."""
-    text = f"{100 * float(value):.{decimals}f}"
-    # a tiny negative value rounds to "-0.00": the sign would claim a direction the digits do not show
-    return text[1:] if text.startswith("-") and not any(ch in "123456789" for ch in text) else text
+    """A fraction as a percentage to ``decimals`` decimals: ``percent(0.76812) == "76.81"``,
+    ``percent(-0.00001) == "0.00"``."""
+    return without_zero_sign(f"{100 * float(value):.{decimals}f}")
 
 
 def signed(value: float, decimals: int = DECIMALS) -> str:
     """A difference of two fractions in percentage points, with its sign: ``signed(0.01274) == "+1.27"``,
     ``signed(-0.0045) == "-0.45"``; a value that rounds to zero is ``"0.00"``, with no direction."""
-    text = f"{100 * float(value):+.{decimals}f}"
-    return text[1:] if not any(ch in "123456789" for ch in text) else text
+    return without_zero_sign(f"{100 * float(value):+.{decimals}f}")

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from fvos_utils.base.io import atomic_path
-from fvos_utils.metrics.percent import is_score_header
+from fvos_utils.metrics.percent import is_score_header, without_zero_sign
 from fvos_utils.metrics.percent import percent as as_percent
 
 #: what a LaTeX document needs to input the tables (``\usepackage{booktabs,tabularx}``)
@@ -114,6 +114,12 @@ def save_table(table, path: str | os.PathLike, *, float_format: str = "{:.4f}", 
             tmp.write_text(text)
         written.append(target)
     return written
+
+
+def shown_cells(table: pd.DataFrame, *, float_format: str = "{:.4f}", percent: bool | Iterable[str] = ()
+                ) -> dict[str, list[str]]:
+    """``{header: cells}``: each column's cells as :func:`save_table` shows them to readers ("" where missing)."""
+    return {c.flat_header: list(c.cells) for c in _columns_shown(table, float_format, percent, "table")}
 
 
 def markdown_table(table: pd.DataFrame, *, float_format: str = "{:.4f}", percent: bool | Iterable[str] = (),
@@ -217,9 +223,7 @@ def _cell(value, float_format: str, label: bool, in_percent: bool) -> str:
     if isinstance(value, numbers.Real):
         if label:
             return str(float(value))
-        text = float_format.format(value)
-        # a tiny negative value rounds to "-0.0000": the sign would claim a direction the digits do not show
-        return text[1:] if text.startswith("-") and not any(ch in "123456789" for ch in text) else text
+        return without_zero_sign(float_format.format(value))
     return str(value)
 
 

@@ -34,7 +34,6 @@ from pathlib import Path
 import pandas as pd
 
 from fvos_utils.base import io, paths
-from fvos_utils.metrics.percent import is_score_header, percent
 from fvos_utils.run import figures, tables
 from fvos_utils.studies import ablation, claims
 
@@ -136,28 +135,29 @@ def results_values(scorecard: pd.DataFrame, steps: pd.DataFrame | None = None) -
     """Every number of the scorecard and of the ablation table, named for a write-up (``results.tex``):
     ``claim<id>.<split>.<column>`` (``claim1.test.dJF``, ``claim6b.valid.JF``) and
     ``ablation.<recipe>.<reading>.<step>.<column>`` (``ablation.as-published.ladder.sigmoid.dJF``), the columns
-    shortened as :data:`RESULTS_COLUMNS` says. Scores are in percent as the tables show them; missing cells
-    get no name. A name given twice is an error (it would quote one of two numbers)."""
+    shortened as :data:`RESULTS_COLUMNS` says. Each value is the cell as the saved table shows it
+    (:func:`fvos_utils.run.tables.shown_cells`: scores in percent); missing cells get no name. A name given
+    twice is an error (it would quote one of two numbers)."""
     values: dict[str, str] = {}
 
-    def add(prefix: str, row: pd.Series) -> None:
+    def add(table: pd.DataFrame, prefixes: list[str]) -> None:
+        cells = tables.shown_cells(table)
         for column, short in RESULTS_COLUMNS.items():
-            value = row.get(column)
-            if value is None or (not isinstance(value, str) and pd.isna(value)):
-                continue
-            name = f"{prefix}.{short}"
-            if name in values:
-                raise ValueError(f"results.tex: two cells would be named {name}")
-            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-            values[name] = (percent(value) if numeric and is_score_header(column)
-                            else str(int(value)) if numeric and float(value).is_integer() else str(value))
+            for prefix, cell in zip(prefixes, cells.get(column, [])):
+                name = f"{prefix}.{short}"
+                if cell and name in values:
+                    raise ValueError(f"results.tex: two cells would be named {name}")
+                if cell:
+                    values[name] = cell
 
-    for _, row in scorecard.iterrows():
+    def claim_prefix(row: pd.Series) -> str:
         claim = re.match(r"\((\w+)\)", str(row["claim"]))
-        split = str(row["split"]).split()[0]
-        add(f"claim{claim[1] if claim else _name_part(row['claim'])}.{split}", row)
-    for _, row in (steps if steps is not None else pd.DataFrame()).iterrows():
-        add(".".join(["ablation"] + [_name_part(row[key]) for key in ("recipe", "reading", "step")]), row)
+        return f"claim{claim[1] if claim else _name_part(row['claim'])}.{str(row['split']).split()[0]}"
+
+    add(scorecard, [claim_prefix(row) for _, row in scorecard.iterrows()])
+    if steps is not None and len(steps):
+        add(steps, [".".join(["ablation"] + [_name_part(row[key]) for key in ("recipe", "reading", "step")])
+                    for _, row in steps.iterrows()])
     return values
 
 
