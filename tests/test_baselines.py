@@ -29,3 +29,12 @@ def test_the_decay_curve_counts_what_reaches_each_frame():
     fig = baselines.decay_figure(objects)
     assert all(float(t).is_integer() for t in fig.axes[1].get_xticks())  # whole frames only
     assert fig.axes[1].get_ylabel() == "videos"
+    np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_ydata(), 100 * mean_j)  # J in percent
+    assert fig.axes[0].get_ylim() == (0, 100) and fig.axes[0].get_ylabel().endswith("(%)")
+
+
+def test_the_real_clip_caption_names_the_clip_and_its_scores_in_percent():
+    result = {"global": {"J&F": 0.51234, "J": 0.5, "F": 0.52468}}
+    assert baselines.real_clip_caption("xmempp_chair", "chair", 60, result) == (
+        "The real clip xmempp_chair (video chair, 60 frames, from ../shared/data/samples): its ground truth on the "
+        "first and last frame, and the zero-motion baseline on the last (over the clip: J&F 51.23, J 50.00, F 52.47).")

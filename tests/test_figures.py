@@ -116,3 +116,30 @@ def test_the_boundary_figure_marks_the_ground_truth_boundary_the_prediction_miss
     assert fig.axes[0].get_title().startswith(f"J = |G∩P| / |G∪P| = {100 * evaluate.jaccard(gt, pred):.1f}%")
     assert "orange if missed" in fig.axes[1].get_title()
     plt.close(fig)
+
+
+def test_the_print_check_reads_text_sizes_and_page_width_from_the_pdf(tmp_path):
+    """Figures of known size and text: one that prints at its own width, one scaled down to the page."""
+    import figure_print  # tests/
+
+    figures.use_style()
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [0, 1])
+    ax.set_title("nine points", fontsize=9)
+    ax.set_xlabel("twelve points", fontsize=12)
+    figures.save_figure(fig, tmp_path / "column")
+    plt.close(fig)
+    width, sizes = figure_print.text_sizes(tmp_path / "column.pdf")
+    assert 3.0 < width / 72 <= 4.0 and min(sizes) == 9 and 12 in sizes  # tight: a little under 4 in
+    assert figure_print.smallest_printed(tmp_path / "column.pdf") == (width / 72, 9)
+    fig = plt.figure(figsize=(14, 2))  # twice the page's width: printed at half size
+    fig.text(0.0, 0.5, "a" * 10, fontsize=12)
+    fig.text(0.9, 0.5, "b", fontsize=16)
+    figures.save_figure(fig, tmp_path / "wide")
+    plt.close(fig)
+    width, smallest = figure_print.smallest_printed(tmp_path / "wide.pdf")
+    natural = figure_print.text_sizes(tmp_path / "wide.pdf")[0] / 72
+    assert width == pytest.approx(figures.PRINT_WIDTH) and smallest == pytest.approx(12 * figures.PRINT_WIDTH / natural)
+    assert figure_print.too_small([tmp_path / "column.pdf"]) == []
+    assert figure_print.too_small([tmp_path / "wide.pdf"]) == [
+        f"wide.pdf: smallest text {smallest:.1f} pt when printed 7.00 in wide (drawn {natural:.2f} in wide), below 9 pt"]

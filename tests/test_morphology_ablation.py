@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fvos_utils.base import paths
-from fvos_utils.base.io import VOID_LABEL, DataError, read_json, read_mask, write_mask
+from fvos_utils.base.io import VOID_LABEL, DataError, davis_palette, read_json, read_mask, write_frame, write_mask
 from fvos_utils.data.testing import checked_outputs, execute_chapter
 from fvos_utils.data.testing import evaluator_result as result
 from fvos_utils.method import choices, postprocess
@@ -163,35 +163,86 @@ def test_meeting_crops_figure_crops_where_filling_changed_the_maps():
     before = np.zeros((60, 60), np.uint8)
     before[10:30, 10:29], before[10:30, 30:50] = 1, 2  # a 1-px gap at column 29
     after = postprocess.fill_gaps_labels(before, 3)
-    rgb = np.zeros((60, 60, 3), np.uint8)
-    fig, corners = morphology_ablation.meeting_crops_figure(rgb, [before, after], ["k 0", "k 3"], title="t", truth=after, n_crops=1)
+    rgb = np.full((60, 60, 3), 128, np.uint8)
+    zoom = 6
+    fig, corners = morphology_ablation.meeting_crops_figure(rgb, [before, after], ["k 0", "k 3"], title="t", truth=after,
+                                                            n_crops=1, zoom=zoom)
     assert fig is not None and len(corners) == 1
     y, x = corners[0]
     assert y <= 10 + 19 and x <= 29 < x + 40  # the crop holds the filled gap
     assert [ax.get_title() for ax in fig.axes[:3]] == ["ground truth", "k 0", "k 3"]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["object 1", "object 2", "pixel changed by the filling"]
-    # the filled gap is marked in the k 3 column only: dots of the marking colour where after != before
-    marked = [np.all(ax.get_images()[0].get_array() == morphology_ablation.CHANGED_COLOUR, axis=-1) for ax in fig.axes[:3]]
-    assert not marked[0].any() and not marked[1].any()
+    # the filled gap is marked in the k 3 column only: a dark dot in the middle of each changed pixel, which keeps
+    # its new object's colour at full opacity around the dot
+    cells = [ax.get_images()[0].get_array() for ax in fig.axes[:3]]
+    dotted = [np.all(c == morphology_ablation.CHANGED_DOT, axis=-1) for c in cells]
+    assert not dotted[0].any() and not dotted[1].any()
     changed = (after != before)[y:y + 40, x:x + 40]
-    assert marked[2].reshape(40, 4, 40, 4).any(axis=(1, 3)).tolist() == changed.tolist()
+    assert dotted[2].reshape(40, zoom, 40, zoom).any(axis=(1, 3)).tolist() == changed.tolist()
+    assert dotted[2].sum() == changed.sum() * (zoom // 3) ** 2  # a ninth of the pixel: the colour stays readable
+    palette = davis_palette()
+    corner = cells[2][::zoom, ::zoom][changed]  # the top-left of each changed pixel: its new object's colour
+    assert np.array_equal(corner, palette[after[y:y + 40, x:x + 40][changed]])
     plt.close(fig)
     assert morphology_ablation.meeting_crops_figure(rgb, [before, before], ["a", "b"], title="t") == (None, [])
-    # a union annotation (VOID_LABEL where either object is): its own column title and key entry
-    union = np.where(after > 0, VOID_LABEL, 0).astype(np.uint8)
+    # a union annotation (DAVIS 2016: 255 where either object is): drawn in the void colour, keyed by its title
+    union = np.where(after > 0, 255, 0).astype(np.uint8)
     fig, _ = morphology_ablation.meeting_crops_figure(rgb, [before, after], ["k 0", "k 3"], title="t", truth=union,
-                                                      truth_label="union of both", n_crops=1)
+                                                      union=True, truth_label="union of both", n_crops=1, zoom=zoom)
     assert fig.axes[0].get_title() == "union of both"
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["object 1", "object 2", "union of both",
                                                                    "pixel changed by the filling"]
+    truth_cell = fig.axes[0].get_images()[0].get_array()[::zoom, ::zoom]
+    assert np.array_equal(truth_cell[union[y:y + 40, x:x + 40] > 0][0], palette[VOID_LABEL])  # outline: full colour
     plt.close(fig)
-    # the crops miss the annotated objects (a prediction far off them): the key says so
+    # the union lies elsewhere: nothing inside it was filled, so there is no panel
     elsewhere = np.zeros_like(union)
-    elsewhere[50:, 50:] = VOID_LABEL
-    fig, _ = morphology_ablation.meeting_crops_figure(rgb, [before, after], ["k 0", "k 3"], title="t",
-                                                      truth=elsewhere, truth_label="union of both", n_crops=1)
-    assert "union of both: none in these crops" in [t.get_text() for t in fig.legends[0].get_texts()]
-    plt.close(fig)
+    elsewhere[50:, 50:] = 255
+    assert morphology_ablation.meeting_crops_figure(rgb, [before, after], ["k 0", "k 3"], title="t", truth=elsewhere,
+                                                    union=True) == (None, [])
+
+
+def test_meeting_crops_panel_picks_the_frame_where_annotated_objects_meet(tmp_path):
+    """Frame 00000 has the most changed pixels, but there the prediction split one annotated object in two
+    (and lost the other); frame 00001 has a filled gap between two annotated objects: the panel shows 00001."""
+    truth = np.zeros((48, 64), np.uint8)
+    truth[8:40, 4:30], truth[8:24, 32:60] = 1, 2    # 2 px apart along 16 rows
+    split = np.where(truth == 1, 1, 0).astype(np.uint8)
+    split[8:40, 16:30] = 3
+    split[8:40, 15] = 0                             # a false 1-px gap along 32 rows, 17 px from object 2
+    frames = {"00000": split, "00001": truth}
+    kernels = (0, 3, 5)
+    folders = {postprocess.GapFilling("paper", "square", k): tmp_path / f"k{k}" for k in kernels}
+    for frame, before in frames.items():
+        write_frame(tmp_path / "images" / "v" / f"{frame}.jpg", np.full((48, 64, 3), 90, np.uint8))
+        write_mask(tmp_path / "truth" / "v" / f"{frame}.png", truth)
+        for k in kernels:
+            write_mask(tmp_path / f"k{k}" / "v" / f"{frame}.png", postprocess.fill_gaps_labels(before, k))
+    changes = morphology_ablation.frame_changes(tmp_path / "k0", tmp_path / "k5")
+    assert changes["v", "00000"][0] > changes["v", "00001"][0] > 0
+    panel = morphology_ablation.meeting_crops_panel(tmp_path / "images", folders, tmp_path / "truth", n_crops=2)
+    assert (panel.video, panel.frame) == ("v", "00001")
+    meeting = postprocess.meeting_pixels(truth, postprocess.fill_gaps_labels(truth, 5), truth=truth)
+    assert panel.meeting_pixels == int(meeting.sum()) > 0
+    assert panel.record() == {"video": "v", "frame": "00001", "meeting_pixels": panel.meeting_pixels,
+                              "corners": [list(c) for c in panel.corners]}
+    assert [ax.get_title() for ax in panel.figure.axes[:4]] == ["ground truth", "no filling", "k 3", "k 5"]
+    crops = "the crop" if len(panel.corners) == 1 else f"the {len(panel.corners)} crops"
+    assert panel.caption.startswith(f"v, frame 00001, the frame where the largest kernel (square k 5, paper rule) "
+                                    f"changed the most pixels next to two ground-truth objects: {panel.meeting_pixels} "
+                                    f"such pixels. Shown are {crops} holding the most of them, 40 px square")
+    plt.close(panel.figure)
+    # judged on a union annotation, frame 00000 (inside the union, where the two predicted objects meet) wins
+    for frame in frames:
+        write_mask(tmp_path / "union" / "v" / f"{frame}.png", np.where(truth > 0, 255, 0).astype(np.uint8), allow_void=True)
+    panel = morphology_ablation.meeting_crops_panel(tmp_path / "images", folders, tmp_path / "union", union=True, n_crops=1)
+    assert (panel.frame, len(panel.corners)) == ("00000", 1)
+    assert "inside the annotated union of the objects, next to two predicted objects" in panel.caption
+    assert "Shown are the crop holding" in panel.caption and panel.figure.axes[0].get_title() == "ground truth (union)"
+    plt.close(panel.figure)
+    # nothing filled where objects meet: no panel
+    assert morphology_ablation.meeting_crops_panel(tmp_path / "images", {v: tmp_path / "k0" for v in folders},
+                                                   tmp_path / "truth") is None
 
 
 def test_kernel_pick_is_the_best_of_no_filling_and_the_paper_s_rule():
@@ -308,9 +359,16 @@ def test_chapter_05_records_what_the_evaluator_said():
     assert [bridged[("square", 2)][f"gap {w} px"] for w in (1, 2, 3, 4)] == [0.0, 0.0, 0.0, 0.0]
     for figure in ("kernel2_anchor", "kernel_ablation"):
         assert (chapter / f"{figure}.png").stat().st_size > 10_000 and (chapter / f"{figure}.pdf").is_file()
+    panels = {"meeting_crops": metrics["crops"]}
     if paths.shared_samples_dir() is not None and (paths.shared_samples_dir() / "davis_bmx-trees").is_dir():
         assert metrics["clip"]["frames"] == 4 and metrics["clip"]["objects"] == [1, 2]
         assert set(metrics["clip"]["union_scores"]) == {n for n in names if n.startswith("paper")}
+        panels["clip_meeting_crops"] = metrics["clip"]["crops"]
+    for figure, panel in panels.items():  # a panel, when drawn, is captioned with its own frame and count
+        if panel is not None:
+            caption = (chapter / f"{figure}.caption.txt").read_text()
+            assert caption.startswith(f"{panel['video']}, frame {panel['frame']}, the frame where the largest kernel")
+            assert f": {panel['meeting_pixels']} such pixels." in caption and (chapter / f"{figure}.pdf").is_file()
 
 
 
@@ -361,3 +419,20 @@ def test_the_words_say_whether_kernel_2_loses_by_filling_gaps_or_by_moving_bound
     assert text.startswith(words) and "against -0.70 (95% CI -0.70 to -0.70) for the paper's rule." in text
     gaining = {**results, G("paper", "square", 2): results[G()]}  # no loss to explain
     assert morphology_ablation.loss_source_words(gaining, G()) == ""
+
+
+def test_the_anchor_figure_shows_k2_dilations_missing_each_other():
+    """Under OpenCV's default anchor a 2 x 2 kernel grows both masks right and down: only object 1's dilation
+    reaches the gap column and nothing overlaps; a 3 x 3 kernel's dilations overlap on the gap and fill it."""
+    fig = morphology_ablation.anchor_figure((2, 3))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "masks, 1-px gap"
+    assert titles[1].endswith("gap column filled: False") and titles[2].endswith("gap column filled: True")
+    colours = morphology_ablation.ANCHOR_COLOURS
+    pictures = [ax.get_images()[0].get_array() for ax in fig.axes]
+    overlap = [np.all(p == colours[5], axis=-1) for p in pictures]
+    assert not overlap[0].any() and not overlap[1].any()
+    assert overlap[2][:, 5].all() and overlap[2].sum() == 5  # the gap column only: the masks are drawn over
+    assert np.all(pictures[1][:, 5] == colours[3]) and np.all(pictures[1][:, 10] == colours[4])  # grown right
+    assert np.all(pictures[1][:, 0] == colours[0])  # ... and not left
+    plt.close(fig)

@@ -10,6 +10,7 @@ import subprocess
 
 import nbformat
 import pytest
+import figure_print  # tests/
 import texlive  # tests/
 import units  # tests/
 
@@ -357,6 +358,9 @@ def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
         printed = texlive.check_tables(chapter_tables, tmp_path / "latex", values=out / "07_report" / "results.tex")
         assert printed["claim8.test.JF"] == f"{100 * card['(8)']['J&F']:.2f}"
         assert len(chapter_tables) >= 20 and len(printed) > 50
+    # every figure of the run legible in print: no text smaller than the caption's once set on the page
+    run_figures = sorted(out.glob("[0-9][0-9]_*/*.pdf"))
+    assert len(run_figures) >= 15 and figure_print.too_small(run_figures) == []
 
 
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fvos_utils.base.io import DataError, read_mask, write_mask
+from fvos_utils.base.io import VOID_LABEL, DataError, read_mask, write_mask
 from fvos_utils.base.paths import shared_samples_dir
 from fvos_utils.data.testing import command_error, scene_probs, tree_bytes
 from fvos_utils.method import infer
@@ -357,6 +357,38 @@ def test_meeting_crops_edge_cases():
     assert pp.meeting_crops(before, after, size=64) == [(slice(0, 10), slice(0, 12))]  # clipped to the image
     with pytest.raises(ValueError, match="one shape"):
         pp.meeting_crops(before, after[:5])
+    with pytest.raises(ValueError, match="one shape"):
+        pp.meeting_crops(before, after, truth=after[:5])
+
+
+def test_meeting_pixels_judge_the_objects_on_the_ground_truth():
+    """A tracking error (the prediction splits one annotated object in two) is not a meeting of objects;
+    a gap between two annotated objects is, and with a union annotation only what lies inside it counts."""
+    truth = np.zeros((40, 80), np.uint8)
+    truth[10:30, 5:35] = 1                         # one object, predicted as two
+    truth[10:30, 45:60], truth[10:30, 62:75] = 2, 3  # two objects, 2 px apart
+    before = truth.copy()
+    before[10:30, 20:35] = 4                       # the split: 1 | 4 with no gap, then a 1 px gap
+    before[10:30, 19] = 0
+    before[10:30, 60:62] = 0
+    after = pp.fill_gaps_labels(before, 5)
+    split_gap, true_gap = (slice(10, 30), slice(19, 20)), (slice(10, 30), slice(60, 62))
+    by_prediction = pp.meeting_pixels(before, after)
+    by_truth = pp.meeting_pixels(before, after, truth=truth)
+    assert by_prediction[split_gap].all() and by_prediction[true_gap].all()
+    assert not by_truth[split_gap].any() and by_truth[true_gap].all()
+    assert by_truth.sum() < by_prediction.sum() and not (by_truth & ~by_prediction).any()
+    # void in the truth is no object: a void strip beside object 2 does not make its edge a meeting
+    voided = np.where(truth == 3, VOID_LABEL, truth).astype(np.uint8)
+    assert not pp.meeting_pixels(before, after, truth=voided)[true_gap].any()
+    # a union annotation (DAVIS 2016: 255 wherever either object is): inside it, where two predicted objects meet
+    union = np.where(truth[:, :40] > 0, 255, 0).astype(np.uint8)
+    union = np.pad(union, ((0, 0), (0, 40)))
+    inside = pp.meeting_pixels(before, after, truth=union, union=True)
+    assert inside[split_gap].all() and not inside[:, 40:].any()
+    assert not (inside & (union == 0)).any()
+    crops = pp.meeting_crops(before, after, truth=truth, size=16, max_crops=3)
+    assert len(crops) == 1 and crops[0][1].start <= 60 and 62 <= crops[0][1].stop
 
 
 # ---------------------------------------------------------------------------- the real clip

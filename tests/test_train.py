@@ -658,3 +658,28 @@ def test_the_command_line_names_a_bad_params_file_in_one_line(kit_root, capsys):
     assert capsys.readouterr().err.strip().splitlines() == [
         f"error: {kit_root / 'params.yaml'}: unknown key 'gpu' (did you mean 'gpus'?); known: "
         + ", ".join(train.PARAMS_SCHEMA)]
+
+
+def test_the_loss_figure_puts_the_stages_one_after_the_other():
+    """Stage 2 continues the iteration axis where stage 1's epochs end; each epoch's mean sits at its middle."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {1: ([0, 10, 20, 30], [4.0, 3.0, 2.5, 2.0], [3.5, 2.25]),
+              2: ([0, 10], [1.9, 1.8], [1.85])}
+    fig = train.loss_figure(curves, iters_per_epoch=20)
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+    assert sorted(lines) == ["stage 1, epoch mean", "stage 1, one iteration in 10", "stage 2, epoch mean",
+                             "stage 2, one iteration in 10"]
+    assert list(lines["stage 2, one iteration in 10"].get_xdata()) == [40, 50]  # after stage 1's 2 epochs of 20
+    assert list(lines["stage 1, epoch mean"].get_xdata()) == [10, 30] and list(lines["stage 2, epoch mean"].get_xdata()) == [50]
+    assert [t.get_text() for t in ax.texts] == ["stage 2 starts"]
+    plt.close(fig)
+    assert train.loss_caption(curves, stage2_start=2).startswith(
+        "Training loss of stage 1 (2 epochs) then stage 2 (1 epoch, from stage-1 epoch 2), from the trainer's own logs")
+    fig = train.loss_figure({1: ([0, 1, 2], [1.0, 0.9, 0.8], [0.9])}, iters_per_epoch=3)
+    assert "stage 1, every iteration" in [line.get_label() for line in fig.axes[0].get_lines()] and not fig.axes[0].texts
+    plt.close(fig)

@@ -57,7 +57,7 @@ import cv2
 import numpy as np
 from skimage.segmentation import expand_labels
 
-from fvos_utils.base.io import DataError, atomic_dir, frame_files, read_mask, remove_dir, write_mask
+from fvos_utils.base.io import VOID_LABEL, DataError, atomic_dir, frame_files, read_mask, remove_dir, write_mask
 from fvos_utils.base.outputs import add_folder_output_options, run_folder_command
 from fvos_utils.base.paths import from_here, resolve
 from fvos_utils.base.progress import progress_bar
@@ -484,14 +484,63 @@ def _placed(center: int, length: int, limit: int) -> slice:
     return slice(start, start + length)
 
 
-def meeting_crops(before: np.ndarray, after: np.ndarray, *, size: int = 64, max_crops: int = 4,
-                  reach: int = 8) -> list[tuple[slice, slice]]:
-    """Windows showing where gap filling joined adjacent objects (crops for a Figure-2-style panel).
+def _near_two_objects(labels: np.ndarray, reach: int) -> np.ndarray:
+    """``(H, W) bool``: the ``(2 reach + 1)`` square around the pixel holds two different non-zero ids of
+    ``labels``."""
+    dtype = _working_dtype(int(labels.max(initial=0)))
+    highest = labels.astype(dtype)
+    lowest = highest.copy()
+    lowest[highest == 0] = np.iinfo(dtype).max
+    return _covered_by_two(highest, lowest, np.ones((2 * reach + 1,) * 2, np.uint8))[0]
 
-    A pixel counts when gap filling changed it (``before != after``) and the ``(2 reach + 1)`` square
-    around it holds two different objects in ``before``. Windows are chosen greedily: the one holding
-    the most such pixels, centred on the box around them, then the next among the pixels not yet
-    shown, until ``max_crops`` or none is left.
+
+def meeting_pixels(before: np.ndarray, after: np.ndarray, *, truth: np.ndarray | None = None,
+                   union: bool = False, reach: int = 8) -> np.ndarray:
+    """The pixels gap filling changed where adjacent objects meet.
+
+    A pixel counts when filling changed it (``before != after``) and objects meet around it, judged on the
+    ground truth where it tells the objects apart, so that what is shown is a gap between objects that
+    are adjacent in the annotation and not a place where the prediction lost track:
+
+    - ``truth`` given: the ``(2 reach + 1)`` square around the pixel holds two different annotated objects;
+    - ``truth`` given with ``union=True`` (an annotation of the objects' union, as DAVIS 2016's of a
+      two-object clip): the pixel lies inside the union and the square holds two different objects of
+      ``before``;
+    - no ``truth``: the square holds two different objects of ``before`` (prediction only).
+
+    Args:
+        before, after: ``(H, W)`` integer label maps (0 background) of the same shape.
+        truth: ``(H, W)`` ground-truth labels (0 background, VOID_LABEL not an object; with ``union`` every
+            non-zero pixel is inside the union).
+
+    Returns:
+        ``(H, W) bool``.
+    """
+    before, after = np.asarray(before), np.asarray(after)
+    if before.shape != after.shape or before.ndim != 2 or (truth is not None and np.shape(truth) != before.shape):
+        shapes = ", ".join(str(np.shape(m)) for m in (before, after, truth) if m is not None)
+        raise ValueError(f"before, after and truth must be (H, W) maps of one shape, got {shapes}")
+    if reach < 0:
+        raise ValueError(f"need reach >= 0, got {reach}")
+    if truth is None:
+        near = _near_two_objects(before, reach)
+    else:
+        truth = np.asarray(truth)
+        if union:  # DAVIS 2016 writes the union as 255, elsewhere the void label
+            near = _near_two_objects(before, reach) & (truth != 0)
+        else:
+            near = _near_two_objects(np.where(truth == VOID_LABEL, 0, truth), reach)
+    return (before != after) & near
+
+
+def meeting_crops(before: np.ndarray, after: np.ndarray, *, truth: np.ndarray | None = None, union: bool = False,
+                  size: int = 64, max_crops: int = 4, reach: int = 8) -> list[tuple[slice, slice]]:
+    """Windows showing where gap filling changed the maps where adjacent objects meet (crops for a
+    Figure-2-style panel).
+
+    The pixels of :func:`meeting_pixels` (``truth``, ``union``, ``reach`` as there) are covered greedily:
+    the window holding the most of them, centred on the box around them, then the next among the pixels
+    farther than half a crop from those chosen, until ``max_crops`` or none is left.
 
     Args:
         before, after: ``(H, W)`` integer label maps (0 background) of the same shape.
@@ -501,18 +550,10 @@ def meeting_crops(before: np.ndarray, after: np.ndarray, *, size: int = 64, max_
         Up to ``max_crops`` ``(rows, cols)`` slice pairs, ``image[rows, cols]`` being a crop, best
         first; empty when nothing changed where objects meet.
     """
-    before, after = np.asarray(before), np.asarray(after)
-    if before.shape != after.shape or before.ndim != 2:
-        raise ValueError(f"before and after must be (H, W) maps of one shape, got {before.shape}, {after.shape}")
-    if size < 1 or max_crops < 0 or reach < 0:
-        raise ValueError(f"need size >= 1, max_crops >= 0, reach >= 0; got {size}, {max_crops}, {reach}")
-    height, width = before.shape
-    dtype = _working_dtype(int(before.max(initial=0)))
-    highest = before.astype(dtype)
-    lowest = highest.copy()
-    lowest[highest == 0] = np.iinfo(dtype).max
-    near_two, _ = _covered_by_two(highest, lowest, np.ones((2 * reach + 1,) * 2, np.uint8))
-    interest = (before != after) & near_two
+    if size < 1 or max_crops < 0:
+        raise ValueError(f"need size >= 1, max_crops >= 0; got {size}, {max_crops}")
+    interest = meeting_pixels(before, after, truth=truth, union=union, reach=reach)
+    height, width = interest.shape
     crop_h, crop_w = min(size, height), min(size, width)
     crops = []
     while len(crops) < max_crops and interest.any():
@@ -524,7 +565,9 @@ def meeting_crops(before: np.ndarray, after: np.ndarray, *, size: int = 64, max_
         rows = _placed(top + (box[0].start + box[0].stop) // 2, crop_h, height)
         cols = _placed(left + (box[1].start + box[1].stop) // 2, crop_w, width)
         crops.append((rows, cols))
-        interest[rows, cols] = False
+        # what lies within half a crop of this one is shown by it, or would be by a crop overlapping it by half
+        interest[max(rows.start - crop_h // 2, 0):rows.stop + crop_h // 2,
+                 max(cols.start - crop_w // 2, 0):cols.stop + crop_w // 2] = False
     return crops
 
 

@@ -963,6 +963,54 @@ def epoch_losses(stage_folder: str | os.PathLike, *, key: str = "Losses/train_al
     return losses
 
 
+def loss_figure(curves: dict[int, tuple[Sequence[int], Sequence[float], Sequence[float]]], iters_per_epoch: int):
+    """Chapter 02's loss curves: the stages one after the other along one iteration axis, each with the loss of
+    its logged iterations (faint) and each epoch's mean (dots at the epoch's middle), and a dotted line where
+    each later stage starts. Shown in chapter 02.
+
+    Args:
+        curves: ``{stage: (steps, losses, epoch means)}`` in stage order, from :func:`loss_curve` and
+            :func:`epoch_losses`.
+        iters_per_epoch: iterations in one epoch (where an epoch's mean is drawn, where a stage ends).
+    Returns:
+        the matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    offset = 0
+    for number, (stage, (steps, losses, means)) in enumerate(curves.items()):
+        if number:
+            ax.axvline(offset, color="0.5", linewidth=0.8, linestyle=":")
+            ax.annotate(f"stage {stage} starts", (offset, 1), xycoords=("data", "axes fraction"), xytext=(3, -3),
+                        textcoords="offset points", va="top", color="0.4")
+        colour = f"C{number}"
+        every = steps[1] - steps[0] if len(steps) > 1 else 1
+        ax.plot([offset + step for step in steps], losses, color=colour, alpha=0.35, linewidth=0.8,
+                label=f"stage {stage}, " + ("every iteration" if every == 1 else f"one iteration in {every}"))
+        ax.plot([offset + (epoch + 0.5) * iters_per_epoch for epoch in range(len(means))], means, color=colour,
+                marker="o", label=f"stage {stage}, epoch mean")
+        offset += len(means) * iters_per_epoch
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("training loss")
+    # below the axes: clear of the curves and of the stage labels
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def loss_caption(curves: dict[int, tuple[Sequence[int], Sequence[float], Sequence[float]]], *,
+                 stage2_start: int | None = None) -> str:
+    """The caption of :func:`loss_figure` for this run: each stage's epochs, and where stage 2 started.
+    Shown in chapter 02."""
+    parts = []
+    for stage, (_, _, means) in curves.items():
+        started = f", from stage-1 epoch {stage2_start}" if stage == 2 and stage2_start is not None else ""
+        parts.append(f"stage {stage} ({len(means)} epoch{'s' if len(means) != 1 else ''}{started})")
+    return (f"Training loss of {' then '.join(parts)}, from the trainer's own logs: each logged iteration (faint) "
+            f"and each epoch's mean (dots); the loss is the mask focal loss x20 + dice + IoU + object score.")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fvos train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", help="training params file (e.g. params/pretrain_fvos_tiny.yaml)")

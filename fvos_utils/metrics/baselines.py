@@ -12,6 +12,7 @@ import numpy as np
 
 from fvos_utils.base.io import VOSDataset, write_mask
 from fvos_utils.base.progress import progress_bar
+from fvos_utils.metrics.percent import percent
 
 
 def zero_motion(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str | None = "valid",
@@ -55,14 +56,27 @@ def decay_figure(objects: list[dict], *, title: str = "zero-motion baseline: J d
     mean_j, _, videos = decay_curve(objects)
     frames = np.arange(1, len(mean_j) + 1)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 3.4), sharex=True, height_ratios=(3, 1))
-    top.plot(frames, mean_j, marker=".")
-    top.set_ylabel("mean J over objects")
-    top.set_ylim(0, 1)
-    top.set_title(title, fontsize="medium")
+    top.plot(frames, 100 * mean_j, marker=".")
+    top.set_ylabel("mean J over\nobjects (%)")
+    top.set_ylim(0, 100)
+    top.set_title(title)
     bottom.step(frames, videos, where="mid", color="0.4")
-    bottom.set_ylabel("videos", fontsize="small")
+    bottom.set_ylabel("videos")
     bottom.set_ylim(0, videos.max() * 1.15)
     bottom.set_xlabel("frame (counted from the first scored one)")
     bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return fig
+
+
+def real_clip_caption(clip: str, video: str, n_frames: int, result: dict) -> str:
+    """The caption of chapter 00's real-clip figure: which clip, from where, and its zero-motion score.
+
+    Args:
+        clip: the clip's folder in ``../shared/data/samples``; video: the video shown; n_frames: its frames.
+        result: :func:`fvos_utils.metrics.evaluate.evaluate`'s result for the zero-motion baseline on the clip.
+    """
+    scores = result["global"]
+    return (f"The real clip {clip} (video {video}, {n_frames} frames, from ../shared/data/samples): its ground "
+            f"truth on the first and last frame, and the zero-motion baseline on the last (over the clip: J&F "
+            f"{percent(scores['J&F'])}, J {percent(scores['J'])}, F {percent(scores['F'])}).")

@@ -22,13 +22,28 @@ STYLE = {
     "savefig.bbox": "tight",
     "pdf.fonttype": 42,            # embed TrueType, editable text in the PDF
     "ps.fonttype": 42,
+    # every text at least 9 pt at print size (MIN_PRINT_PT): tick labels, legends and labels at the base size
     "font.size": 9,
     "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 9,
+    "legend.title_fontsize": 9,
+    "figure.titlesize": 10,
     "axes.spines.top": False,
     "axes.spines.right": False,
     "image.interpolation": "nearest",  # masks are labels: never blur them
     "svg.hashsalt": "fvos",        # reproducible SVG ids, should anyone save SVG
 }
+
+
+#: a figure is printed at its own width up to PRINT_WIDTH inches (the text width of a two-column conference page,
+#: where it spans both columns), wider ones scaled down to it ...
+PRINT_WIDTH = 7.0
+#: ... and every text in it is then at least MIN_PRINT_PT points: the size of a conference caption (CVPR and
+#: ICCV set captions in 9-point type), so no label reads smaller than the caption under it
+MIN_PRINT_PT = 9.0
 
 
 def use_style() -> None:
@@ -136,7 +151,7 @@ def colour_key(fig, labels: dict[int, str], **legend) -> None:
 
     palette = davis_palette()
     handles = [Patch(color=palette[i] / 255, label=name) for i, name in labels.items()]
-    fig.legend(handles=handles, loc="lower center", ncol=max(len(handles), 1), frameon=False, fontsize="small",
+    fig.legend(handles=handles, loc="lower center", ncol=max(len(handles), 1), frameon=False,
                bbox_to_anchor=(0.5, -0.14 if legend.get("title") else -0.06), **legend)
 
 
@@ -166,10 +181,10 @@ def tracking_figure(rgb, predicted, truth, frames, *, union: bool = False):
         rows.insert(0, [overlay(image, (gt > 0).astype(np.uint8) if union else gt) for image, gt in zip(rgb, truth)])
         names.insert(0, "ground truth")
         titles = [f"frame {t}, J {jaccard(p, g):.2f}" for t, p, g in zip(frames, predicted, truth)]
-    fig = frame_grid(rows, row_labels=names, col_labels=titles)
+    fig = frame_grid(rows, row_labels=names, col_labels=titles, cell_width=(PRINT_WIDTH - 0.4) / len(titles))
     ids = sorted({int(i) for labels in predicted for i in np.unique(labels) if i not in (0, VOID_LABEL)})
     colour_key(fig, {i: f"object {i}" for i in ids}, title="ground truth: all objects as one mask, in object 1's colour"
-               if union and truth is not None else None, title_fontsize="small")
+               if union and truth is not None else None)
     return fig
 
 
@@ -216,15 +231,15 @@ def boundary_figure(gt_mask, pred_mask, *, radius: int | None = None, crop: bool
     band[b_gt & ~band_pred] = (240, 150, 0)          # GT boundary no predicted one reaches: missed (recall)
     band[b_pred & band_gt] = (30, 150, 30)           # predicted boundary within tolerance: matched
     band[b_pred & ~band_gt] = (220, 30, 30)          # predicted boundary too far: unmatched (precision)
-    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(PRINT_WIDTH, 3.6))
     for ax, img, title in zip(axes, (region, band), (
             f"J = |G∩P| / |G∪P| = {percent(j, 1)}%\n"
-            "green: G∩P, red: missed, blue: extra",
-            f"F = {percent(f, 1)}% (precision {percent(precision, 1)}%, recall {percent(recall, 1)}%)\n"
-            f"GT boundary black if found, orange if missed; its {radius}-px band grey;\n"
-            "predicted boundary green if matched, red if not")):
+            "green: G∩P, red: missed,\nblue: extra",
+            f"F = {percent(f, 1)}%: precision {percent(precision, 1)}%,\nrecall {percent(recall, 1)}%; "
+            f"GT boundary black if\nfound, orange if missed, its {radius}-px band\n"
+            "grey; predicted boundary green\nif matched, red if not")):
         ax.imshow(img)
-        ax.set_title(title, fontsize=7)
+        ax.set_title(title)
         ax.set_axis_off()
     fig.tight_layout()
     return fig
@@ -236,7 +251,7 @@ LABEL_DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (0, 1), (0, -1), (1, 0),
 LABEL_DISTANCES = (5, 10, 16)
 
 
-def label_points(ax, points, *, fontsize: float = 6, marker_size: float = 6) -> list[str]:
+def label_points(ax, points, *, fontsize: float = MIN_PRINT_PT, marker_size: float = 6) -> list[str]:
     """Label data points of ``ax`` so that no label overlaps another label, a point or the axes' edge.
 
     Args:

@@ -28,6 +28,7 @@ terms when doing nothing won (:func:`pick_sentence`).
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import ClassVar, Mapping, Sequence
 
@@ -39,6 +40,7 @@ from fvos_utils.method.models import DEFAULT_SIGMOID
 from fvos_utils.method.postprocess import NO_FILLING, PAPER_FILLING
 from fvos_utils.metrics.evaluate import PairedDifference, paired_difference
 from fvos_utils.metrics.percent import percent, signed
+from fvos_utils.run.figures import PRINT_WIDTH
 
 #: verdict words, in the order of the scorecard's legend
 SUPPORTED, CONTRADICTED, NOT_RESOLVED, NOT_TESTED, NOT_RUN = (
@@ -505,27 +507,29 @@ def scorecard_figure(card: pd.DataFrame, *, title: str = "The paper's claims on 
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(card) + 1.4))
+    fig, ax = plt.subplots(figsize=(PRINT_WIDTH, 0.72 * len(card) + 1.4))  # up to four lines a claim
     ax.axvline(0, color="0.6", linewidth=0.8)
     rows = card.to_dict(orient="records")
     scored = [r for r in rows if not pd.isna(r["dJ&F"])]
     reach = 100 * max([abs(r[end]) for r in scored for end in ("CI low", "CI high")] + [0.01]) * 1.15
     for y, row in enumerate(rows):
         if pd.isna(row["dJ&F"]):  # no comparison: the verdict (not run, not tested) in place of a point
-            ax.text(0, y, row["verdict"], ha="center", va="center", fontsize="small", color="0.45",
+            ax.text(0, y, row["verdict"], ha="center", va="center", color="0.45",
                     bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
             continue
         change, low, high = (100 * row[column] for column in ("dJ&F", "CI low", "CI high"))  # in points
         ax.errorbar(change, y, xerr=[[change - low], [high - change]], fmt="o",
                     color=VERDICT_COLOURS[row["verdict"]], capsize=3)
-    ax.set_yticks(range(len(rows)), [f"{r['claim']}\nvs {r['baseline']}; {r['split']}, {r['videos']} videos"
-                                     if not pd.isna(r["dJ&F"]) else r["claim"] for r in rows], fontsize="small")
+    labels = [f"{r['claim']}\nvs {r['baseline']}; {r['split']}, {r['videos']} videos" if not pd.isna(r["dJ&F"])
+              else r["claim"] for r in rows]
+    # wrapped so that the claims take under half of the page's width and the intervals keep the rest
+    ax.set_yticks(range(len(rows)), ["\n".join(textwrap.fill(part, 46) for part in label.split("\n")) for label in labels])
     ax.set_ylim(len(rows) - 0.5, -0.5)  # the first claim on top
     ax.set_xlim(-reach, reach)
-    ax.set_xlabel("dJ&F, the change of J&F from the claim's baseline (points, 95% CI)")
-    ax.set_title(title, fontsize="medium")
+    ax.set_xlabel("dJ&F, the change of J&F from the claim's baseline\n(points, 95% CI)")
+    ax.set_title(title)
     key = [Line2D([], [], marker="o", linestyle="none", color=colour, label=verdict)
            for verdict, colour in VERDICT_COLOURS.items()]
-    fig.legend(handles=key, loc="lower center", ncol=3, frameon=False, fontsize="small")
+    fig.legend(handles=key, loc="lower center", ncol=len(key), frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig

@@ -313,8 +313,8 @@ def plot_epoch_scores(ax, scores_by_stage: dict[int, Sequence[dict]], *, baselin
     ax.set_xlabel("epoch (stage 2 continues after stage 1)")
     ax.set_ylabel("J&F on valid (%)")
     if intervals is not None:
-        ax.set_title("bars: 95% CI of each epoch's change from the starting model", fontsize="small")
-    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2, frameon=False)
+        ax.set_title("bars: 95% CI of each epoch's change from the starting model")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2, frameon=False)
 
 
 def epoch_figure_caption(pick: choices.EpochPick, scores_by_stage: dict[int, Sequence[dict]]) -> str:

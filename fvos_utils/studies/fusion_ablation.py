@@ -29,7 +29,7 @@ from fvos_utils.method.postprocess import PAPER_FILLING, GapFilling
 from fvos_utils.method.recipe import Pass, fuse_folders
 from fvos_utils.metrics.evaluate import paired_difference
 from fvos_utils.metrics.scoring import score_folder, summary
-from fvos_utils.run.figures import label_points
+from fvos_utils.run.figures import PRINT_WIDTH, label_points
 from fvos_utils.studies import claims
 
 #: how a variant's gap filling relates to its fusion
@@ -222,7 +222,8 @@ def fusion_figure(pass_table: pd.DataFrame, table: pd.DataFrame, results: Mappin
         if list(frame.index.names) != list(needed) or not set(columns) <= set(frame.columns):
             raise ValueError(f"{name} must be indexed by {needed} and have the columns {list(columns)}, "
                              f"got index {list(frame.index.names)} and columns {list(frame.columns)}")
-    fig, (by_scale, by_cost) = plt.subplots(1, 2, figsize=(10, 3.9))  # own y ranges: room for the labels
+    # one above the other, each the page's width: room for the labels; own y ranges
+    fig, (by_scale, by_cost) = plt.subplots(2, 1, figsize=(PRINT_WIDTH, 7.6))
     transforms = list(dict.fromkeys(pass_table.index.get_level_values("transform")))
     markers, lines = "osD^v<>", ("-", "--", ":", "-.")
     for i, transform in enumerate(transforms):
@@ -236,7 +237,7 @@ def fusion_figure(pass_table: pd.DataFrame, table: pd.DataFrame, results: Mappin
             by_scale.axhline(100 * results[variant]["global"]["J&F"], linestyle=style, color="k", linewidth=1,
                              label=f"{largest} fused, {fusion_method} voting")
     by_scale.set_xlabel("scale (x base image size)")
-    by_scale.set_title("single passes", fontsize=9)
+    by_scale.set_title("single passes")
 
     plain = table.xs("none", level="filling")
     plain = plain[plain.index.get_level_values("fusion") != "single"]
@@ -260,16 +261,16 @@ def fusion_figure(pass_table: pd.DataFrame, table: pd.DataFrame, results: Mappin
     by_cost.axhline(0, color="0.5", linewidth=0.8, linestyle="--", label="scale 1 (no change)")
     by_cost.set_xlabel("model passes per frame")
     by_cost.set_title("fused, no gap filling (labels: scale sets, hard left, soft right;\n"
-                      "bars: 95% CI of the change from scale 1)", fontsize=8)
+                      "bars: 95% CI of the change from scale 1)")
     by_cost.margins(x=0.12, y=0.15)  # room for the labels of the outermost points
     by_scale.set_ylabel("J&F (%)")
     by_cost.set_ylabel("dJ&F against scale 1 (points)")
     for ax in (by_scale, by_cost):
-        ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     fig.tight_layout()
     left_out = label_points(by_cost, labels)
     if left_out:
-        by_cost.set_title(f"fused, no gap filling; not labelled for lack of room: {'; '.join(left_out)}", fontsize=7)
+        by_cost.set_title(f"fused, no gap filling; not labelled for lack of room:\n{'; '.join(left_out)}")
     return fig
 
 
@@ -305,7 +306,7 @@ def fill_order_figure(results: Mapping[FusionVariant, dict], scale_sets: Sequenc
                 points.append((x + (k - 1) * 0.2, k, change))
     if not points:
         return None
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(scale_sets) + 2.0), 3.2))
+    fig, ax = plt.subplots(figsize=(min(max(4.0, 1.2 * len(scale_sets) + 2.0), PRINT_WIDTH - 2.2), 3.2))  # + legend
     ax.axhline(0, color="0.5", linewidth=0.8)
     for k, (method, order) in enumerate(FILL_ORDERS):
         mine = [(x, c) for x, kk, c in points if kk == k]
@@ -316,8 +317,8 @@ def fill_order_figure(results: Mapping[FusionVariant, dict], scale_sets: Sequenc
     ax.set_xticks(range(len(scale_sets)), list(scale_sets))
     ax.set_xlabel("scale set")
     ax.set_ylabel("dJ&F against no filling (points)")
-    ax.set_title(f"Gap filling ({filling.name}) before or after voting, 95% CI", fontsize="medium")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    ax.set_title(f"Gap filling ({filling.name}) before or after voting,\n95% CI")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 

@@ -23,7 +23,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from fvos_utils.base.io import VOID_LABEL, DataError, VOSDataset, atomic_dir, read_mask, write_mask
+from fvos_utils.base.io import VOID_LABEL, DataError, VOSDataset, atomic_dir, read_frame, read_mask, write_mask
 from fvos_utils.base.paths import resolve
 from fvos_utils.method import infer, postprocess, probs
 from fvos_utils.method.choices import KernelPick, gain_fields
@@ -31,7 +31,7 @@ from fvos_utils.method.postprocess import NO_FILLING, PAPER_FILLING, GapFilling
 from fvos_utils.metrics.evaluate import paired_difference
 from fvos_utils.metrics.percent import percent
 from fvos_utils.metrics.scoring import delta_summary, object_deltas, score_folder, summary
-from fvos_utils.run.figures import frame_grid, overlay
+from fvos_utils.run.figures import PRINT_WIDTH, frame_grid, overlay
 from fvos_utils.studies import claims
 
 #: kernel sizes k of the ablation (the paper shows several in its Figure 2 and reports k = 2 best)
@@ -142,11 +142,11 @@ def kernel_figure(table: pd.DataFrame, results: Mapping[GapFilling, dict], basel
     per_object.set_xticks(range(len(paper_square)), [f"k {v.kernel}" for v in paper_square])
     per_object.set_ylabel("change per object (points)")
     per_object.set_title("paper rule, square kernel: each object's change from no filling", fontsize=9)
-    per_object.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    per_object.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     handles, labels = by_change.get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize="small", ncol=min(len(series) + 1, 3), frameon=False, loc="lower center",
+    fig.legend(handles, labels, ncol=min(len(series) + 1, 3), frameon=False, loc="lower center",
                title=f"setting (series shifted along k by up to ±{SERIES_SPREAD / 2:g} px so that equal values "
-                     "stay visible)", title_fontsize="small")
+                     "stay visible)")
     fig.tight_layout(rect=(0, 0.12, 1, 1))
     return fig
 
@@ -188,6 +188,43 @@ def contact_gaps(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, *,
             correct += int((pred[contact] == gt[contact]).sum())
     return {"contact": total, "background": background / total if total else None,
             "correct": correct / total if total else None}
+
+
+#: the colours of :func:`anchor_figure`: background, object 1, object 2, their dilations, and where those overlap
+ANCHOR_COLOURS = np.array([[255, 255, 255], [200, 60, 60], [60, 150, 60], [240, 190, 190], [190, 230, 190],
+                           [250, 200, 60]], np.uint8)
+
+
+def anchor_figure(kernel_sizes: Sequence[int] = (2, 3)):
+    """Why a 2 x 2 kernel barely fills gaps: one row of two objects with a 1-px gap (column 5 of 11), then for
+    each kernel (square, OpenCV's default anchor) both dilations and where they overlap, titled with whether
+    the paper's rule (:func:`fvos_utils.method.postprocess.fill_gaps`) filled the gap column. Shown in chapter 05.
+
+    Returns:
+        the matplotlib figure (panels: the masks, then one per kernel).
+    """
+    import cv2
+    import matplotlib.pyplot as plt
+
+    row = np.zeros((2, 5, 11), bool)
+    row[0, :, 1:5], row[1, :, 6:10] = True, True  # object 1 | gap at column 5 | object 2
+    fig, axes = plt.subplots(1, len(kernel_sizes) + 1, figsize=(PRINT_WIDTH, 2.3))
+    for ax, k in zip(axes, (None, *kernel_sizes)):
+        picture = np.zeros(row.shape[1:], int)
+        if k is not None:
+            kernel = postprocess.structuring_element(k, "square")
+            first, second = (cv2.dilate(m.astype(np.uint8), kernel).astype(bool) for m in row)
+            picture[first], picture[second], picture[first & second] = 3, 4, 5
+        picture[row[0]], picture[row[1]] = 1, 2
+        ax.imshow(ANCHOR_COLOURS[picture])
+        ax.set_xticks(np.arange(-0.5, 11, 1), minor=True)
+        ax.set_yticks(np.arange(-0.5, 5, 1), minor=True)
+        ax.grid(which="minor", color="0.8", linewidth=0.5)
+        ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+        filled = postprocess.fill_gaps(row, [1, 2], k or 0)[:, 5]
+        ax.set_title("masks, 1-px gap" if k is None else
+                     f"k = {k}: dilations light,\noverlap yellow;\ngap column filled: {bool(filled.all())}")
+    return fig
 
 
 def bridged_gap_table(kernel_sizes: Sequence[int] = KERNEL_SIZES, shapes: Sequence[str] = postprocess.SHAPES,
@@ -245,6 +282,44 @@ def most_changed_frame(before_dir: str | os.PathLike, after_dir: str | os.PathLi
     return video, frame, changed
 
 
+def meeting_frame(before_dir: str | os.PathLike, after_dir: str | os.PathLike, *,
+                  truth_dir: str | os.PathLike | None = None, union: bool = False,
+                  videos: Sequence[str] | None = None) -> tuple[str, str, int] | None:
+    """The frame where gap filling changed the most pixels where adjacent objects meet
+    (:func:`fvos_utils.method.postprocess.meeting_pixels`), the frame a Figure-2-style panel shows.
+
+    Args:
+        before_dir, after_dir: prediction folders ``<dir>/<video>/<frame>.png`` (without, with filling).
+        truth_dir: ground truth ``<dir>/<video>/<frame>.png`` on which the objects are judged (frames without
+            one are passed over); ``union``: it annotates the objects' union (see ``meeting_pixels``).
+    Returns:
+        ``(video, frame, pixels)``, the first of the best on ties; None when filling changed no pixel where
+        objects meet.
+    """
+    before_dir, after_dir = resolve(before_dir), resolve(after_dir)
+    truth_dir = resolve(truth_dir) if truth_dir is not None else None
+    listing = postprocess.list_predictions(before_dir)
+    best = None
+    for name in (videos if videos is not None else listing):
+        for frame in listing[name]:
+            truth = None
+            if truth_dir is not None:
+                truth_path = truth_dir / name / f"{frame}.png"
+                if not truth_path.is_file():
+                    continue
+                truth = read_mask(truth_path)
+            before = read_mask(before_dir / name / f"{frame}.png")
+            after_path = after_dir / name / f"{frame}.png"
+            after = read_mask(after_path)
+            for path, labels in ((after_path, after), (truth_path if truth is not None else None, truth)):
+                if labels is not None and labels.shape != before.shape:
+                    raise DataError(path, f"size {labels.shape[1]}x{labels.shape[0]} differs from {before_dir / name}")
+            count = int(postprocess.meeting_pixels(before, after, truth=truth, union=union).sum())
+            if count and (best is None or count > best[2]):
+                best = (name, frame, count)
+    return best
+
+
 def changed_share(before_dir: str | os.PathLike, after_dir: str | os.PathLike, *,
                   videos: Sequence[str] | None = None) -> float:
     """The share of all pixels that differ between two prediction folders."""
@@ -267,69 +342,157 @@ def zoomed_crops(rgb: np.ndarray, label_maps: Sequence[np.ndarray], crops: Seque
     if zoom < 1:
         raise ValueError(f"zoom must be >= 1, got {zoom}")
     drawn = [overlay(rgb, labels, alpha=alpha) for labels in label_maps]
-    return [[np.repeat(np.repeat(image[rows, cols], zoom, axis=0), zoom, axis=1) for image in drawn]
-            for rows, cols in crops]
+    return [[_zoomed(image[rows, cols], zoom) for image in drawn] for rows, cols in crops]
 
 
-#: the colour that marks, in the filled columns of :func:`meeting_crops_figure`, a pixel the filling changed
-CHANGED_COLOUR = (255, 230, 0)
+def _zoomed(image: np.ndarray, zoom: int) -> np.ndarray:
+    """Each pixel of ``image`` as a ``zoom x zoom`` block (nearest neighbour)."""
+    return np.repeat(np.repeat(image, zoom, axis=0), zoom, axis=1)
 
 
-def mark_changed(cell: np.ndarray, changed: np.ndarray, zoom: int) -> np.ndarray:
-    """A zoomed crop (``(h * zoom, w * zoom, 3) uint8``) with a dot of :data:`CHANGED_COLOUR` in the middle of
-    every pixel where ``changed`` (``(h, w) bool``) holds, so that what a kernel filled stays visible beside
-    the object colours."""
+#: the colour of the dot that marks, in the filled columns of :func:`meeting_crops_figure`, a pixel the filling
+#: changed (dark, and a ninth of the pixel, so that the object colour around it stays readable)
+CHANGED_DOT = (20, 20, 20)
+
+
+def mark_changed(cell: np.ndarray, changed: np.ndarray, labels: np.ndarray, zoom: int) -> np.ndarray:
+    """A zoomed crop (``(h * zoom, w * zoom, 3) uint8``) where every pixel the filling changed (``changed``:
+    ``(h, w) bool``) shows its new object's colour (``labels``: ``(h, w)``, DAVIS palette) at full opacity
+    with a dot of :data:`CHANGED_DOT` in its middle."""
+    from fvos_utils.base.io import davis_palette
+
     out = cell.copy()
-    inner = slice(zoom // 4, zoom - zoom // 4) if zoom > 2 else slice(0, zoom)
-    dots = np.zeros((zoom, zoom), bool)
-    dots[inner, inner] = True
-    out[np.kron(changed, dots).astype(bool)] = CHANGED_COLOUR
+    solid = np.repeat(np.repeat(davis_palette()[labels], zoom, axis=0), zoom, axis=1)
+    zoomed = np.kron(changed, np.ones((zoom, zoom), np.uint8)).astype(bool)
+    out[zoomed] = solid[zoomed]
+    side = max(1, zoom // 3)
+    dot = np.zeros((zoom, zoom), np.uint8)
+    dot[(zoom - side) // 2:(zoom - side) // 2 + side, (zoom - side) // 2:(zoom - side) // 2 + side] = 1
+    out[np.kron(changed, dot).astype(bool)] = CHANGED_DOT
     return out
 
 
 def meeting_crops_figure(rgb: np.ndarray, pred_maps: Sequence[np.ndarray], labels: Sequence[str], *,
-                         title: str, truth: np.ndarray | None = None, truth_label: str = "ground truth",
-                         n_crops: int = 3, size: int = 40, zoom: int = 4):
-    """The Figure-2-style panel: crops where gap filling changed where objects meet, one column per map,
-    each pixel a filling changed marked with a yellow dot, and a key of the object colours.
+                         title: str, truth: np.ndarray | None = None, union: bool = False,
+                         truth_label: str = "ground truth", n_crops: int = 3, size: int = 40, zoom: int = 6):
+    """The Figure-2-style panel: crops where gap filling changed the maps where adjacent objects meet, one
+    column per map, each pixel a filling changed drawn in its new object's colour with a dark dot, and a
+    key of the object colours.
 
     Args:
         rgb: ``(H, W, 3) uint8`` frame. pred_maps: ``(H, W)`` label maps, first without filling, last with the
             largest kernel (the crops are where these two differ). labels: their column titles.
-        truth: optional ``(H, W)`` ground truth, shown as the first column, titled ``truth_label``. Where it
-            holds VOID_LABEL, the pixel is drawn in the void colour and keyed as ``truth_label``: an annotation
-            of the objects' union (the real clip's, on every frame after the first) does not tell them apart.
+        truth: optional ``(H, W)`` ground truth, shown as the first column, titled ``truth_label``; the crops
+            are chosen where it has two objects within reach (:func:`fvos_utils.method.postprocess.meeting_pixels`).
+            ``union``: it annotates the objects' union (DAVIS 2016's 255 on every frame after the first of
+            the real clip); it is drawn in the void colour, keyed as ``truth_label``, and the crops are chosen
+            inside it, where two predicted objects meet.
     Returns:
         ``(figure, [(y, x) corner of each crop])``, or ``(None, [])`` when no gap was filled.
     """
+    import textwrap
+
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     from fvos_utils.base.io import davis_palette
 
-    crops = postprocess.meeting_crops(pred_maps[0], pred_maps[-1], size=size, max_crops=n_crops)
+    crops = postprocess.meeting_crops(pred_maps[0], pred_maps[-1], truth=truth, union=union, size=size,
+                                      max_crops=n_crops)
     if not crops:
         return None, []
-    maps, labels = list(pred_maps), list(labels)
-    if truth is not None:
-        maps, labels = [truth, *maps], [truth_label, *labels]
-    first = len(maps) - len(pred_maps)  # the column of the prediction without filling
-    rows = zoomed_crops(rgb, maps, crops, zoom=zoom)
+    rows = zoomed_crops(rgb, pred_maps, crops, zoom=zoom)
     for row, (r, c) in zip(rows, crops):
-        for k in range(first + 1, len(maps)):
-            row[k] = mark_changed(row[k], maps[k][r, c] != maps[first][r, c], zoom)
-    fig = frame_grid(rows, col_labels=labels, cell_width=1.7, row_labels=[f"crop {i + 1}" for i in range(len(crops))])
-    fig.suptitle(title, fontsize=9, y=1.1)
-    shown = sorted({int(v) for m in maps for r, c in crops for v in np.unique(m[r, c]) if v not in (0, VOID_LABEL)})
+        for k in range(1, len(pred_maps)):
+            row[k] = mark_changed(row[k], pred_maps[k][r, c] != pred_maps[0][r, c], pred_maps[k][r, c], zoom)
+    labels = list(labels)
+    if truth is not None:
+        # a union annotation does not tell the objects apart: drawn in the void colour, as one region
+        if union:
+            drawn = overlay(rgb, np.where(truth != 0, VOID_LABEL, 0), alpha=0.55, objects=[VOID_LABEL])
+        else:
+            drawn = overlay(rgb, truth, alpha=0.55)
+        rows = [[_zoomed(drawn[r, c], zoom), *row] for row, (r, c) in zip(rows, crops)]
+        labels = [truth_label, *labels]
+    cell = (PRINT_WIDTH - 0.4) / len(labels)  # the row labels take the rest
+    titles = [textwrap.fill(label, width=max(6, int(cell * 72 / 5.5))) for label in labels]
+    fig = frame_grid(rows, col_labels=titles, cell_width=cell, row_labels=[f"crop {i + 1}" for i in range(len(crops))])
+    renderer = fig.canvas.get_renderer()
+    top = max(ax.title.get_window_extent(renderer).y1 for ax in fig.axes) / fig.bbox.height
+    fig.text(0.5, top + 0.01, title, ha="center", va="bottom", fontsize="large")
+    shown = sorted({int(v) for m in pred_maps for r, c in crops for v in np.unique(m[r, c]) if v != 0})
+    if truth is not None and not union:
+        shown = sorted(set(shown) | {int(v) for r, c in crops for v in np.unique(truth[r, c]) if v not in (0, VOID_LABEL)})
     palette = davis_palette()
     key = [Patch(color=palette[v] / 255, label=f"object {v}") for v in shown]
-    if truth is not None and (truth == VOID_LABEL).any():  # a union annotation: say when the crops miss it
-        inside = any((truth[r, c] == VOID_LABEL).any() for r, c in crops)
-        key.append(Patch(color=palette[VOID_LABEL] / 255, label=truth_label if inside else
-                         f"{truth_label}: none in these crops"))
-    key.append(Patch(color=np.array(CHANGED_COLOUR) / 255, label="pixel changed by the filling"))
-    fig.legend(handles=key, loc="lower center", ncol=len(key), fontsize="small", frameon=False,
-               bbox_to_anchor=(0.5, -0.08))
+    if truth is not None and union:
+        key.append(Patch(color=palette[VOID_LABEL] / 255, label=truth_label))
+    changed = (Patch(color="0.75"), Line2D([], [], marker="s", markersize=2.5, linestyle="none",
+                                          color=np.array(CHANGED_DOT) / 255))
+    fig.legend(handles=[*key, changed], labels=[h.get_label() for h in key] + ["pixel changed by the filling"],
+               loc="upper center", ncol=min(len(key) + 1, 4), frameon=False, bbox_to_anchor=(0.5, 0.0))
     return fig, [(int(r.start), int(c.start)) for r, c in crops]
+
+
+@dataclasses.dataclass
+class CropPanel:
+    """A Figure-2-style panel drawn for a run (:func:`meeting_crops_panel`).
+
+    ``figure``: the matplotlib figure; ``caption``: what it shows, in words from the run; ``video``,
+    ``frame``: where it was drawn; ``meeting_pixels``: the pixels the largest kernel changed there where
+    objects meet; ``corners``: the ``(y, x)`` corner of each crop."""
+    figure: object
+    caption: str
+    video: str
+    frame: str
+    meeting_pixels: int
+    corners: list[tuple[int, int]]
+
+    def record(self) -> dict:
+        """The panel's facts for ``metrics.json``."""
+        return {"video": self.video, "frame": self.frame, "meeting_pixels": self.meeting_pixels,
+                "corners": [list(c) for c in self.corners]}
+
+
+def meeting_crops_panel(image_dir: str | os.PathLike, folders: Mapping[GapFilling, str | os.PathLike],
+                        truth_dir: str | os.PathLike, *, union: bool = False, videos: Sequence[str] | None = None,
+                        n_crops: int = 3, size: int = 40) -> CropPanel | None:
+    """The Figure-2-style panel of a run: the frame where the largest kernel changed the most pixels where
+    adjacent objects meet (:func:`meeting_frame`), its crops drawn by :func:`meeting_crops_figure`.
+
+    Args:
+        image_dir: frames ``<dir>/<video>/<frame>.jpg``. folders: the prediction folder of each variant
+            shown, in column order, the first without filling (titled "no filling"), the others "k <size>".
+        truth_dir: the ground truth, ``<dir>/<video>/<frame>.png``; ``union``: it annotates the objects'
+            union (the real clip after frame 0), so the crops lie inside it where two predicted objects meet.
+        n_crops, size: at most this many crops, each ``size`` pixels square.
+    Returns:
+        The panel, or None when no kernel changed a pixel where objects meet.
+    """
+    variants = list(folders)
+    found = meeting_frame(folders[variants[0]], folders[variants[-1]], truth_dir=truth_dir, union=union,
+                          videos=videos)
+    if found is None:
+        return None
+    video, frame, meeting = found
+    truth = read_mask(resolve(truth_dir) / video / f"{frame}.png")
+    maps = [read_mask(resolve(folders[v]) / video / f"{frame}.png") for v in variants]
+    labels = ["no filling"] + [f"k {v.kernel}" for v in variants[1:]]
+    truth_label = "ground truth (union)" if union else "ground truth"
+    fig, corners = meeting_crops_figure(read_frame(resolve(image_dir) / video / f"{frame}.jpg"), maps, labels,
+                                        title=f"{video}, frame {frame}", truth=truth, union=union,
+                                        truth_label=truth_label, n_crops=n_crops, size=size)
+    largest = variants[-1]
+    where = ("inside the annotated union of the objects, next to two predicted objects (after the first frame "
+             "the annotation is the union only, so it cannot say which object a pixel belongs to)" if union
+             else "next to two ground-truth objects")
+    crops = "the crop" if len(corners) == 1 else f"the {len(corners)} crops"
+    caption = (f"{video}, frame {frame}, the frame where the largest kernel ({largest.shape} k {largest.kernel}, "
+               f"{largest.method} rule) changed the most pixels {where}: {meeting} such pixels. Shown are {crops} "
+               f"holding the most of them, {size} px square and enlarged: the {truth_label}, the prediction without "
+               f"filling, then after each kernel; a pixel a kernel changed is drawn in its new object's colour "
+               f"with a dark dot.")
+    return CropPanel(fig, caption, video, frame, meeting, corners)
 
 
 # --------------------------------------------------------------------------------- the real clip

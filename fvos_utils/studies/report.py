@@ -54,8 +54,8 @@ FIGURE_CAPTIONS = {
     "sigmoid_mapping": "What the sigmoid scale and bias do to the mask probability fed to the memory encoder.",
     "kernel_ablation": "The change of J&F from no filling (points, with its 95% interval) and the contact line left as a gap (%) against the gap-filling kernel size, for each method and kernel shape (series shifted slightly along k so that equal values stay visible); below, each object's change with the paper's square kernels.",
     "kernel2_anchor": "Why a 2x2 kernel barely fills gaps under OpenCV's default anchor.",
-    "meeting_crops": "Where adjacent objects meet: crops before and after gap filling with each kernel (cf. the paper's Figure 2).",
-    "clip_meeting_crops": "The same crops on the real two-object clip bmx-trees.",
+    "meeting_crops": "Where two ground-truth objects meet: crops before and after gap filling with each kernel (cf. the paper's Figure 2).",
+    "clip_meeting_crops": "The real two-object clip bmx-trees: crops inside the annotated union of the objects where the two predicted objects meet, before and after gap filling with each kernel.",
     "fill_order": "Gap filling before or after voting: each filled vote's change from the same vote unfilled, with its 95% interval.",
     "claims_scorecard": "The paper's claims tested on this run: each claim's dJ&F against its baseline with the 95% interval, coloured by verdict.",
 }

@@ -156,6 +156,24 @@ def best_other_pair(results: dict[tuple[float, float], dict], *,
 SIGMOID_COLOUR_SPAN = 0.05
 
 
+def mapping_figure(scales: Sequence[float], biases: Sequence[float], *, default: tuple[float, float] = DEFAULT_SIGMOID):
+    """What the memory encoder sees: ``sigmoid(logit) * scale + bias`` over mask logits -8..8 for every pair of
+    the grid, the ``default`` pair solid and thick, the others dashed. Shown in chapter 04."""
+    import matplotlib.pyplot as plt
+
+    logits = np.linspace(-8, 8, 200)
+    fig, ax = plt.subplots(figsize=(4, 3))
+    for scale in scales:
+        for bias in biases:
+            chosen = (scale, bias) == tuple(default)
+            ax.plot(logits, 1 / (1 + np.exp(-logits)) * scale + bias, linewidth=2 if chosen else 0.8,
+                    linestyle="-" if chosen else "--", label=f"scale {scale:g}, bias {bias:g}")
+    ax.set_xlabel("mask logit")
+    ax.set_ylabel("memory encoder input")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)  # beside the curves: one line a pair
+    return fig
+
+
 def plot_sigmoid_grid(ax, grid: np.ndarray, scales: Sequence[float], biases: Sequence[float],
                       table: pd.DataFrame | None = None, *, default: tuple[float, float] = DEFAULT_SIGMOID):
     """Heatmap over (scale rows, bias columns): colour is each pair's change of J&F from ``default`` (the
@@ -181,7 +199,7 @@ def plot_sigmoid_grid(ax, grid: np.ndarray, scales: Sequence[float], biases: Seq
         if table is not None and "dJ&F" in table and (scales[i], biases[j]) in table.index and (i, j) != d:
             row = table.loc[(scales[i], biases[j])]
             label += f"\n{signed(row['dJ&F'])}\n[{signed(row['CI low'])}, {signed(row['CI high'])}]"
-        ax.text(j, i, label, ha="center", va="center", fontsize="small",
+        ax.text(j, i, label, ha="center", va="center",
                 color="w" if abs(change[i, j]) > 0.6 * span else "k")
     ax.add_patch(Rectangle((d[1] - 0.5, d[0] - 0.5), 1, 1, fill=False, edgecolor="k", linestyle="--", linewidth=1.5))
     i, j = np.unravel_index(int(np.nanargmax(grid)), grid.shape)
