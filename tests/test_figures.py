@@ -5,6 +5,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from matplotlib.transforms import Bbox
 
 from fvos_utils.base.io import davis_palette
 from fvos_utils.run import figures
@@ -82,13 +83,13 @@ def test_the_tracking_figure_scores_each_shown_frame_and_keys_the_colours():
     predicted = [t.copy() for t in truth]
     predicted[1][5:, 5:] = 0  # object 2 lost in the second frame
     fig = figures.tracking_figure(rgb, predicted, truth, [0, 9])
-    assert [ax.get_title() for ax in fig.axes[:2]] == ["frame 0, J 1.00", "frame 9, J 0.50"]
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["frame 0, J 100.00", "frame 9, J 50.00"]  # in percent
     assert [ax.get_ylabel() for ax in fig.axes[::2]] == ["ground truth", "prediction"]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["object 1"]
     plt.close(fig)
     union = [(t > 0).astype(np.uint8) for t in truth]  # DAVIS 2016: all objects as one mask
     fig = figures.tracking_figure(rgb, predicted, union, [0, 9], union=True)
-    assert [ax.get_title() for ax in fig.axes[:2]] == ["frame 0, J 1.00", "frame 9, J 0.50"]
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["frame 0, J 100.00", "frame 9, J 50.00"]  # in percent
     assert "all objects as one mask" in fig.legends[0].get_title().get_text()
     plt.close(fig)
     fig = figures.tracking_figure(rgb, predicted, None, [0, 9])  # no truth: the prediction alone
@@ -143,3 +144,28 @@ def test_the_print_check_reads_text_sizes_and_page_width_from_the_pdf(tmp_path):
     assert figure_print.too_small([tmp_path / "column.pdf"]) == []
     assert figure_print.too_small([tmp_path / "wide.pdf"]) == [
         f"wide.pdf: smallest text {smallest:.1f} pt when printed 7.00 in wide (drawn {natural:.2f} in wide), below 9 pt"]
+
+
+def test_point_labels_keep_clear_of_error_bars():
+    """Each point's first choice (up and right) crosses a tall bar just right of it: the label goes elsewhere."""
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 10)
+    try:
+        fig.tight_layout()
+        points = [(2, 5, "left"), (6, 5, "middle")]
+        bars = [(2.4, 1, 2.4, 9), (6.4, 1, 6.4, 9)]
+        for x0, y0, _, y1 in bars:
+            ax.plot([x0, x0], [y0, y1], color="k")
+        free = figures.label_points(ax, points)  # without the bars: the first choice, across them
+        fig.canvas.draw()
+        bar_boxes = [Bbox(ax.transData.transform([(x0, y0), (x1, y1)])) for x0, y0, x1, y1 in bars]
+        assert free == [] and any(t.get_window_extent().overlaps(b) for t in ax.texts for b in bar_boxes)
+        for text in list(ax.texts):
+            text.remove()
+        assert figures.label_points(ax, points, avoid=bars) == []
+        fig.canvas.draw()
+        assert len(ax.texts) == 2
+        assert not any(t.get_window_extent().overlaps(b) for t in ax.texts for b in bar_boxes)
+    finally:
+        plt.close(fig)

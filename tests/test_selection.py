@@ -407,8 +407,8 @@ def test_the_mapping_figure_draws_each_pair_and_marks_the_default():
 
     fig = sigmoid_search.mapping_figure([10.0, 20.0], [-5.0, -10.0])
     lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
-    assert sorted(lines) == ["scale 10, bias -10", "scale 10, bias -5", "scale 20, bias -10", "scale 20, bias -5"]
-    chosen = lines["scale 20, bias -10"]
+    assert sorted(lines) == ["scale 10, bias -10", "scale 10, bias -5", "scale 20, bias -10 (default)", "scale 20, bias -5"]
+    chosen = lines["scale 20, bias -10 (default)"]
     assert chosen.get_linestyle() == "-" and all(lines[k].get_linestyle() == "--" for k in lines if lines[k] is not chosen)
     x, y = chosen.get_xdata(), chosen.get_ydata()
     np.testing.assert_allclose(y, 20 / (1 + np.exp(-x)) - 10)  # SAM 2's 20 / -10 is the default

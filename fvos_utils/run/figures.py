@@ -151,13 +151,14 @@ def colour_key(fig, labels: dict[int, str], **legend) -> None:
 
     palette = davis_palette()
     handles = [Patch(color=palette[i] / 255, label=name) for i, name in labels.items()]
-    fig.legend(handles=handles, loc="lower center", ncol=max(len(handles), 1), frameon=False,
-               bbox_to_anchor=(0.5, -0.14 if legend.get("title") else -0.06), **legend)
+    # hung from the figure's bottom edge: below the pictures whatever the figure's height
+    fig.legend(handles=handles, loc="upper center", ncol=max(len(handles), 1), frameon=False,
+               bbox_to_anchor=(0.5, 0.0), **legend)
 
 
 def tracking_figure(rgb, predicted, truth, frames, *, union: bool = False):
     """A tracked clip at a few frames: the ground truth above the prediction, each column titled with its frame
-    number and the prediction's J there, and a key of the object colours.
+    number and the prediction's J there (in percent), and a key of the object colours.
 
     Args:
         rgb: ``(H, W, 3) uint8`` frames. predicted: their ``(H, W)`` predicted label maps.
@@ -180,7 +181,7 @@ def tracking_figure(rgb, predicted, truth, frames, *, union: bool = False):
     if truth is not None:
         rows.insert(0, [overlay(image, (gt > 0).astype(np.uint8) if union else gt) for image, gt in zip(rgb, truth)])
         names.insert(0, "ground truth")
-        titles = [f"frame {t}, J {jaccard(p, g):.2f}" for t, p, g in zip(frames, predicted, truth)]
+        titles = [f"frame {t}, J {percent(jaccard(p, g))}" for t, p, g in zip(frames, predicted, truth)]
     fig = frame_grid(rows, row_labels=names, col_labels=titles, cell_width=(PRINT_WIDTH - 0.4) / len(titles))
     ids = sorted({int(i) for labels in predicted for i in np.unique(labels) if i not in (0, VOID_LABEL)})
     colour_key(fig, {i: f"object {i}" for i in ids}, title="ground truth: all objects as one mask, in object 1's colour"
@@ -251,13 +252,17 @@ LABEL_DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (0, 1), (0, -1), (1, 0),
 LABEL_DISTANCES = (5, 10, 16)
 
 
-def label_points(ax, points, *, fontsize: float = MIN_PRINT_PT, marker_size: float = 6) -> list[str]:
-    """Label data points of ``ax`` so that no label overlaps another label, a point or the axes' edge.
+def label_points(ax, points, *, fontsize: float = MIN_PRINT_PT, marker_size: float = 6,
+                 avoid=(), avoid_width: float = 4) -> list[str]:
+    """Label data points of ``ax`` so that no label overlaps another label, a point, what ``avoid`` names or
+    the axes' edge.
 
     Args:
         points: ``[(x, y, label)]`` in data coordinates; points at the same place share one label
             (their labels joined by ", ").
         marker_size: the markers' size in points (each point keeps a square of that side free).
+        avoid: ``[(x0, y0, x1, y1)]`` in data coordinates, drawn things a label must not cover (an error bar
+            is ``(x, low, x, high)``), each widened to at least ``avoid_width`` points (an error bar's caps).
     Returns:
         the labels that found no free place among :data:`LABEL_DIRECTIONS` x :data:`LABEL_DISTANCES`
         and were left out (shared labels as joined).
@@ -276,6 +281,11 @@ def label_points(ax, points, *, fontsize: float = MIN_PRINT_PT, marker_size: flo
     half = marker_size * fig.dpi / 72 / 2
     taken = [Bbox.from_extents(px - half, py - half, px + half, py + half)
              for px, py in ax.transData.transform(list(shared))]
+    margin = avoid_width * fig.dpi / 72 / 2
+    for x0, y0, x1, y1 in avoid:
+        (ax0, ay0), (ax1, ay1) = ax.transData.transform([(x0, y0), (x1, y1)])
+        taken.append(Bbox.from_extents(min(ax0, ax1) - margin, min(ay0, ay1) - margin,
+                                       max(ax0, ax1) + margin, max(ay0, ay1) + margin))
     frame = ax.get_window_extent(renderer)
     left_out = []
     for (x, y), names in shared.items():

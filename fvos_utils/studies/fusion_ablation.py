@@ -187,8 +187,8 @@ def figure_caption(transform_sets: Mapping[str, Sequence[str]]) -> str:
     used = [name for name, transforms in transform_sets.items() if list(transforms) != ["identity"]]
     transforms = (f"with and without the test-time transform sets {', '.join(used)}" if used else
                   "without test-time transforms (the run used none)")
-    return ("Left: J&F (%) of each single scale, with the largest scale set fused by hard and by soft voting as "
-            "lines. Right: each fused scale set's change of J&F from scale 1 (points) with its 95% interval, against "
+    return ("Above: J&F (%) of each single scale, with the largest scale set fused by hard and by soft voting as "
+            "lines. Below: each fused scale set's change of J&F from scale 1 (points) with its 95% interval, against "
             f"its model passes per frame (points labelled with their scale set), hard against soft voting, {transforms}.")
 
 
@@ -196,13 +196,13 @@ def fusion_figure(pass_table: pd.DataFrame, table: pd.DataFrame, results: Mappin
                   scale_sets: Mapping[str, Sequence[float]]):
     """Chapter 06's fusion figure, two panels of J&F, each on its own labelled axis. Shown in chapter 06.
 
-    Left: the J&F of every single pass against its scale, one line per transform (each its own marker
+    Top: the J&F of every single pass against its scale, one line per transform (each its own marker
     and line style, so equal scores stay visible), and as horizontal lines the :func:`largest_set`
-    fused without transforms, by hard and by soft voting (where ``results`` has them). Right: the change of
+    fused without transforms, by hard and by soft voting (where ``results`` has them). Below: the change of
     J&F from scale 1 (``dJ&F``, in points) of every fused variant without gap filling, with its 95% interval,
     against its model passes per frame; colour: voting (hard
     left of the tick, soft right), marker: transform set; each hard point labelled with its scale set (points at the same place share a label;
-    labels never overlap, see :func:`fvos_utils.run.figures.label_points`).
+    labels never overlap each other, a point or an interval, see :func:`fvos_utils.run.figures.label_points`).
 
     Args:
         pass_table: one row per pass indexed by ``(scale, transform)``, with ``J&F`` (chapter 06's
@@ -241,7 +241,7 @@ def fusion_figure(pass_table: pd.DataFrame, table: pd.DataFrame, results: Mappin
 
     plain = table.xs("none", level="filling")
     plain = plain[plain.index.get_level_values("fusion") != "single"]
-    labels = []
+    labels, bars = [], []
     voting_colours = {"hard": "C0", "soft": "C3"}
     for i, transform_set in enumerate(dict.fromkeys(plain.index.get_level_values("transforms"))):
         for fusion_method, colour in voting_colours.items():
@@ -256,6 +256,8 @@ def fusion_figure(pass_table: pd.DataFrame, table: pd.DataFrame, results: Mappin
                              marker="osD^v"[i % 5], linestyle="none", color=colour, ecolor=colour, elinewidth=0.8,
                              capsize=2, markerfacecolor="none" if i else colour, markersize=6,
                              label=f"{fusion_method} voting, transforms {transform_set}")
+            bars += [(x, 100 * low, x, 100 * high)  # the labels keep clear of every interval
+                     for x, low, high in zip(rows["passes"] + shift, rows["CI low"], rows["CI high"])]
             if fusion_method == "hard":  # one label per scale set: its soft point stands beside it
                 labels += [(row["passes"] + shift, 100 * row["dJ&F"], scales) for (scales, _, _), row in rows.iterrows()]
     by_cost.axhline(0, color="0.5", linewidth=0.8, linestyle="--", label="scale 1 (no change)")
@@ -268,7 +270,7 @@ def fusion_figure(pass_table: pd.DataFrame, table: pd.DataFrame, results: Mappin
     for ax in (by_scale, by_cost):
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     fig.tight_layout()
-    left_out = label_points(by_cost, labels)
+    left_out = label_points(by_cost, labels, avoid=bars)
     if left_out:
         by_cost.set_title(f"fused, no gap filling; not labelled for lack of room:\n{'; '.join(left_out)}")
     return fig
@@ -306,7 +308,7 @@ def fill_order_figure(results: Mapping[FusionVariant, dict], scale_sets: Sequenc
                 points.append((x + (k - 1) * 0.2, k, change))
     if not points:
         return None
-    fig, ax = plt.subplots(figsize=(min(max(4.0, 1.2 * len(scale_sets) + 2.0), PRINT_WIDTH - 2.2), 3.2))  # + legend
+    fig, ax = plt.subplots(figsize=(min(max(4.0, 1.2 * len(scale_sets) + 2.0), PRINT_WIDTH), 4.0))
     ax.axhline(0, color="0.5", linewidth=0.8)
     for k, (method, order) in enumerate(FILL_ORDERS):
         mine = [(x, c) for x, kk, c in points if kk == k]
@@ -318,7 +320,7 @@ def fill_order_figure(results: Mapping[FusionVariant, dict], scale_sets: Sequenc
     ax.set_xlabel("scale set")
     ax.set_ylabel("dJ&F against no filling (points)")
     ax.set_title(f"Gap filling ({filling.name}) before or after voting,\n95% CI")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)  # below: the axes keep the width
     fig.tight_layout()
     return fig
 

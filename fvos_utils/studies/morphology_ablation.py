@@ -221,6 +221,8 @@ def anchor_figure(kernel_sizes: Sequence[int] = (2, 3)):
         ax.set_yticks(np.arange(-0.5, 5, 1), minor=True)
         ax.grid(which="minor", color="0.8", linewidth=0.5)
         ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+        for spine in ax.spines.values():  # the grid draws the cells' edges
+            spine.set_visible(False)
         filled = postprocess.fill_gaps(row, [1, 2], k or 0)[:, 5]
         ax.set_title("masks, 1-px gap" if k is None else
                      f"k = {k}: dilations light,\noverlap yellow;\ngap column filled: {bool(filled.all())}")

@@ -167,7 +167,8 @@ def mapping_figure(scales: Sequence[float], biases: Sequence[float], *, default:
         for bias in biases:
             chosen = (scale, bias) == tuple(default)
             ax.plot(logits, 1 / (1 + np.exp(-logits)) * scale + bias, linewidth=2 if chosen else 0.8,
-                    linestyle="-" if chosen else "--", label=f"scale {scale:g}, bias {bias:g}")
+                    linestyle="-" if chosen else "--",
+                    label=f"scale {scale:g}, bias {bias:g}" + (" (default)" if chosen else ""))
     ax.set_xlabel("mask logit")
     ax.set_ylabel("memory encoder input")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)  # beside the curves: one line a pair
