@@ -278,14 +278,12 @@ def label_points(ax, points, *, fontsize: float = MIN_PRINT_PT, marker_size: flo
         names = shared.setdefault((float(x), float(y)), [])
         if label not in names:
             names.append(label)
-    half = marker_size * fig.dpi / 72 / 2
-    taken = [Bbox.from_extents(px - half, py - half, px + half, py + half)
-             for px, py in ax.transData.transform(list(shared))]
-    margin = avoid_width * fig.dpi / 72 / 2
-    for x0, y0, x1, y1 in avoid:
-        (ax0, ay0), (ax1, ay1) = ax.transData.transform([(x0, y0), (x1, y1)])
-        taken.append(Bbox.from_extents(min(ax0, ax1) - margin, min(ay0, ay1) - margin,
-                                       max(ax0, ax1) + margin, max(ay0, ay1) + margin))
+    def kept_free(x0, y0, x1, y1, width):  # a data-space box in display space, at least width points across
+        corners = np.sort(ax.transData.transform([(x0, y0), (x1, y1)]), axis=0)  # lower left, upper right
+        return Bbox(corners).padded(width * fig.dpi / 72 / 2)
+
+    taken = [kept_free(x, y, x, y, marker_size) for x, y in shared]
+    taken += [kept_free(*box, avoid_width) for box in avoid]
     frame = ax.get_window_extent(renderer)
     left_out = []
     for (x, y), names in shared.items():

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import textwrap
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from fvos_utils.base.io import VOID_LABEL, DataError, VOSDataset, atomic_dir, read_frame, read_mask, write_mask
+from fvos_utils.base.io import (VOID_LABEL, DataError, VOSDataset, atomic_dir, davis_palette, read_frame, read_mask,
+                                write_mask)
 from fvos_utils.base.paths import resolve
 from fvos_utils.method import infer, postprocess, probs
 from fvos_utils.method.choices import KernelPick, gain_fields
@@ -165,6 +167,15 @@ def contact_pixels(gt: np.ndarray) -> np.ndarray:
     return out
 
 
+def _read_same_size(path: Path, reference: np.ndarray, reference_name: str | os.PathLike) -> np.ndarray:
+    """The label map at ``path``, refused (a DataError naming ``path``) unless it has ``reference``'s size;
+    ``reference_name``: where ``reference`` came from, for the message."""
+    labels = read_mask(path)
+    if labels.shape != reference.shape:
+        raise DataError(path, f"size {labels.shape[1]}x{labels.shape[0]} differs from {reference_name}")
+    return labels
+
+
 def contact_gaps(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, *,
                  videos: Sequence[str] | None = None) -> dict:
     """On the ground truth's contact pixels (:func:`contact_pixels`), what the prediction says.
@@ -178,10 +189,7 @@ def contact_gaps(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, *,
     for name in names:
         for gt_path in sorted((gt_dir / name).glob("*.png")):
             gt = read_mask(gt_path)
-            pred_path = pred_dir / name / gt_path.name
-            pred = read_mask(pred_path)
-            if pred.shape != gt.shape:
-                raise DataError(pred_path, f"size {pred.shape[1]}x{pred.shape[0]} differs from {gt_path}")
+            pred = _read_same_size(pred_dir / name / gt_path.name, gt, gt_path)
             contact = contact_pixels(gt)
             total += int(contact.sum())
             background += int((pred[contact] == 0).sum())
@@ -258,22 +266,22 @@ def bridged_gap_table(kernel_sizes: Sequence[int] = KERNEL_SIZES, shapes: Sequen
 
 
 # ---------------------------------------------------------------------------------- figure crops
+def _paired_maps(before_dir: Path, after_dir: Path, videos: Sequence[str] | None):
+    """``(video, frame, before, after)`` for every frame of ``before_dir`` (of ``videos``, default all), the
+    label maps of both folders; a map of another size than ``before``'s is a DataError naming its file."""
+    listing = postprocess.list_predictions(before_dir)
+    for name in (videos if videos is not None else listing):
+        for frame in listing[name]:
+            before = read_mask(before_dir / name / f"{frame}.png")
+            yield name, frame, before, _read_same_size(after_dir / name / f"{frame}.png", before, before_dir / name)
+
+
 def frame_changes(before_dir: str | os.PathLike, after_dir: str | os.PathLike, *,
                   videos: Sequence[str] | None = None) -> dict[tuple[str, str], tuple[int, int]]:
     """``{(video, frame): (pixels that differ, pixels)}`` between two prediction folders (the frames of
     ``before_dir``)."""
-    before_dir, after_dir = resolve(before_dir), resolve(after_dir)
-    listing = postprocess.list_predictions(before_dir)
-    out = {}
-    for name in (videos if videos is not None else listing):
-        for frame in listing[name]:
-            before = read_mask(before_dir / name / f"{frame}.png")
-            after_path = after_dir / name / f"{frame}.png"
-            after = read_mask(after_path)
-            if after.shape != before.shape:
-                raise DataError(after_path, f"size {after.shape[1]}x{after.shape[0]} differs from {before_dir / name}")
-            out[name, frame] = (int((before != after).sum()), before.size)
-    return out
+    return {(name, frame): (int((before != after).sum()), before.size)
+            for name, frame, before, after in _paired_maps(resolve(before_dir), resolve(after_dir), videos)}
 
 
 def most_changed_frame(before_dir: str | os.PathLike, after_dir: str | os.PathLike, *,
@@ -298,27 +306,18 @@ def meeting_frame(before_dir: str | os.PathLike, after_dir: str | os.PathLike, *
         ``(video, frame, pixels)``, the first of the best on ties; None when filling changed no pixel where
         objects meet.
     """
-    before_dir, after_dir = resolve(before_dir), resolve(after_dir)
     truth_dir = resolve(truth_dir) if truth_dir is not None else None
-    listing = postprocess.list_predictions(before_dir)
     best = None
-    for name in (videos if videos is not None else listing):
-        for frame in listing[name]:
-            truth = None
-            if truth_dir is not None:
-                truth_path = truth_dir / name / f"{frame}.png"
-                if not truth_path.is_file():
-                    continue
-                truth = read_mask(truth_path)
-            before = read_mask(before_dir / name / f"{frame}.png")
-            after_path = after_dir / name / f"{frame}.png"
-            after = read_mask(after_path)
-            for path, labels in ((after_path, after), (truth_path if truth is not None else None, truth)):
-                if labels is not None and labels.shape != before.shape:
-                    raise DataError(path, f"size {labels.shape[1]}x{labels.shape[0]} differs from {before_dir / name}")
-            count = int(postprocess.meeting_pixels(before, after, truth=truth, union=union).sum())
-            if count and (best is None or count > best[2]):
-                best = (name, frame, count)
+    for name, frame, before, after in _paired_maps(resolve(before_dir), resolve(after_dir), videos):
+        truth = None
+        if truth_dir is not None:
+            truth_path = truth_dir / name / f"{frame}.png"
+            if not truth_path.is_file():
+                continue
+            truth = _read_same_size(truth_path, before, resolve(before_dir) / name)
+        count = int(postprocess.meeting_pixels(before, after, truth=truth, union=union).sum())
+        if count and (best is None or count > best[2]):
+            best = (name, frame, count)
     return best
 
 
@@ -361,12 +360,9 @@ def mark_changed(cell: np.ndarray, changed: np.ndarray, labels: np.ndarray, zoom
     """A zoomed crop (``(h * zoom, w * zoom, 3) uint8``) where every pixel the filling changed (``changed``:
     ``(h, w) bool``) shows its new object's colour (``labels``: ``(h, w)``, DAVIS palette) at full opacity
     with a dot of :data:`CHANGED_DOT` in its middle."""
-    from fvos_utils.base.io import davis_palette
-
     out = cell.copy()
-    solid = np.repeat(np.repeat(davis_palette()[labels], zoom, axis=0), zoom, axis=1)
-    zoomed = np.kron(changed, np.ones((zoom, zoom), np.uint8)).astype(bool)
-    out[zoomed] = solid[zoomed]
+    zoomed = _zoomed(changed, zoom)
+    out[zoomed] = _zoomed(davis_palette()[labels], zoom)[zoomed]
     side = max(1, zoom // 3)
     dot = np.zeros((zoom, zoom), np.uint8)
     dot[(zoom - side) // 2:(zoom - side) // 2 + side, (zoom - side) // 2:(zoom - side) // 2 + side] = 1
@@ -392,12 +388,8 @@ def meeting_crops_figure(rgb: np.ndarray, pred_maps: Sequence[np.ndarray], label
     Returns:
         ``(figure, [(y, x) corner of each crop])``, or ``(None, [])`` when no gap was filled.
     """
-    import textwrap
-
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
-
-    from fvos_utils.base.io import davis_palette
 
     crops = postprocess.meeting_crops(pred_maps[0], pred_maps[-1], truth=truth, union=union, size=size,
                                       max_crops=n_crops)
