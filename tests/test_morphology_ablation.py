@@ -436,3 +436,15 @@ def test_the_anchor_figure_shows_k2_dilations_missing_each_other():
     assert np.all(pictures[1][:, 5] == colours[3]) and np.all(pictures[1][:, 10] == colours[4])  # grown right
     assert np.all(pictures[1][:, 0] == colours[0])  # ... and not left
     plt.close(fig)
+
+
+def test_meeting_frame_refuses_a_ground_truth_of_another_size(tmp_path):
+    labels = np.zeros((8, 10), np.uint8)
+    labels[:, :4], labels[:, 5:] = 1, 2
+    write_mask(tmp_path / "a" / "v" / "00000.png", labels)
+    write_mask(tmp_path / "b" / "v" / "00000.png", postprocess.fill_gaps_labels(labels, 3))
+    write_mask(tmp_path / "truth" / "v" / "00000.png", labels[:6])
+    with pytest.raises(DataError, match=r"truth/v/00000.png.*size 10x6 differs"):
+        morphology_ablation.meeting_frame(tmp_path / "a", tmp_path / "b", truth_dir=tmp_path / "truth")
+    write_mask(tmp_path / "truth" / "v" / "00000.png", labels)
+    assert morphology_ablation.meeting_frame(tmp_path / "a", tmp_path / "b", truth_dir=tmp_path / "truth")[:2] == ("v", "00000")
