@@ -680,6 +680,7 @@ def test_the_loss_figure_puts_the_stages_one_after_the_other():
     plt.close(fig)
     assert train.loss_caption(curves, stage2_start=2).startswith(
         "Training loss of stage 1 (2 epochs) then stage 2 (1 epoch, from stage-1 epoch 2), from the trainer's own logs")
+    assert train.loss_caption({1: curves[1]}).startswith("Training loss of stage 1 (2 epochs), from the trainer's")
     fig = train.loss_figure({1: ([0, 1, 2], [1.0, 0.9, 0.8], [0.9])}, iters_per_epoch=3)
     assert "stage 1, every iteration" in [line.get_label() for line in fig.axes[0].get_lines()] and not fig.axes[0].texts
     plt.close(fig)
